@@ -1,7 +1,7 @@
 """One exception hierarchy for everything that depends on input, config or environment.
 
-Internal invariants use ``assert``; anything a user can cause raises one of these, with a message that
-names what is wrong (the key, the column, the shard, the path) and what would be right.
+Internal invariants use ``assert``; anything a user can cause raises one of these, with a message
+that names what is wrong (the key, the column, the shard, the path) and what would be right.
 """
 
 

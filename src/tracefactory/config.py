@@ -1,0 +1,139 @@
+"""Typed, validated parameters: ``params.yaml`` (the embedded default) and ``pipelines/`` profiles.
+
+``params.yaml`` is the single source DVC tracks. Each stage reads its own section, a frozen
+pydantic model defined beside the stage; a bad value fails at load with the key, the value and what
+is allowed. A profile (``pipelines/<name>.yaml``) is a partial params file: ``tracefactory params
+apply`` merges it into ``params.yaml`` so that DVC sees, diffs and caches the change like any other
+edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tracefactory.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every params section: immutable, and unknown keys are errors (typos fail loudly)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RayConfig(Section):
+    """Where Ray runs the parallel stages."""
+
+    address: str | None = None  # None: start a local Ray; "auto", "ray://head:10001": join one
+    num_cpus: int | None = Field(None, ge=1)  # CPUs of a local Ray (None: all); unused with address
+    no_progress_timeout_s: int = Field(600, ge=10)  # fail a stage when no shard finishes this long
+
+
+class WorkerConfig(Section):
+    """How many workers a stage runs and what each one reserves."""
+
+    count: int = Field(2, ge=1)  # workers (Ray actors); each owns one engine
+    num_cpus: float = Field(1.0, gt=0)  # CPUs reserved per worker (fractions allowed)
+    num_gpus: float = Field(0.0, ge=0)  # GPUs per worker (vLLM: its tensor-parallel size)
+    max_shard_attempts: int = Field(3, ge=1)  # a shard whose worker dies this often fails the stage
+
+
+class Params(Section):
+    """Every section of ``params.yaml``; a section's model lives beside the stage that reads it."""
+
+    seed: int = 1234  # run seed: every sampling seed derives from (seed, problem id, sample index)
+    ray: RayConfig = RayConfig()
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        lines.append(f"  {key}{shown}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse a ``dotted.key=value`` override; the value is YAML (``3``, ``true``, ``[1, 2]``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. rollin.samples=4)")
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """``base`` with ``update`` merged in, recursively for nested mappings (lists are replaced)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set_path(data: dict, path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ()) -> Params:
+    """Load and validate ``path`` with ``key=value`` overrides applied on top.
+
+    Raises:
+        ConfigError: naming each bad key, its value and what is allowed.
+    """
+    data = read_yaml(path)
+    for override in overrides:
+        key_path, value = parse_override(override)
+        _set_path(data, key_path, value)
+    try:
+        return Params.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(str(path), e)) from None
+
+
+def apply_profile(params_path: str | Path, profile_path: str | Path) -> Params:
+    """Merge a profile from ``pipelines/`` into ``params_path``, validate, and write it back."""
+    merged = deep_merge(read_yaml(params_path), read_yaml(profile_path))
+    try:
+        params = Params.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(str(profile_path), e)) from None
+    header = f"# {Path(profile_path).as_posix()} applied by `tracefactory params apply`\n"
+    Path(params_path).write_text(header + yaml.safe_dump(merged, sort_keys=False))
+    return params
+
+
+def params_hash(*sections: BaseModel | int | str) -> str:
+    """Short stable hash of the params a stage's output depends on (stored in table metadata)."""
+    payload = [s.model_dump(mode="json") if isinstance(s, BaseModel) else s for s in sections]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,46 @@
+"""Joining or starting Ray, quietly and safely."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from tracefactory.config import RayConfig
+
+logger = logging.getLogger(__name__)
+
+# Ray's defaults print dozens of lines per run and phone home; a data tool's log should show its own
+# progress. These keep Ray's warnings and errors.
+_QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "RAY_BACKEND_LOG_LEVEL": "fatal",
+    "RAY_DEDUP_LOGS": "1",
+}
+
+
+def init_ray(config: RayConfig) -> None:
+    """Join the cluster at ``config.address``, or start a fresh local instance when it is None.
+
+    A None address means ``address="local"``, never the ``RAY_ADDRESS`` environment or a cluster
+    file left by an earlier head: both hang when that cluster is gone.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    if config.address is None:
+        # Token auth (on by default since Ray 2.5x) writes ~/.ray/auth_token on a local start; a
+        # private local instance needs no auth.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(
+            address="local",
+            num_cpus=config.num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
+    else:
+        ray.init(address=config.address, logging_level=logging.WARNING)
+    logger.info("Ray resources: %s", ray.cluster_resources())

@@ -1,0 +1,188 @@
+"""The data contracts: load ``schemas/<table>.yaml`` and validate tables against them.
+
+Each table written by a stage has one schema file, the contract between that stage and everything
+downstream. ``validate`` is called on every write (by ``tracefactory.io``), so a stage that drifts
+from its contract fails at the write that drifted, naming the table, the column and the offending
+value, instead of three stages later.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from tracefactory.errors import SchemaError
+
+SCHEMA_DIR = Path(__file__).parent / "_schemas"
+
+_SCALAR_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+}
+_LIST_TYPE = re.compile(r"^list<(.+)>$")
+
+
+def parse_type(spec: str) -> pa.DataType:
+    """Turn a schema file's type string (``int32``, ``list<list<int32>>``) into an Arrow type."""
+    spec = spec.strip()
+    if spec in _SCALAR_TYPES:
+        return _SCALAR_TYPES[spec]
+    match = _LIST_TYPE.match(spec)
+    if match:
+        return pa.list_(parse_type(match.group(1)))
+    raise SchemaError(f"unknown column type {spec!r}; allowed: {sorted(_SCALAR_TYPES)} or list<T>")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table contract."""
+
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = False
+    allowed: tuple | None = None  # closed set of values (of the elements, for list columns)
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table contract: its columns, its key and the metadata every shard must carry."""
+
+    name: str
+    version: int
+    description: str
+    key: str
+    columns: tuple[Column, ...]
+    metadata_keys: tuple[str, ...]
+
+    @property
+    def arrow(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    def validate(self, table: pa.Table) -> pa.Table:
+        """Check ``table`` against the contract and return it with the contract's exact Arrow types.
+
+        Representation differences are normalised (``large_string`` to ``string``, ``int64``
+        to ``int32`` when every value fits); a different kind of type, a missing or unknown
+        column, a null in a non-nullable column or a value outside ``allowed`` raises
+        ``SchemaError``.
+        """
+        names = set(table.column_names)
+        missing = [c.name for c in self.columns if c.name not in names]
+        if missing:
+            raise SchemaError(f"table {self.name!r}: missing column(s) {missing}")
+        unknown = sorted(names - {c.name for c in self.columns})
+        if unknown:
+            raise SchemaError(
+                f"table {self.name!r}: unknown column(s) {unknown} (not in the schema)"
+            )
+        arrays = [self._validate_column(c, table.column(c.name)) for c in self.columns]
+        return pa.Table.from_arrays(arrays, schema=self.arrow)
+
+    def _validate_column(self, column: Column, values: pa.ChunkedArray) -> pa.ChunkedArray:
+        where = f"table {self.name!r}, column {column.name!r}"
+        if not _same_kind(values.type, column.type):
+            raise SchemaError(f"{where}: type {values.type} where the schema says {column.type}")
+        try:
+            values = values.cast(column.type, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise SchemaError(f"{where}: values do not fit {column.type}: {e}") from e
+        if not column.nullable and values.null_count:
+            row = pc.index(pc.is_null(values), True).as_py()
+            raise SchemaError(f"{where}: null at row {row}, and the column is not nullable")
+        if column.allowed is not None:
+            _check_allowed(where, values, column.allowed)
+        return values
+
+
+def _same_kind(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether ``actual`` is ``expected`` up to representation (string, list or int width).
+
+    An all-null column (Arrow type ``null``) fits any type; the null check then decides.
+    """
+    if pa.types.is_null(actual):
+        return True
+    if pa.types.is_list(expected):
+        is_list = pa.types.is_list(actual) or pa.types.is_large_list(actual)
+        return is_list and _same_kind(actual.value_type, expected.value_type)
+    if pa.types.is_string(expected):
+        return (
+            pa.types.is_string(actual)
+            or pa.types.is_large_string(actual)
+            or (pa.types.is_string_view(actual))
+        )
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(actual)
+    return actual == expected
+
+
+def _check_allowed(where: str, values: pa.ChunkedArray, allowed: tuple) -> None:
+    flat = values
+    while pa.types.is_list(flat.type):
+        flat = pc.list_flatten(flat)
+    allowed_array = pa.array(allowed, type=flat.type)
+    bad = pc.invert(pc.is_in(flat, value_set=allowed_array))
+    bad = pc.and_kleene(bad, pc.is_valid(flat))
+    if pc.any(bad).as_py():
+        value = pc.filter(flat, bad)[0].as_py()
+        raise SchemaError(f"{where}: value {value!r} is not one of the allowed {list(allowed)}")
+
+
+@functools.cache
+def load_schema(name: str) -> TableSchema:
+    """Load the contract ``schemas/<name>.yaml``.
+
+    Raises:
+        SchemaError: if there is no such schema or the file is malformed.
+    """
+    path = SCHEMA_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in SCHEMA_DIR.glob("*.yaml"))
+        raise SchemaError(f"no schema named {name!r} in {SCHEMA_DIR}; known: {known}")
+    spec = yaml.safe_load(path.read_text())
+    try:
+        columns = tuple(
+            Column(
+                name=c["name"],
+                type=parse_type(c["type"]),
+                doc=c["doc"],
+                nullable=bool(c.get("nullable", False)),
+                allowed=tuple(c["allowed"]) if "allowed" in c else None,
+            )
+            for c in spec["columns"]
+        )
+        return TableSchema(
+            name=spec["name"],
+            version=int(spec["version"]),
+            description=" ".join(spec["description"].split()),
+            key=spec["key"],
+            columns=columns,
+            metadata_keys=tuple(spec["metadata"]),
+        )
+    except (KeyError, TypeError) as e:
+        raise SchemaError(f"malformed schema file {path}: {e!r}") from e
+
+
+def schema_names() -> list[str]:
+    """Names of every table contract in ``schemas/``."""
+    return sorted(p.stem for p in SCHEMA_DIR.glob("*.yaml"))

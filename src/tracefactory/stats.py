@@ -1,0 +1,86 @@
+"""Counters, progress lines, and the small metrics files each stage leaves for ``dvc metrics``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class Stats:
+    """Named counters of what a stage did and dropped (``dropped_<reason>``), as datatrove's."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def update(self, name: str, value: int = 1) -> None:
+        self.counts[name] += value
+
+    def merge(self, other: Counter[str] | dict[str, int]) -> None:
+        self.counts.update(other)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+class Progress:
+    """Progress of a long stage: a live line on a terminal, one log line per interval elsewhere.
+
+    Shows done/total units, the rate of each counted quantity (samples/s, tokens/s) and the ETA.
+    """
+
+    def __init__(self, stage: str, total: int, unit: str = "shards", interval_s: float = 10.0):
+        self.stage, self.total, self.unit, self.interval_s = stage, total, unit, interval_s
+        self.done = 0
+        self.counts: Counter[str] = Counter()
+        self.started = self._last_log = time.monotonic()
+        self._live = sys.stderr.isatty() and os.environ.get("CI") is None
+
+    def advance(self, units: int = 1, **counts: int) -> None:
+        self.done += units
+        self.counts.update(counts)
+        now = time.monotonic()
+        if self._live:
+            print(f"\r{self.line()}", end="", file=sys.stderr, flush=True)
+        elif now - self._last_log >= self.interval_s or self.done == self.total:
+            self._last_log = now
+            logger.info(self.line())
+
+    def close(self) -> None:
+        if self._live:
+            print(file=sys.stderr)
+        logger.info("%s finished: %s", self.stage, self.line())
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rates = " ".join(f"{n / elapsed:,.0f} {name}/s" for name, n in self.counts.items())
+        remaining = self.total - self.done
+        eta = elapsed / self.done * remaining if self.done else float("nan")
+        return (
+            f"[{self.stage}] {self.done}/{self.total} {self.unit} | {rates} | "
+            f"elapsed {_clock(elapsed)} | eta {_clock(eta)}"
+        )
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:  # NaN: nothing done yet
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def write_metrics(path: str | Path, metrics: dict) -> Path:
+    """Write a stage's metrics JSON atomically (``reports/<stage>/metrics.json``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,11 @@
+"""Test-wide settings: offline, quiet, one torch thread per process (2-core CI machines)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.pop("RAY_ADDRESS", None)
