@@ -7,6 +7,7 @@ overrides, loads and validates its section, runs the stage, and writes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,8 +17,11 @@ from typing import Annotated
 
 import typer
 
-from tracefactory.config import Params, apply_profile, load_params
+from tracefactory.config import Params, RayConfig, apply_profile, load_params
 from tracefactory.errors import TracefactoryError
+from tracefactory.grading.extract import ThinkingFormat
+from tracefactory.stage import Stage, StageSummary, run_stage
+from tracefactory.stats import write_metrics
 
 app = typer.Typer(
     help=(
@@ -27,6 +31,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 params_app = typer.Typer(help="Show, check and apply parameter profiles.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
@@ -36,7 +41,9 @@ ParamsPath = Annotated[
 ]
 Overrides = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a param: --set rollin.samples_per_problem=4 (repeatable)."),
+    typer.Option(
+        "--set", help="Override a param: --set rollin.samples_per_problem=4 (repeatable)."
+    ),
 ]
 
 
@@ -56,6 +63,15 @@ def load(params_path: Path, overrides: list[str] | None) -> Params:
     return load_params(params_path, overrides or [])
 
 
+def run_sharded_stage(stage: Stage, section, ray: RayConfig) -> StageSummary:
+    """Run a sharded stage (on Ray unless ``section.use_ray`` is false) and write its metrics."""
+    summary = run_stage(
+        stage, section.output_dir, section.workers, ray if section.use_ray else None
+    )
+    write_metrics(Path("reports") / stage.name / "metrics.json", dataclasses.asdict(summary))
+    return summary
+
+
 @params_app.command("show")
 def params_show(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
     """Print the fully resolved params (defaults filled in) as JSON, after validation."""
@@ -73,6 +89,119 @@ def params_apply(
     """
     apply_profile(params, profile)
     print(f"applied {profile} to {params}")
+
+
+@app.command()
+def grade(
+    gold: Annotated[str | None, typer.Option(help="Gold answer (LaTeX, no \\boxed).")] = None,
+    response: Annotated[str | None, typer.Option(help="Generated text to grade.")] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="JSONL with gold/response (optional truncated, finish_reason) per line."),
+    ] = None,
+    thinking: Annotated[
+        ThinkingFormat,
+        typer.Option(
+            help="Where the thinking section is: r1_open (the prompt ends "
+            "with `<think>`), r1, sky_t1, none, auto."
+        ),
+    ] = ThinkingFormat.R1_OPEN,
+    truncated: Annotated[
+        bool, typer.Option(help="The single response hit the length cap.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Grader worker processes.")] = 2,
+    timeout_s: Annotated[float, typer.Option(help="Hard limit per comparison, seconds.")] = 5.0,
+) -> None:
+    """Grade responses against gold answers; print one JSON verdict (label, reason, answer) each.
+
+    Label 1 correct, 0 finished but wrong, 2 incomplete. Example:
+    `tracefactory grade --gold 16 --response 'so </think> \\boxed{016}'`.
+    """
+    from tracefactory.grading.cli import grade_cli
+
+    grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
+
+
+@app.command()
+def verify(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Grade every roll-in and roll-out against its problem's gold answer.
+
+    Reads data/problems, data/rollins, data/rollouts; writes data/verdicts (label 0 wrong, 1
+    correct, 2 incomplete, with the reason) and reports/verify/metrics.json (counts per reason).
+    Params: verify (grader settings, workers), ray.
+    """
+    from tracefactory.grading.stage import VerifyStage
+
+    config = load(params, overrides)
+    run_sharded_stage(VerifyStage(config.verify), config.verify, config.ray)
+
+
+@app.command()
+def problems(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: Overrides = None,
+    reports: Annotated[
+        Path, typer.Option(help="Folder for metrics.json and dropped.jsonl.")
+    ] = Path("reports/problems"),
+) -> None:
+    """Load, clean, dedupe, decontaminate and split the problem sources.
+
+    Writes data/problems (schemas/problems.yaml), reports/problems/metrics.json (counts per
+    source, drop reason, benchmark and split) and reports/problems/dropped.jsonl (every dropped
+    row with its reason and what it matched). Params: problems, seed. Runs in this process.
+    """
+    from tracefactory.problems.stage import ProblemsStage, report_from_counts
+
+    config = load(params, overrides)
+    stage = ProblemsStage(config.problems, config.seed)
+    summary = run_stage(stage, config.problems.output_dir)
+    write_metrics(reports / "metrics.json", report_from_counts(summary.stats, config.problems))
+    if stage.selection is not None:
+        stage.selection.dropped.write_ndjson(reports / "dropped.jsonl")
+
+
+@app.command()
+def rollin(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: Overrides = None,
+    reports: Annotated[Path, typer.Option(help="Folder for metrics.json.")] = Path(
+        "reports/rollin"
+    ),
+) -> None:
+    """Sample k roll-ins per train problem from the policy pool (one Ray actor pool per policy).
+
+    Writes data/rollins (schemas/rollins.yaml) and reports/rollin/metrics.json. Params: rollin,
+    seed, ray. A rerun skips finished shards.
+    """
+    from tracefactory.generation.metrics import generation_metrics
+    from tracefactory.generation.rollin import run_rollin
+
+    config = load(params, overrides)
+    ray_config = config.ray if config.rollin.use_ray else None
+    summary = run_rollin(config, ray_config)
+    write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollin.output_dir))
+
+
+@app.command()
+def rollout(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: Overrides = None,
+    reports: Annotated[Path, typer.Option(help="Folder for metrics.json.")] = Path(
+        "reports/rollout"
+    ),
+) -> None:
+    """Cut branch points in every roll-in and continue each with the fixed roll-out policy.
+
+    Writes data/rollouts (schemas/rollouts.yaml) and reports/rollout/metrics.json. Params:
+    rollout, seed, ray. A rerun skips finished shards.
+    """
+    from tracefactory.generation.metrics import generation_metrics
+    from tracefactory.generation.rollout import run_rollout
+
+    config = load(params, overrides)
+    ray_config = config.ray if config.rollout.use_ray else None
+    summary = run_rollout(config, ray_config)
+    write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollout.output_dir))
 
 
 def main() -> None:

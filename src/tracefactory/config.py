@@ -13,12 +13,14 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tracefactory.errors import ConfigError
+from tracefactory.grading.grader import GraderConfig
+from tracefactory.problems.config import ProblemsConfig
 
 
 class Section(BaseModel):
@@ -44,11 +46,84 @@ class WorkerConfig(Section):
     max_shard_attempts: int = Field(3, ge=1)  # a shard whose worker dies this often fails the stage
 
 
+class SamplingConfig(Section):
+    """How a generation stage samples (the paper: temperature 0.6, top-p 0.95, 16,384 tokens)."""
+
+    temperature: float = Field(1.0, ge=0)  # 0: greedy; the paper samples at 0.6
+    top_p: float = Field(1.0, gt=0, le=1)  # nucleus mass kept; the paper: 0.95
+    max_response_tokens: int = Field(224, ge=2)  # cap on a trace's generated tokens (roll-in
+    # prefix + roll-out); the paper: 16,384
+    stop_token_ids: list[int] = []  # extra stop ids besides the tokenizer's EOS
+
+
+class PolicyConfig(Section):
+    """One policy: a model, how to prompt it, and the engine that runs it."""
+
+    name: str = Field("tiny", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # row label, shard prefix
+    model: str = "tracefactory:tiny"  # Hub id, local folder, or tracefactory:tiny / tiny-weak
+    weight: float = Field(1.0, gt=0)  # share of roll-ins in the pool (normalised over policies)
+    template: Literal["r1", "tiny"] = "tiny"  # prompt template (tracefactory.generation.templates)
+    backend: Literal["transformers", "vllm"] = "transformers"  # engine (vllm: GPU, extra [vllm])
+    batch_size: int = Field(64, ge=1)  # transformers: sequences decoded together
+    device: str = "cpu"  # transformers: torch device ("cpu", "cuda", "cuda:1")
+    dtype: str = "auto"  # weights dtype: auto, float32, bfloat16, float16
+    tensor_parallel_size: int = Field(1, ge=1)  # vllm: GPUs per engine (= workers.num_gpus)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # vllm: share of GPU memory used
+    max_model_len: int | None = Field(None, ge=16)  # vllm: context length (None: the model's)
+    workers: WorkerConfig | None = None  # rollin: this policy's actor pool (None: rollin.workers)
+
+
+class RollinConfig(Section):
+    """The rollin stage: k samples per train problem from a weighted pool of policies."""
+
+    problems_dir: str = "data/problems"  # input table (schemas/problems.yaml)
+    output_dir: str = "data/rollins"  # output table (schemas/rollins.yaml)
+    splits: list[Literal["train", "val", "test"]] = ["train"]  # problems that get roll-ins
+    max_problems: int | None = Field(None, ge=1)  # first N problems by id (None: all)
+    samples_per_problem: int = Field(4, ge=1)  # k; the paper: 14
+    policies: list[PolicyConfig] = [PolicyConfig()]  # the pool; the paper: R1-Distill 1.5B-32B
+    sampling: SamplingConfig = SamplingConfig()
+    problems_per_shard: int = Field(64, ge=1)  # problems per shard (per policy)
+    use_ray: bool = True  # False: run in this process (debugging)
+    workers: WorkerConfig = WorkerConfig()  # actor pool, unless a policy sets its own
+
+
+class RolloutConfig(Section):
+    """The rollout stage: m continuations per branch point by one fixed roll-out policy."""
+
+    rollins_dir: str = "data/rollins"  # input table (schemas/rollins.yaml)
+    output_dir: str = "data/rollouts"  # output table (schemas/rollouts.yaml)
+    policy: PolicyConfig = PolicyConfig()  # the roll-out policy; the paper: R1-Distill 1.5B
+    cuts_per_rollin: int = Field(2, ge=1)  # c branch points per roll-in; the paper: 4
+    cut_distribution: Literal["uniform", "sqrt", "inverse_sqrt"] = "sqrt"  # branch_points.py
+    samples_per_cut: int = Field(1, ge=1)  # m continuations per branch point; the paper: 1
+    sampling: SamplingConfig = SamplingConfig()
+    rollins_per_shard: int = Field(64, ge=1)  # roll-ins per shard
+    use_ray: bool = True  # False: run in this process (debugging)
+    workers: WorkerConfig = WorkerConfig()  # actor pool of the roll-out policy
+
+
+class VerifyConfig(Section):
+    """The verify stage: which tables to grade, how, and on how many workers."""
+
+    problems_dir: str = "data/problems"  # gold answers (schemas/problems.yaml)
+    rollins_dir: str = "data/rollins"  # roll-ins to grade (schemas/rollins.yaml)
+    rollouts_dir: str = "data/rollouts"  # roll-outs to grade (schemas/rollouts.yaml)
+    output_dir: str = "data/verdicts"  # output table (schemas/verdicts.yaml)
+    grader: GraderConfig = GraderConfig()  # extraction and comparison settings
+    use_ray: bool = True  # False: run in this process (debugging)
+    workers: WorkerConfig = WorkerConfig(count=1)  # Ray actors, each with its own Grader pool
+
+
 class Params(Section):
-    """Every section of ``params.yaml``; a section's model lives beside the stage that reads it."""
+    """Every section of ``params.yaml``, one per stage."""
 
     seed: int = 1234  # run seed: every sampling seed derives from (seed, problem id, sample index)
     ray: RayConfig = RayConfig()
+    problems: ProblemsConfig = ProblemsConfig()
+    rollin: RollinConfig = RollinConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    verify: VerifyConfig = VerifyConfig()
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:

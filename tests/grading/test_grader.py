@@ -1,0 +1,146 @@
+"""The process-pool Grader: hard timeouts, worker replacement, threads, Ray actors, cache, CLI."""
+
+import io
+import json
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tracefactory.errors import ConfigError
+from tracefactory.grading import Grader, Label, Reason, grade
+from tracefactory.grading.cli import grade_cli
+
+# (response, gold, expected label): a mix of every verdict kind that needs no timeout.
+CASES = [
+    (r"</think>\boxed{016}", "16", Label.CORRECT),
+    (r"</think>\boxed{17}", "16", Label.WRONG),
+    (r"</think>\boxed{\frac{1}{2}}", "0.5", Label.CORRECT),
+    (r"</think>\boxed{(1,2)}", "(1,2]", Label.WRONG),
+    (r"</think>\boxed{x=3}", "3", Label.CORRECT),
+    (r"thinking \boxed{3}", "3", Label.INCOMPLETE),
+    (r"</think>the answer is 3", "3", Label.WRONG),
+    (r"</think>\boxed{3 \pm 1}", "2, 4", Label.CORRECT),
+]
+PATHOLOGICAL = r"</think>\boxed{2^{2^{2^{100}}}}"
+
+
+def _expected_labels(count: int) -> tuple[list[tuple[str, str]], list[Label]]:
+    """`count` (response, gold) pairs cycling through CASES, and their expected labels."""
+    cases = [CASES[index % len(CASES)] for index in range(count)]
+    return [(response, gold) for response, gold, _ in cases], [label for _, _, label in cases]
+
+
+def test_pathological_answer_times_out_within_twice_the_timeout_and_pool_recovers():
+    with Grader(workers=2, timeout_s=1.5, cache_size=0) as grader:
+        grader.grade_many([(r"</think>\boxed{1}", "1")])  # workers started and warm
+        start = time.monotonic()
+        verdict = grader.grade(PATHOLOGICAL, "16")
+        elapsed = time.monotonic() - start
+        assert (verdict.label, verdict.reason) == (Label.WRONG, Reason.TIMEOUT)
+        assert elapsed < 2 * 1.5, f"timeout verdict took {elapsed:.2f} s"
+        pairs, labels = _expected_labels(100)
+        # one call per pair and no cache: every pair really goes through a worker
+        assert [grader.grade(response, gold).label for response, gold in pairs] == labels
+
+
+def test_stuck_worker_is_killed_and_replaced():
+    """A SIGSTOPped worker cannot run its own alarm: only the parent's hard kill can end it."""
+    with Grader(workers=1, timeout_s=1.0, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        os.kill(grader._workers[0].process.pid, signal.SIGSTOP)
+        start = time.monotonic()
+        verdict = grader.grade(r"</think>\boxed{2}", "2")
+        assert verdict.reason is Reason.TIMEOUT
+        assert time.monotonic() - start < 2.0
+        assert grader.replaced_workers == 1
+        assert grader.grade(r"</think>\boxed{2}", "2").reason is Reason.MATCH
+
+
+def test_dead_idle_worker_is_replaced_without_losing_the_task():
+    with Grader(workers=1, timeout_s=5.0, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        worker = grader._workers[0].process
+        worker.kill()
+        worker.wait()
+        assert grader.grade(r"</think>\boxed{2}", "2").reason is Reason.MATCH
+        assert grader.replaced_workers == 1
+
+
+def test_four_threads_get_the_main_thread_verdicts(shared_grader: Grader):
+    pairs, labels = _expected_labels(40)
+    in_main = shared_grader.grade_many(pairs, thinking="r1_open")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda _: shared_grader.grade_many(pairs, thinking="r1_open"), range(4))
+        )
+    assert [v.label for v in in_main] == labels
+    assert all(result == in_main for result in results)
+
+
+def test_grading_inside_a_ray_actor_matches_the_main_thread(shared_grader: Grader):
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    pairs, _ = _expected_labels(len(CASES))
+
+    @ray.remote(num_cpus=0.5)
+    class GradingActor:
+        def __init__(self) -> None:
+            self.grader = Grader(workers=1, timeout_s=5.0)
+
+        def grade_many(self, pairs: list[tuple[str, str]]) -> list[dict]:
+            return [v.to_dict() for v in self.grader.grade_many(pairs)]
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        actor = GradingActor.remote()
+        in_actor = ray.get(actor.grade_many.remote(pairs), timeout=120)
+    finally:
+        ray.shutdown()
+    in_main = [v.to_dict() for v in shared_grader.grade_many(pairs, thinking="r1_open")]
+    assert in_actor == in_main
+
+
+def test_cache_answers_repeats_without_workers():
+    with Grader(workers=1, timeout_s=5.0) as grader:
+        first = grader.grade(r"</think>\boxed{016}", "16")
+        grader._workers[0].kill()  # a cache hit must not need a worker
+        assert grader.grade(r"</think>\boxed{016}", "16") == first
+        assert ("16", "016", grader.version) in grader._cache
+
+
+def test_grade_function_is_bounded_and_defaults_to_r1_open():
+    assert grade(r"no think end \boxed{3}", "3").reason is Reason.NO_THINK_END
+    assert grade(r"</think>\boxed{3}", "3", truncated=True).reason is Reason.TRUNCATED
+    assert grade(r"x</think>\boxed{3}", "3").label is Label.CORRECT
+
+
+def test_bad_arguments_raise_config_error(shared_grader: Grader):
+    with pytest.raises(ConfigError, match="thinking='think'"):
+        shared_grader.grade_many([("a", "b")], thinking="think")
+    with pytest.raises(ConfigError, match="2 flags for 1 pairs"):
+        shared_grader.grade_many([("a", "b")], truncated=[False, True])
+    with pytest.raises(ConfigError, match="either --gold and --response"):
+        grade_cli(gold="1", response=None, pairs_path=None)
+
+
+def test_cli_prints_one_json_verdict_per_pair(tmp_path: Path):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"gold": "16", "response": r"</think>\boxed{016}"},
+        {"gold": "16", "response": r"</think>\boxed{16}", "finish_reason": "length"},
+        {"gold": "16", "response": "<think>no end"},
+    ]
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output = io.StringIO()
+    assert grade_cli(gold=None, response=None, pairs_path=pairs, thinking="r1", output=output) == 3
+    lines = [json.loads(line) for line in output.getvalue().splitlines()]
+    assert lines == [
+        {"label": 1, "reason": "match", "answer": "016"},
+        {"label": 2, "reason": "truncated", "answer": None},
+        {"label": 2, "reason": "no_think_end", "answer": None},
+    ]
