@@ -113,3 +113,15 @@ def test_crash_between_temp_write_and_rename_leaves_no_listed_shard(tmp_path):
     resumed.write("shard-00001", _problems(2, 2))
     resumed.finalize(expected={"shard-00000", "shard-00001"})
     assert TableReader(table_dir).num_rows == 4
+
+
+def test_fingerprint_follows_content_not_finalize_time(tmp_path):
+    def build(directory, rows):
+        writer = ShardWriter(directory, "problems", META)
+        writer.write("shard-00000", rows)
+        writer.finalize()
+        return TableReader(directory).fingerprint
+
+    a = build(tmp_path / "a", _problems(0, 2))
+    assert build(tmp_path / "b", _problems(0, 2)) == a
+    assert build(tmp_path / "c", _problems(0, 3)) != a

@@ -13,6 +13,7 @@ Every shard is validated against its contract in ``schemas/`` and carries the ta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -157,7 +158,10 @@ class ShardWriter:
             )
         files = _shard_files(self.directory)
         self._check_unique_keys(files)
-        shards = [{"name": p.stem, "rows": pq.ParquetFile(p).metadata.num_rows} for p in files]
+        shards = [
+            {"name": p.stem, "rows": pq.ParquetFile(p).metadata.num_rows, "bytes": p.stat().st_size}
+            for p in files
+        ]
         manifest = {
             "table": self.schema.name,
             "schema_version": self.schema.version,
@@ -231,6 +235,14 @@ class TableReader:
     @property
     def metadata(self) -> dict[str, str]:
         return dict(self.manifest["metadata"])
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash identifying this table's content (its shards' names, rows and sizes, and
+        the params it was made with). A downstream stage puts it in its own params hash, so its
+        resumable shards are dropped when its input changed."""
+        identity = [self.manifest["shards"], self.manifest["metadata"].get("params_hash")]
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def num_rows(self) -> int:

@@ -52,7 +52,12 @@ class VerifyStage(Stage):
     def metadata(self) -> dict[str, str]:
         return {
             "producer": self.name,
-            "params_hash": params_hash(self.config.grader, GRADER_VERSION),
+            "params_hash": params_hash(
+                self.config.grader,
+                GRADER_VERSION,
+                TableReader(self.config.problems_dir).fingerprint,
+                *(reader.fingerprint for reader in self.inputs.values()),
+            ),
         }
 
     def setup(self) -> None:
