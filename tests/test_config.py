@@ -12,7 +12,9 @@ def test_embedded_default_params_validate():
 def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("ray:\n  num_cpus: 0\n")
-    with pytest.raises(ConfigError, match=r"ray.num_cpus = 0: Input should be greater than or equal"):
+    with pytest.raises(
+        ConfigError, match=r"ray.num_cpus = 0: Input should be greater than or equal"
+    ):
         load_params(path)
 
 

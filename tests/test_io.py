@@ -14,7 +14,13 @@ META = {"producer": "test", "params_hash": "h1"}
 
 def _problems(start: int, count: int) -> list[dict]:
     return [
-        {"problem_id": f"p{i}", "source": "s", "problem": f"q{i}", "answer": str(i), "split": "train"}
+        {
+            "problem_id": f"p{i}",
+            "source": "s",
+            "problem": f"q{i}",
+            "answer": str(i),
+            "split": "train",
+        }
         for i in range(start, start + count)
     ]
 

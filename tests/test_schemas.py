@@ -21,7 +21,9 @@ def _verdict_rows(**changes):
 
 def test_every_schema_file_loads_with_its_key_among_columns():
     names = schema_names()
-    assert {"problems", "rollins", "rollouts", "verdicts", "labels", "dataset_openr1_vm"} <= set(names)
+    assert {"problems", "rollins", "rollouts", "verdicts", "labels", "dataset_openr1_vm"} <= set(
+        names
+    )
     for name in names:
         schema = load_schema(name)
         assert schema.key in [c.name for c in schema.columns]

@@ -16,7 +16,9 @@ class CountingStage(Stage):
     name = "counting"
     output_schema = "problems"
 
-    def __init__(self, shards: int, die_once_marker: Path | None = None, fail_on: str | None = None):
+    def __init__(
+        self, shards: int, die_once_marker: Path | None = None, fail_on: str | None = None
+    ):
         self.shards, self.die_once_marker, self.fail_on = shards, die_once_marker, fail_on
 
     def plan(self) -> list[Shard]:

@@ -204,6 +204,85 @@ def rollout(
     write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollout.output_dir))
 
 
+@app.command()
+def evaluate(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
+
+    Reads data/problems (test split) or configured benchmark files, the policy and
+    models/value_model; writes reports/evaluate/metrics.json (benchmark -> method -> accuracy,
+    95% CIs, tokens, FLOPs; `paired` differences), plots/accuracy.json, PNGs and report.md.
+    Params: evaluate, seed. Same as `python train/evaluate_search.py`.
+    """
+    from tracefactory.search.runner import run_evaluation
+
+    config = load(params, overrides)
+    run_evaluation(config.evaluate, config.seed)
+
+
+@app.command()
+def label(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Join roll-ins, roll-outs and verdicts into per-token value labels.
+
+    Writes data/labels (schemas/labels.yaml: one row per graded roll-out of a kept problem, with
+    its token ids, per-token targets and branch-point MC value) and reports/label/metrics.json
+    (rows, labelled tokens, drops by reason). Params: label. Runs in this process; a rerun skips
+    finished shards.
+    """
+    from tracefactory.labels.stage import LabelStage
+
+    config = load(params, overrides)
+    summary = run_stage(LabelStage(config.label), config.label.output_dir)
+    write_metrics(Path("reports") / "label" / "metrics.json", dataclasses.asdict(summary))
+
+
+@app.command()
+def export(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Build the dataset folder data/dataset: configs `default` and `openr1_vm`, card, figures.
+
+    `datasets.load_dataset("data/dataset")` (or `..., "openr1_vm"`) loads it. Writes
+    reports/dataset/metrics.json (rows per config and split). Params: dataset (and the rest, cited
+    in the card).
+    """
+    from tracefactory.dataset.export import export_dataset
+
+    config = load(params, overrides)
+    summary = export_dataset(config.dataset, config)
+    write_metrics(Path("reports") / "dataset" / "metrics.json", {"rows": summary.rows})
+    print(f"built {summary.folder}: rows {summary.rows}")
+
+
+@app.command()
+def publish(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: Overrides = None,
+    build: Annotated[
+        bool, typer.Option(help="Rebuild the folder first (--no-build pushes it as it is).")
+    ] = True,
+) -> None:
+    """Build the dataset folder and push it to the Hub dataset repo `publish.repo_id`.
+
+    With no repo configured, only builds the folder and says so. The token (HF_TOKEN or `hf auth
+    login`) and the Hub are checked before anything is built or uploaded; the repo is created
+    private unless `publish.private=false`; the upload resumes if interrupted.
+    """
+    from tracefactory.dataset.export import export_dataset
+    from tracefactory.dataset.publish import connect, upload_dataset
+
+    config = load(params, overrides)
+    session = connect() if config.publish.repo_id else None
+    if build:
+        summary = export_dataset(config.dataset, config)
+        write_metrics(Path("reports") / "dataset" / "metrics.json", {"rows": summary.rows})
+    if session is None:
+        print(
+            f"publish.repo_id is not set: built {config.dataset.output_dir} only "
+            f"(set it, e.g. --set publish.repo_id=org/name, to push to the Hub)"
+        )
+        return
+    url = upload_dataset(config.dataset.output_dir, config.publish, session)
+    print(f"pushed {config.dataset.output_dir} to {url}")
+
+
 def main() -> None:
     """Entry point: run the app, printing tracefactory's own errors without a traceback."""
     _setup_logging()

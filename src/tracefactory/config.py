@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tracefactory.errors import ConfigError
 from tracefactory.grading.grader import GraderConfig
 from tracefactory.problems.config import ProblemsConfig
+from tracefactory.valuemodel.config import TrainConfig
 
 
 class Section(BaseModel):
@@ -98,7 +99,7 @@ class RolloutConfig(Section):
     cut_distribution: Literal["uniform", "sqrt", "inverse_sqrt"] = "sqrt"  # branch_points.py
     samples_per_cut: int = Field(1, ge=1)  # m continuations per branch point; the paper: 1
     sampling: SamplingConfig = SamplingConfig()
-    rollins_per_shard: int = Field(64, ge=1)  # roll-ins per shard
+    rollins_per_shard: int = Field(64, ge=1)  # roll-ins per shard (parts of one rollin shard)
     use_ray: bool = True  # False: run in this process (debugging)
     workers: WorkerConfig = WorkerConfig()  # actor pool of the roll-out policy
 
@@ -115,6 +116,93 @@ class VerifyConfig(Section):
     workers: WorkerConfig = WorkerConfig(count=1)  # Ray actors, each with its own Grader pool
 
 
+class LabelConfig(Section):
+    """The label stage: join roll-ins, roll-outs and verdicts into per-token value labels."""
+
+    problems_dir: str = "data/problems"  # input table (schemas/problems.yaml)
+    rollins_dir: str = "data/rollins"  # input table (schemas/rollins.yaml)
+    rollouts_dir: str = "data/rollouts"  # input table (schemas/rollouts.yaml)
+    verdicts_dir: str = "data/verdicts"  # input table (schemas/verdicts.yaml)
+    output_dir: str = "data/labels"  # output table (schemas/labels.yaml)
+    val_fraction: float = Field(0.1, ge=0, lt=1)  # share of problems in the value-model val split
+    problem_splits: list[Literal["train", "val", "test"]] = ["train"]  # problems-table splits
+    # labelled; val/test are held out for evaluation, so the value-model val split is carved
+    # from train problems by id hash
+    drop_all_failed: bool = True  # drop problems none of whose roll-outs is correct (the paper)
+    problems_per_shard: int = Field(512, ge=1)  # problems per output shard (bounds memory)
+
+
+class DatasetConfig(Section):
+    """The exported dataset folder (`default` + `openr1_vm` configs), its card and figures."""
+
+    labels_dir: str = "data/labels"  # input table (schemas/labels.yaml)
+    verdicts_dir: str = "data/verdicts"  # for the card: what was graded and what was dropped
+    output_dir: str = "data/dataset"  # the folder load_dataset reads and publish pushes
+    rows_per_file: int = Field(20_000, ge=1)  # default config: labels rows per Parquet file
+    problems_per_file: int = Field(1_000, ge=1)  # openr1_vm config: problem rows per file
+    pretty_name: str = "tracefactory value-model traces"  # card title
+    license: str = "apache-2.0"  # Hub license id written to the card's front matter
+    task_categories: list[str] = ["token-classification", "text-generation"]  # Hub categories
+    tags: list[str] = ["math", "reasoning", "value-model", "chain-of-thought"]  # Hub tags
+    dvc_lock: str = "dvc.lock"  # provenance: stage hashes read from here when it exists
+    provenance_dirs: list[str] = [
+        "data/rollins",
+        "data/rollouts",
+        "data/verdicts",
+        "data/labels",
+    ]  # tables whose metadata (package versions, params hash, tokenizer) the card cites
+
+
+class PublishConfig(Section):
+    """Where `tracefactory publish` pushes the dataset folder (nothing is pushed without a repo)."""
+
+    repo_id: str | None = None  # Hub dataset repo ("org/name"); None: only build the folder
+    private: bool = True  # visibility of a repo created by publish (an existing one is kept)
+    revision: str | None = None  # branch to push to (None: the repo's default branch)
+    commit_message: str = "Upload dataset built by tracefactory"  # Hub commit message
+
+
+class EvalBenchmarkConfig(Section):
+    """One evaluation set: the problems table's test split, or a local file / Hub dataset."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # key in metrics.json and plots
+    path: str | None = None  # None: problems_dir's test split; else .jsonl/.parquet or Hub id
+    split: str = "train"  # Hub split (local files: train)
+    problem_column: str = "problem"  # column holding the problem text
+    answer_column: str = "answer"  # column holding the gold answer (LaTeX, no \\boxed)
+    limit: int | None = Field(None, ge=1)  # first N problems (None: evaluate.max_problems)
+
+
+class EvaluateConfig(Section):
+    """The evaluate stage: VGS, DVTS, the random control and the baselines (issue 8)."""
+
+    problems_dir: str = "data/problems"  # the embedded default's benchmark: its test split
+    value_model_dir: str = "models/value_model"  # the train stage's HF folder
+    output_dir: str = "reports/evaluate"  # metrics.json, plots/, *.png, report.md
+    benchmarks: list[EvalBenchmarkConfig] = [EvalBenchmarkConfig(name="synthetic_test")]
+    max_problems: int | None = Field(200, ge=1)  # first N problems per benchmark (None: all)
+    policy: PolicyConfig = PolicyConfig(batch_size=256)  # the searched policy (paper: 1.5B)
+    temperature: float = Field(1.0, ge=0)  # sampling temperature (paper: 0.6)
+    top_p: float = Field(1.0, gt=0, le=1)  # nucleus mass (paper: 0.95)
+    max_response_tokens: int = Field(224, ge=2)  # response cap (paper: 16,384)
+    budgets: list[int] = [4, 8, 16]  # N of pass@1/MV/BoN/WMV (one pool of max(budgets) samples)
+    search_budgets: list[int] = [16]  # total N of VGS and random@N (N/dvts_searches per search)
+    beam_width: int = Field(2, ge=1)  # w (paper: 2)
+    block_tokens: int = Field(40, ge=1)  # B: block size, or a line block's cap (paper: 4096)
+    line_blocks: bool = True  # also end blocks at `delimiter` (false: fixed B-token blocks)
+    delimiter: str = "\n"  # text of the delimiter token(s) for line blocks
+    max_children_per_parent: int | None = Field(1, ge=1)  # kept beams per parent; None: pooled
+    dvts_searches: int = Field(1, ge=1)  # R independent searches pooled (DVTS)
+    search_seeds: int = Field(1, ge=1)  # repeated runs of each search (within-problem CI)
+    random_control: bool = True  # also run the search with random selection (random@N)
+    scorer: Literal["incremental", "full"] = "incremental"  # KV-cached or full re-encode
+    value_batch_tokens: int = Field(16384, ge=64)  # padded tokens per value-model forward
+    problems_per_batch: int = Field(50, ge=1)  # problems searched in lockstep (memory vs speed)
+    grader: GraderConfig = GraderConfig()  # answer extraction, math-verify and equivalence
+    bootstrap_resamples: int = Field(2000, ge=100)  # bootstrap CI over problems
+    num_threads: int = Field(1, ge=1)  # torch CPU threads
+
+
 class Params(Section):
     """Every section of ``params.yaml``, one per stage."""
 
@@ -124,6 +212,11 @@ class Params(Section):
     rollin: RollinConfig = RollinConfig()
     rollout: RolloutConfig = RolloutConfig()
     verify: VerifyConfig = VerifyConfig()
+    train: TrainConfig = TrainConfig()
+    label: LabelConfig = LabelConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    publish: PublishConfig = PublishConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:

@@ -1,0 +1,124 @@
+"""Answer grouping by grader equivalence, and the votes: MV, weighted MV, best-of-N, pass@1.
+
+Answers are grouped the way the paper groups them (section 4): two final answers are the same when
+math-verify says so (``\\frac{1}{2}`` and ``0.5``), not when their strings match. Equivalence is
+asked of the project's ``Grader`` (bounded worker processes, verdict cache): answer ``b`` is boxed
+and graded against ``a`` as gold, which is math-verify in both directions.
+
+A vote's winner may be a tie. The paper scores ties as expected accuracy, i.e. as if the tie were
+broken uniformly at random; here a group's accuracy is itself the mean correctness of its members
+(one member's grade, unless the grader's equivalence is not transitive), and a tie averages groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import combinations
+
+from tracefactory.search.interfaces import Trace
+
+_TIE_TOLERANCE = 1e-9  # relative: weights this close are a tie
+
+
+class AnswerGrouper:
+    """Groups the answers of each problem into equivalence classes, through a ``Grader``.
+
+    Args:
+        grader: a ``tracefactory.grading.Grader`` (its cache makes repeated pairs free).
+    """
+
+    def __init__(self, grader) -> None:
+        self.grader = grader
+
+    def group_many(self, answer_lists: Sequence[Sequence[str | None]]) -> list[list[int | None]]:
+        """Per problem, a group index per answer (None for a trace without an answer).
+
+        All comparisons of all problems go to the grader in one call, so its workers stay busy.
+        """
+        distinct = [sorted({a for a in answers if a is not None}) for answers in answer_lists]
+        pairs = [(a, b) for values in distinct for a, b in combinations(values, 2)]
+        verdicts = self.grader.grade_many(
+            [(f"\\boxed{{{b}}}", a) for a, b in pairs], thinking="none"
+        )
+        same = {pair for pair, v in zip(pairs, verdicts, strict=True) if int(v.label) == 1}
+        return [
+            _assign(answers, values, same)
+            for answers, values in zip(answer_lists, distinct, strict=True)
+        ]
+
+
+def _assign(
+    answers: Sequence[str | None], values: list[str], same: set[tuple[str, str]]
+) -> list[int | None]:
+    """Union-find over the distinct answers, then a group index per answer."""
+    parent = {value: value for value in values}
+
+    def root(value: str) -> str:
+        while parent[value] != value:
+            parent[value] = parent[parent[value]]
+            value = parent[value]
+        return value
+
+    for a, b in combinations(values, 2):
+        if (a, b) in same:
+            parent[root(b)] = root(a)
+    roots = {root(v) for v in values}
+    index = {r: i for i, r in enumerate(sorted(roots))}
+    return [None if a is None else index[root(a)] for a in answers]
+
+
+def pass_at_1(traces: Sequence[Trace]) -> float:
+    """Mean correctness of the traces (0 for none)."""
+    return sum(t.correct for t in traces) / len(traces) if traces else 0.0
+
+
+def vote(traces: Sequence[Trace], groups: Sequence[int | None], weights: Sequence[float]) -> float:
+    """Expected accuracy of a (weighted) vote: the heaviest group wins, ties are averaged.
+
+    Args:
+        traces: graded traces (``correct`` set).
+        groups: the answer group of each trace (None: no answer, no vote).
+        weights: each trace's vote (1 for majority vote, its value for weighted majority vote).
+
+    Returns:
+        The accuracy in [0, 1]; 0 when no trace has an answer.
+
+    Raises:
+        ValueError: a weight is NaN or negative (a value was never computed).
+    """
+    totals: dict[int, float] = {}
+    members: dict[int, list[bool]] = {}
+    for trace, group, weight in zip(traces, groups, weights, strict=True):
+        if math.isnan(weight) or weight < 0:
+            raise ValueError(f"vote weight must be a number >= 0, got {weight}")
+        if group is None:
+            continue
+        totals[group] = totals.get(group, 0.0) + weight
+        members.setdefault(group, []).append(trace.correct)
+    if not totals:
+        return 0.0
+    best = max(totals.values())
+    winners = [g for g, w in totals.items() if w >= best - _TIE_TOLERANCE * max(best, 1e-300)]
+    return sum(sum(members[g]) / len(members[g]) for g in winners) / len(winners)
+
+
+def majority_vote(traces: Sequence[Trace], groups: Sequence[int | None]) -> float:
+    """MV: every answered trace has one vote."""
+    return vote(traces, groups, [1.0] * len(traces))
+
+
+def weighted_majority_vote(traces: Sequence[Trace], groups: Sequence[int | None]) -> float:
+    """WMV: every answered trace votes with its value."""
+    return vote(traces, groups, [t.value for t in traces])
+
+
+def best_of_n(traces: Sequence[Trace]) -> float:
+    """BoN: the highest-value trace's correctness (answered or not); ties averaged."""
+    if not traces:
+        return 0.0
+    if any(math.isnan(t.value) for t in traces):
+        raise ValueError("best_of_n needs every trace's value; one is NaN")
+    best = max(t.value for t in traces)
+    top = [t for t in traces if t.value >= best - _TIE_TOLERANCE * max(abs(best), 1e-300)]
+    return sum(t.correct for t in top) / len(top)

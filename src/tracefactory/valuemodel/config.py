@@ -1,0 +1,75 @@
+"""``TrainConfig``: the ``train:`` section of params.yaml (value-model training).
+
+Defaults are the embedded default: a small model trained on CPU in minutes. The paper's values
+(arXiv 2505.17373, appendix; official ``scripts/train.sh``) are given in each comment and set by
+``pipelines/paper.yaml``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ValueTarget(StrEnum):
+    """What each roll-out token is trained to predict."""
+
+    TOKEN_LABELS = "token_labels"  # paper: 3-class CE against the trajectory's class at every token
+    BRANCH_VALUE = "branch_value"  # binary CE of P(class 1) vs the branch's sibling success rate
+
+
+class TrainConfig(BaseModel):
+    """Value-model training: data, model, optimiser, schedule, evaluation and outputs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- inputs and outputs
+    labels_dir: str = "data/labels"  # the labels table (schemas/labels.yaml), read via TableReader
+    init_from: str = "src/tracefactory/toyworld/policy"  # policy HF folder (LM head dropped)
+    out_dir: str = "models/value_model"  # final HF folder: config, safetensors, tokenizer
+    checkpoint_dir: str = "checkpoints/value_model"  # checkpoint.pt; not a DVC output
+    reports_dir: str = "reports/train"  # metrics.json, curve.json, calibration.json
+    # --- data
+    seed: int = 1234  # seeds the data order (per epoch), the head init and dropout
+    target: ValueTarget = ValueTarget.TOKEN_LABELS  # paper: token_labels
+    max_length: int = Field(1024, ge=2)  # longer rows are dropped and counted (paper: 16384)
+    # --- batch
+    batch_size: int = Field(64, ge=1)  # rows per optimiser step, all ranks (paper: 1024)
+    micro_batch_tokens: int = Field(8192, ge=1)  # padded tokens per forward per rank (memory)
+    micro_batch_overhead_tokens: int = Field(512, ge=0)  # cost of a forward pass, in padded tokens
+    # --- optimisation
+    epochs: float = Field(2.0, gt=0)  # passes over the train split (paper: 5)
+    max_steps: int | None = Field(None, ge=1)  # optimiser steps; None: from epochs (paper: 12170)
+    max_lr: float = Field(1e-3, gt=0)  # peak learning rate (paper: 1e-4)
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1
+    )  # cosine floor as a fraction of max_lr (paper: 0.1)
+    warmup_steps: int = Field(20, ge=0)  # linear warmup steps from 0 (paper: ~1% of steps)
+    beta1: float = Field(0.9, gt=0, lt=1)  # AdamW beta1 (paper: 0.9)
+    beta2: float = Field(0.95, gt=0, lt=1)  # AdamW beta2 (paper: 0.95)
+    weight_decay: float = Field(0.1, ge=0)  # on matrices only; norms, biases untouched (paper: 0.1)
+    grad_clip: float = Field(5.0, ge=0)  # max global grad norm; 0 disables (paper: 5.0)
+    dropout: float = Field(0.05, ge=0, lt=1)  # on hidden states before the head (paper: 0.05)
+    # --- hardware
+    device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:1
+    bf16: bool = True  # bf16 autocast when on GPU (ignored on CPU, which trains in float32)
+    gradient_checkpointing: bool = True  # on GPU only: recompute activations to fit long sequences
+    compile: bool = False  # torch.compile the model (GPU; slow to start)
+    num_threads: int = Field(1, ge=1)  # torch CPU threads per process (2-core machines: 1)
+    # --- evaluation, logging, checkpoints
+    eval_every: int = Field(100, ge=0)  # steps between validation passes; 0: only at the end
+    eval_max_rows: int = Field(2000, ge=1)  # val rows of periodic evals (final eval: all)
+    position_bins: int = Field(
+        10, ge=1
+    )  # bins of relative roll-out position for metrics by position
+    calibration_bins: int = Field(10, ge=2)  # equal-width bins of the ECE and reliability plot
+    checkpoint_every: int = Field(100, ge=0)  # steps between checkpoints; 0: none
+    resume: bool = True  # continue from checkpoint_dir/checkpoint.pt when it exists
+    log_every: int = Field(10, ge=1)  # steps between log lines
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        if self.max_steps is not None and self.warmup_steps > self.max_steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} exceeds max_steps={self.max_steps}")
+        return self
