@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import runpy
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,7 @@ from typing import Annotated
 import typer
 
 from tracefactory.config import Params, RayConfig, apply_profile, load_params
-from tracefactory.errors import TracefactoryError
+from tracefactory.errors import ConfigError, TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.stage import Stage, StageSummary, run_stage
 from tracefactory.stats import write_metrics
@@ -202,6 +203,24 @@ def rollout(
     ray_config = config.ray if config.rollout.use_ray else None
     summary = run_rollout(config, ray_config)
     write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollout.output_dir))
+
+
+@app.command()
+def train(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Train the value model on data/labels: runs the recipe train/train_value_model.py.
+
+    Writes models/value_model (a Hugging Face folder), reports/train/metrics.json (loss, Brier,
+    ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline) and plot data.
+    Params: train. Resumes from its checkpoint. For several GPUs:
+    `torchrun --nproc_per_node=8 train/train_value_model.py --params params.yaml`.
+    """
+    recipe = Path("train") / "train_value_model.py"
+    if not recipe.is_file():
+        raise ConfigError(
+            f"{recipe} not found: run from the repository root (recipes live in train/)"
+        )
+    namespace = runpy.run_path(str(recipe))
+    namespace["main"](["--params", str(params), *(overrides or [])])
 
 
 @app.command()

@@ -1,0 +1,95 @@
+"""Policies: resolving a policy's model, loading its tokenizer, and the tokenizer hash.
+
+Token ids are stored as generated and never re-tokenized downstream, so every table holding them
+records its tokenizer and a hash of the vocabulary; a stage that reads token ids from another
+policy's table checks the hashes match (``require_same_tokenizer``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tracefactory.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+_SHIPPED_PREFIX = "tracefactory:"
+
+
+def _shipped_models() -> dict[str, Path]:
+    from tracefactory.toyworld import POLICY_DIR, WEAK_POLICY_DIR
+
+    return {"tiny": POLICY_DIR, "tiny-weak": WEAK_POLICY_DIR}
+
+
+def resolve_model(model: str) -> str:
+    """A policy's ``model`` as ``from_pretrained`` takes it: ``tracefactory:<name>`` becomes the
+    shipped folder; a Hub id or a path passes through.
+
+    Raises:
+        ConfigError: for an unknown shipped name, or a shipped folder that is not there.
+    """
+    if not model.startswith(_SHIPPED_PREFIX):
+        return model
+    name = model.removeprefix(_SHIPPED_PREFIX)
+    shipped = _shipped_models()
+    if name not in shipped:
+        raise ConfigError(f"unknown shipped model {model!r}; known: {sorted(shipped)}")
+    folder = shipped[name]
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"{model!r} resolves to {folder}, which holds no model (is the package complete?)"
+        )
+    return str(folder)
+
+
+@functools.cache
+def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of ``model`` (``AutoTokenizer``), left-padding for batched generation.
+
+    A local folder whose ``tokenizer_config.json`` pins ``PreTrainedTokenizerFast`` (the tiny
+    policy's) is loaded with that class: transformers 5.23's ``AutoTokenizer`` follows the
+    ``qwen2`` model type of ``config.json`` instead and returns a ``Qwen2Tokenizer`` that drops
+    the spaces and newlines of the character tokenizer.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    path = resolve_model(model)
+    config_file = Path(path) / "tokenizer_config.json"
+    if config_file.is_file():
+        pinned = json.loads(config_file.read_text()).get("tokenizer_class")
+        if pinned == "PreTrainedTokenizerFast":
+            return PreTrainedTokenizerFast.from_pretrained(path, padding_side="left")
+    return AutoTokenizer.from_pretrained(path, padding_side="left")
+
+
+def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
+    """SHA-256 of the sorted vocabulary (token -> id, added tokens included)."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    text = json.dumps(vocab, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, extra: list[int]) -> tuple[int, ...]:
+    """The tokenizer's EOS plus configured extra stop ids, deduplicated in a stable order."""
+    ids = ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []) + list(extra)
+    return tuple(dict.fromkeys(ids))
+
+
+def require_same_tokenizer(what: str, expected_hash: str, model: str, actual_hash: str) -> None:
+    """Refuse to feed token ids of one vocabulary to a model with another.
+
+    Raises:
+        ConfigError: naming both sides when the hashes differ.
+    """
+    if expected_hash != actual_hash:
+        raise ConfigError(
+            f"{what} was tokenized with a tokenizer of hash {expected_hash[:12]}..., but "
+            f"{model!r} has tokenizer hash {actual_hash[:12]}...; token ids cannot be reused "
+            f"across vocabularies: use policies that share one tokenizer (as R1-Distill do)"
+        )

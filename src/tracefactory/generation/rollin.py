@@ -1,0 +1,224 @@
+"""The rollin stage: k sampled responses per train problem from a weighted pool of policies.
+
+Which policy answers sample ``i`` of a problem is drawn from the run seed, the problem id and ``i``
+alone (``assign_policies``), so it never depends on sharding or actor count.
+
+Sharding, and why one pool per policy: each Ray actor owns one engine, and policies differ in size
+(the paper: R1-Distill 1.5B to 32B; a 32B engine needs more GPUs than a 1.5B one). So the stage runs
+one actor pool per policy, one after the other, each with its own ``workers`` (GPUs per actor =
+tensor-parallel size). Shard ``<policy>-<k>`` holds that policy's samples of the k-th group of
+``problems_per_shard`` problems (problems sorted by id); all shards land in one table, which is
+finalised once every policy's shards are there. A rerun skips every finished shard of every policy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from tracefactory.config import (
+    Params,
+    PolicyConfig,
+    RayConfig,
+    RollinConfig,
+    WorkerConfig,
+    params_hash,
+)
+from tracefactory.errors import ConfigError
+from tracefactory.generation.engine import GenerationRequest, SamplingSpec
+from tracefactory.generation.policies import load_tokenizer, stop_token_ids, tokenizer_hash
+from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
+from tracefactory.generation.templates import encode_prompt
+from tracefactory.io import ShardWriter, TableReader
+from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProblemSamples:
+    """One problem's samples that one policy generates: the payload unit of a rollin shard."""
+
+    problem_id: str
+    problem: str
+    sample_indices: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+
+def assign_policies(
+    run_seed: int, problem_id: str, samples: int, policies: list[PolicyConfig]
+) -> list[str]:
+    """The policy of each sample index of a problem, drawn with the pool's weights."""
+    total = sum(p.weight for p in policies)
+    names = []
+    for sample_index in range(samples):
+        point = unit_interval(run_seed, "policy", problem_id, sample_index) * total
+        cumulative = 0.0
+        chosen = policies[-1].name  # float round-off at the top end
+        for policy in policies:
+            cumulative += policy.weight
+            if point < cumulative:
+                chosen = policy.name
+                break
+        names.append(chosen)
+    return names
+
+
+def rollin_metadata(run_seed: int, config: RollinConfig) -> dict[str, str]:
+    """Table metadata; checks every policy of the pool shares one tokenizer.
+
+    Raises:
+        ConfigError: for duplicate policy names or policies with different tokenizers.
+    """
+    names = [p.name for p in config.policies]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"rollin.policies: policy names must be unique, got {names}")
+    hashes = {p.model: tokenizer_hash(load_tokenizer(p.model)) for p in config.policies}
+    if len(set(hashes.values())) > 1:
+        raise ConfigError(
+            "rollin.policies: all policies must share one tokenizer (token ids are stored as "
+            f"generated and cut into roll-out contexts); hashes by model: {hashes}"
+        )
+    hashed = config.model_dump(
+        mode="json",
+        exclude={
+            "workers": True,
+            "use_ray": True,
+            "policies": {"__all__": {"workers", "batch_size"}},
+        },
+    )
+    return {
+        "producer": "rollin",
+        # The problems table's fingerprint is part of ours: new problems make old roll-ins stale.
+        "params_hash": params_hash(
+            run_seed,
+            TableReader(config.problems_dir).fingerprint,
+            json.dumps(hashed, sort_keys=True),
+        ),
+        "tokenizer": config.policies[0].model,
+        "tokenizer_hash": next(iter(hashes.values())),
+    }
+
+
+class RollinStage(Stage):
+    """Roll-ins of one policy of the pool (``run_rollin`` runs one per policy into one table)."""
+
+    name = "rollin"
+    output_schema = "rollins"
+
+    def __init__(
+        self,
+        run_seed: int,
+        config: RollinConfig,
+        policy: PolicyConfig,
+        table_metadata: dict[str, str],
+        num_threads: int = 1,
+    ) -> None:
+        self.run_seed, self.config, self.policy = run_seed, config, policy
+        self.table_metadata = table_metadata
+        self.num_threads = num_threads
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self.table_metadata)
+
+    def plan(self) -> list[Shard]:
+        problems = read_problems(self.config)
+        size = self.config.problems_per_shard
+        shards = []
+        for group, start in enumerate(range(0, len(problems), size)):
+            payload = []
+            for problem_id, problem in problems[start : start + size]:
+                picks = assign_policies(
+                    self.run_seed, problem_id, self.config.samples_per_problem, self.config.policies
+                )
+                indices = tuple(i for i, name in enumerate(picks) if name == self.policy.name)
+                if indices:
+                    seeds = tuple(
+                        derive_seed(self.run_seed, "rollin", problem_id, i) for i in indices
+                    )
+                    payload.append(ProblemSamples(problem_id, problem, indices, seeds))
+            if payload:
+                shards.append(Shard(f"{self.policy.name}-{group:05d}", payload))
+        return shards
+
+    def setup(self) -> None:
+        from tracefactory.generation.engine import load_backend
+
+        self.tokenizer = load_tokenizer(self.policy.model)
+        self.backend = load_backend(self.policy, num_threads=self.num_threads)
+        self.sampling = SamplingSpec(
+            max_new_tokens=self.config.sampling.max_response_tokens,
+            temperature=self.config.sampling.temperature,
+            top_p=self.config.sampling.top_p,
+            stop_token_ids=stop_token_ids(self.tokenizer, self.config.sampling.stop_token_ids),
+        )
+
+    def process(self, shard: Shard) -> ShardResult:
+        requests = [
+            GenerationRequest(
+                request_id=item.problem_id,
+                prompt_ids=tuple(encode_prompt(self.tokenizer, self.policy.template, item.problem)),
+                seeds=item.seeds,
+                sampling=self.sampling,
+            )
+            for item in shard.payload
+        ]
+        results = self.backend.generate(requests)
+        rows = []
+        for item, request, result in zip(shard.payload, requests, results, strict=True):
+            for index, seed, sample in zip(
+                item.sample_indices, item.seeds, result.samples, strict=True
+            ):
+                rows.append(
+                    {
+                        "rollin_id": row_id(item.problem_id, self.policy.name, index, seed),
+                        "problem_id": item.problem_id,
+                        "policy": self.policy.name,
+                        "sample_index": index,
+                        "seed": seed,
+                        "prompt_ids": list(request.prompt_ids),
+                        "token_ids": sample.token_ids,
+                        "finish_reason": str(sample.finish_reason),
+                    }
+                )
+        tokens = sum(len(row["token_ids"]) for row in rows)
+        return ShardResult(rows, {"samples": len(rows), "tokens": tokens})
+
+
+def read_problems(config: RollinConfig) -> list[tuple[str, str]]:
+    """(problem_id, problem) of the configured splits, sorted by id, first ``max_problems``."""
+    import polars as pl
+
+    frame = (
+        TableReader(config.problems_dir)
+        .scan()
+        .filter(pl.col("split").is_in(config.splits))
+        .select("problem_id", "problem")
+        .sort("problem_id")
+    )
+    if config.max_problems is not None:
+        frame = frame.head(config.max_problems)
+    return list(frame.collect().iter_rows())
+
+
+def run_rollin(params: Params, ray_config: RayConfig | None = None) -> StageSummary:
+    """Run the rollin stage: one pass (actor pool) per policy, then finalise the whole table.
+
+    Args:
+        params: all params (``seed`` and the ``rollin`` section are read).
+        ray_config: where Ray runs; None runs in this process.
+    """
+    config = params.rollin
+    metadata = rollin_metadata(params.seed, config)
+    planned, skipped, stats = [], 0, {}
+    for policy in config.policies:
+        workers: WorkerConfig = policy.workers or config.workers
+        stage = RollinStage(params.seed, config, policy, metadata, max(1, int(workers.num_cpus)))
+        summary = run_stage(stage, config.output_dir, workers, ray_config)
+        planned += [shard.name for shard in stage.plan()]
+        skipped += summary.shards_skipped
+        for key, value in summary.stats.items():
+            stats[key] = stats.get(key, 0) + value
+    manifest = ShardWriter(config.output_dir, "rollins", metadata).finalize(expected=set(planned))
+    return StageSummary(len(planned), skipped, manifest["rows"], stats)

@@ -1,0 +1,181 @@
+"""Killed and resumed runs of the rollin stage on a local Ray give the uninterrupted run's table.
+
+Each run is the real CLI in a subprocess (its own Ray). Baseline: the same params run in this
+process without Ray, which also shows results do not depend on the executor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import psutil
+import pytest
+import yaml
+
+from tracefactory.config import Params, RayConfig, RollinConfig, SamplingConfig, WorkerConfig
+from tracefactory.generation.rollin import run_rollin
+from tracefactory.io import TableReader
+
+pytestmark = pytest.mark.integration
+CLI = Path(sys.executable).parent / "tracefactory"
+
+
+def _params(tmp_path: Path, problems_dir: Path, tiny_policy, use_ray: bool) -> Params:
+    return Params(
+        seed=11,
+        ray=RayConfig(num_cpus=2, no_progress_timeout_s=120),
+        rollin=RollinConfig(
+            problems_dir=str(problems_dir),
+            output_dir=str(tmp_path / "rollins"),
+            samples_per_problem=4,
+            policies=[tiny_policy],
+            sampling=SamplingConfig(max_response_tokens=160),
+            problems_per_shard=2,
+            use_ray=use_ray,
+            workers=WorkerConfig(count=2, num_cpus=1),
+        ),
+    )
+
+
+def _start_cli(params: Params, folder: Path) -> subprocess.Popen:
+    params_file = folder / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    env = {**os.environ, "TRACEFACTORY_LOG_LEVEL": "WARNING", "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen(
+        [str(CLI), "rollin", "--params", str(params_file), "--reports", str(folder / "reports")],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_for_shards(directory: Path, count: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 240
+    while len(list(directory.glob("*.parquet"))) < count:
+        assert process.poll() is None, process.stdout.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no shard landed in time"
+        time.sleep(0.05)
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a CLI run we started and every process it started (its Ray), by pid."""
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    process.kill()
+    process.wait()
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _finish(process: subprocess.Popen) -> str:
+    try:
+        output, _ = process.communicate(timeout=400)
+    finally:
+        _kill_tree(process)
+    assert process.returncode == 0, output.decode()[-3000:]
+    return output.decode()
+
+
+def _table(directory: Path) -> pl.DataFrame:
+    frame = pl.from_arrow(TableReader(directory).read())
+    return frame.sort("rollin_id")
+
+
+@pytest.fixture
+def baseline(tmp_path, tiny_policy, make_problems):
+    problems = make_problems(tmp_path / "problems", 24)
+    params = _params(tmp_path / "baseline", problems, tiny_policy, use_ray=False)
+    run_rollin(params)
+    return problems, _table(Path(params.rollin.output_dir))
+
+
+def _check_same(result: pl.DataFrame, expected: pl.DataFrame) -> None:
+    assert result["rollin_id"].n_unique() == result.height  # no duplicates
+    assert result["rollin_id"].to_list() == expected["rollin_id"].to_list()  # none missing
+    assert result.equals(expected)  # same token ids, seeds, finish reasons
+
+
+def test_driver_killed_then_rerun_gives_the_uninterrupted_table(tmp_path, tiny_policy, baseline):
+    problems, expected = baseline
+    run_dir = tmp_path / "killed-driver"
+    run_dir.mkdir()
+    params = _params(run_dir, problems, tiny_policy, use_ray=True)
+    output = Path(params.rollin.output_dir)
+    first = _start_cli(params, run_dir)
+    try:
+        _wait_for_shards(output, 1, first)
+    finally:
+        _kill_tree(first)
+    landed = len(list(output.glob("*.parquet")))
+    assert 1 <= landed < 12, f"{landed} shards landed before the kill: nothing left to resume"
+    assert not (output / "_manifest.json").exists()
+    _finish(_start_cli(params, run_dir))
+    _check_same(_table(output), expected)
+
+
+def test_killed_actor_is_replaced_and_its_shard_redone(tmp_path, tiny_policy, baseline):
+    problems, expected = baseline
+    run_dir = tmp_path / "killed-actor"
+    run_dir.mkdir()
+    params = _params(run_dir, problems, tiny_policy, use_ray=True)
+    output = Path(params.rollin.output_dir)
+    run = _start_cli(params, run_dir)
+    try:
+        _wait_for_shards(output, 1, run)
+        actors = [
+            p
+            for p in psutil.Process(run.pid).children(recursive=True)
+            if "_StageWorker" in " ".join(p.cmdline())
+        ]
+        assert actors, "no actor process found"
+        actors[0].send_signal(signal.SIGKILL)
+    except BaseException:
+        _kill_tree(run)
+        raise
+    log = _finish(run)
+    assert "replacing it" in log  # stage.py's warning: the dead actor's shard was requeued
+    assert len(list(output.glob("*.parquet"))) == 12
+    _check_same(_table(output), expected)
+
+
+def test_rollout_on_ray_matches_in_process(tmp_path, tiny_policy, make_problems):
+    import ray
+
+    from tracefactory.config import RolloutConfig
+    from tracefactory.generation.rollout import run_rollout
+
+    problems = make_problems(tmp_path / "problems", 4)
+    params = _params(tmp_path, problems, tiny_policy, use_ray=False)
+    run_rollin(params)
+    outputs = {}
+    for executor in ("local", "ray"):
+        rollout = RolloutConfig(
+            rollins_dir=params.rollin.output_dir,
+            output_dir=str(tmp_path / f"rollouts-{executor}"),
+            policy=tiny_policy,
+            sampling=SamplingConfig(max_response_tokens=160),
+            rollins_per_shard=4,
+            workers=WorkerConfig(count=2, num_cpus=1),
+        )
+        run_params = params.model_copy(update={"rollout": rollout})
+        try:
+            run_rollout(run_params, params.ray if executor == "ray" else None)
+        finally:
+            ray.shutdown()
+        outputs[executor] = pl.from_arrow(TableReader(rollout.output_dir).read()).sort("rollout_id")
+    assert outputs["local"].height > 0
+    assert outputs["ray"].equals(outputs["local"])

@@ -1,0 +1,83 @@
+"""The transformers backend: per-sample seeds, batch independence, greedy parity, finish reasons."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tracefactory.generation.engine import FinishReason, GenerationRequest, SamplingSpec
+from tracefactory.generation.policies import load_tokenizer
+from tracefactory.generation.transformers_backend import TransformersBackend
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir) -> TransformersBackend:
+    return TransformersBackend(str(tiny_model_dir), batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    return load_tokenizer(str(tiny_model_dir))
+
+
+def _request(tokenizer, text: str, seeds, max_new: int = 30, **sampling) -> GenerationRequest:
+    spec = SamplingSpec(max_new, stop_token_ids=(tokenizer.eos_token_id,), **sampling)
+    ids = tuple(tokenizer.encode(text, add_special_tokens=False))
+    return GenerationRequest(text, ids, tuple(seeds), spec)
+
+
+def test_samples_identical_alone_or_batched_with_others(backend, tokenizer):
+    target = _request(tokenizer, "3+4*2=?\n<think>\n", seeds=[11, 12, 13])
+    others = [
+        _request(tokenizer, "1-2=?\n<think>\n", seeds=[5, 6]),
+        _request(tokenizer, "6*6*6*6+5-4=? (mod 7)\n<think>\n", seeds=[7], temperature=0.7),
+    ]
+    alone = backend.generate([target])[0]
+    batched = backend.generate([others[0], target, others[1]])[1]  # batch_size 4: 6 rows, 2 batches
+    assert [s.token_ids for s in alone.samples] == [s.token_ids for s in batched.samples]
+    assert [s.finish_reason for s in alone.samples] == [s.finish_reason for s in batched.samples]
+    for ours, theirs in zip(alone.samples, batched.samples, strict=True):  # float noise only
+        assert ours.logprobs == pytest.approx(theirs.logprobs, abs=1e-4)
+    assert len({tuple(s.token_ids) for s in alone.samples}) == 3  # one seed per sample
+
+
+def test_same_seed_same_tokens_other_seed_other_tokens(backend, tokenizer):
+    first = backend.generate([_request(tokenizer, "2+2=?\n<think>\n", [1, 2])])[0]
+    again = backend.generate([_request(tokenizer, "2+2=?\n<think>\n", [1, 2])])[0]
+    other = backend.generate([_request(tokenizer, "2+2=?\n<think>\n", [3, 4])])[0]
+    assert [s.token_ids for s in first.samples] == [s.token_ids for s in again.samples]
+    assert [s.token_ids for s in first.samples] != [s.token_ids for s in other.samples]
+
+
+def test_greedy_matches_hf_generate_with_left_padding(backend, tokenizer):
+    texts = ["3+4*2=?\n<think>\n", "1=?\n<think>\n"]
+    requests = [_request(tokenizer, t, [0], max_new=12, temperature=0.0) for t in texts]
+    ours = [r.samples[0].token_ids for r in backend.generate(requests)]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        out = backend.model.generate(
+            **batch, do_sample=False, max_new_tokens=12, pad_token_id=tokenizer.pad_token_id
+        )
+    width = batch["input_ids"].shape[1]
+    for row, tokens in enumerate(ours):
+        expected = out[row, width:].tolist()
+        assert tokens == expected[: len(tokens)]
+
+
+def test_finish_reasons_and_lengths(backend, tokenizer):
+    result = backend.generate([_request(tokenizer, "5-3=?\n<think>\n", range(12), max_new=25)])[0]
+    for sample in result.samples:
+        if sample.finish_reason is FinishReason.STOP:
+            assert sample.token_ids[-1] == tokenizer.eos_token_id
+            assert tokenizer.eos_token_id not in sample.token_ids[:-1]
+        else:
+            assert len(sample.token_ids) == 25
+            assert tokenizer.eos_token_id not in sample.token_ids
+        assert len(sample.logprobs) == len(sample.token_ids)
+        assert all(lp <= 0 for lp in sample.logprobs)
+
+
+def test_tiny_top_p_is_greedy(backend, tokenizer):
+    greedy = backend.generate([_request(tokenizer, "4*4=?\n<think>\n", [1], temperature=0.0)])
+    nucleus = backend.generate([_request(tokenizer, "4*4=?\n<think>\n", [9], top_p=1e-6)])
+    assert greedy[0].samples[0].token_ids == nucleus[0].samples[0].token_ids
