@@ -1,0 +1,186 @@
+"""Export the labels table as a dataset folder that ``datasets.load_dataset`` reads.
+
+Layout (config names as in the card's ``configs:`` front matter)::
+
+    data/dataset/
+      README.md                      the card
+      figures/*.png                  the card's figures
+      default/train-00000-of-00002.parquet, validation-...   our layout (schemas/labels.yaml)
+      openr1_vm/train-..., validation-...                    OpenR1-VM layout, one row per problem
+
+``load_dataset(folder)`` and ``load_dataset(folder, "openr1_vm")`` follow the card's configs;
+``load_dataset("parquet", data_dir=folder + "/default")`` reads one config directly. The folder is
+built under ``<folder>.incomplete`` and renamed into place only when whole (as ``datasets`` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tracefactory.config import DatasetConfig, Params
+from tracefactory.dataset.card import SPLIT_LABELS, render_card
+from tracefactory.dataset.figures import draw_figures
+from tracefactory.dataset.stats import collect_stats
+from tracefactory.errors import ShardError
+from tracefactory.io import TableReader
+from tracefactory.schemas import TableSchema, load_schema
+
+logger = logging.getLogger(__name__)
+
+SPLIT_NAMES = SPLIT_LABELS  # value-model split -> Hub split name
+
+
+@dataclass
+class ExportSummary:
+    """What the export wrote: files and rows per (config, Hub split)."""
+
+    folder: Path
+    files: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class _SplitFiles:
+    """Parquet files of one config, rotated every ``rows_per_file`` rows, one sequence per split."""
+
+    def __init__(self, folder: Path, schema: TableSchema, metadata: dict, rows_per_file: int):
+        self.folder, self.schema, self.rows_per_file = folder, schema, rows_per_file
+        self.arrow = schema.arrow.with_metadata(metadata)
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.in_file: dict[str, int] = {}
+        self.paths: dict[str, list[Path]] = {}
+        self.rows: dict[str, int] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, split: str, table: pa.Table) -> None:
+        table = self.schema.validate(table).replace_schema_metadata(self.arrow.metadata)
+        while table.num_rows:
+            writer = self._writer(split)
+            room = self.rows_per_file - self.in_file[split]
+            writer.write_table(table.slice(0, room))
+            taken = min(room, table.num_rows)
+            self.in_file[split] += taken
+            self.rows[split] = self.rows.get(split, 0) + taken
+            table = table.slice(taken)
+
+    def _writer(self, split: str) -> pq.ParquetWriter:
+        if split in self.writers and self.in_file[split] < self.rows_per_file:
+            return self.writers[split]
+        if split in self.writers:
+            self.writers.pop(split).close()
+        paths = self.paths.setdefault(split, [])
+        paths.append(self.folder / f"{split}-{len(paths):05d}.parquet")
+        self.writers[split] = pq.ParquetWriter(paths[-1], self.arrow, compression="zstd")
+        self.in_file[split] = 0
+        return self.writers[split]
+
+    def close(self) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """Close every file and rename them ``<split>-<i>-of-<n>.parquet`` (the Hub convention)."""
+        for writer in self.writers.values():
+            writer.close()
+        names: dict[str, list[str]] = {}
+        for split, paths in self.paths.items():
+            names[split] = []
+            for i, path in enumerate(paths):
+                final = path.with_name(f"{split}-{i:05d}-of-{len(paths):05d}.parquet")
+                path.rename(final)
+                names[split].append(final.name)
+        return names, dict(self.rows)
+
+
+def _hub_split(frame: pl.DataFrame, split: str) -> pa.Table:
+    return frame.filter(pl.col("split") == split).to_arrow()
+
+
+def write_default(labels: TableReader, folder: Path, rows_per_file: int) -> _SplitFiles:
+    """Stream the labels table into the ``default`` config, one file sequence per split."""
+    files = _SplitFiles(folder, load_schema("labels"), labels.metadata, rows_per_file)
+    for batch in labels.iter_batches(batch_size=2048):
+        frame = pl.from_arrow(pa.Table.from_batches([batch]))
+        for split, hub_split in SPLIT_NAMES.items():
+            part = _hub_split(frame, split)
+            if part.num_rows:
+                files.write(hub_split, part)
+    return files
+
+
+def openr1_vm_rows(labels: pl.LazyFrame) -> pl.DataFrame:
+    """Group labels rows per problem into the OpenR1-VM layout (schemas/dataset_openr1_vm.yaml).
+
+    ``roll_in_ids`` is the context a roll-out continued (prompt + roll-in prefix), as the
+    paper's trainer expects; the three lists are aligned, ordered by ``rollout_id``.
+    """
+    start = pl.col("supervised_start")
+    return (
+        labels.sort("problem_id", "rollout_id")
+        .group_by("problem_id", "split", maintain_order=True)
+        .agg(
+            pl.col("input_ids").list.head(start).alias("roll_in_ids"),
+            pl.col("input_ids").list.slice(start).alias("roll_outs_ids"),
+            pl.col("label").alias("labels"),
+        )
+        .collect(engine="streaming")
+    )
+
+
+def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -> _SplitFiles:
+    """Write the ``openr1_vm`` config shard by shard (the label stage keeps a problem in one shard).
+
+    Raises:
+        ShardError: a problem appears in two labels shards (the table was not made by the
+            label stage), so grouping shard by shard would split it.
+    """
+    files = _SplitFiles(
+        folder, load_schema("dataset_openr1_vm"), labels.metadata, problems_per_file
+    )
+    seen: set[str] = set()
+    for path in labels.paths:
+        grouped = openr1_vm_rows(pl.scan_parquet(path))
+        repeated = seen.intersection(grouped["problem_id"].to_list())
+        if repeated:
+            raise ShardError(
+                f"{path}: problem(s) {sorted(repeated)[:3]} also appear in an earlier labels shard"
+            )
+        seen.update(grouped["problem_id"].to_list())
+        for split, hub_split in SPLIT_NAMES.items():
+            part = _hub_split(grouped, split)
+            if part.num_rows:
+                files.write(hub_split, part)
+    return files
+
+
+def export_dataset(config: DatasetConfig, params: Params | None = None) -> ExportSummary:
+    """Build the dataset folder: both configs, the figures and the card.
+
+    Args:
+        config: the ``dataset`` params section.
+        params: all params, cited in the card's provenance (models, sampling, seeds).
+
+    Returns:
+        The files and rows written per config and split.
+    """
+    final = Path(config.output_dir)
+    staging = final.with_name(final.name + ".incomplete")
+    shutil.rmtree(staging, ignore_errors=True)
+    labels = TableReader(config.labels_dir)
+    summary = ExportSummary(folder=final)
+    writers = {
+        "default": write_default(labels, staging / "default", config.rows_per_file),
+        "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config.problems_per_file),
+    }
+    for name, writer in writers.items():
+        summary.files[name], summary.rows[name] = writer.close()
+    stats = collect_stats(config.labels_dir, config.verdicts_dir)
+    figures = draw_figures(stats, staging / "figures")
+    card = render_card(stats, summary.files, figures, config, params)
+    (staging / "README.md").write_text(card)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    logger.info("dataset folder %s: rows %s", final, summary.rows)
+    return summary

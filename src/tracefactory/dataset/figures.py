@@ -1,0 +1,119 @@
+"""The card's figures (PNG, matplotlib's Agg backend), drawn from ``DatasetStats``.
+
+Each function draws one figure and returns its file name; the card links them as
+``figures/<name>.png`` so they render on the Hub and in any Markdown viewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
+
+from tracefactory.dataset.stats import CLASS_NAMES, CUT_BINS, DatasetStats  # noqa: E402
+
+CLASS_COLORS = {0: "#d62728", 1: "#2ca02c", 2: "#7f7f7f"}
+FIGURE_FILES = {
+    "class_balance": "Class balance of the roll-outs",
+    "success_by_group": "Success rate by problem source and by roll-in policy",
+    "lengths": "Length histograms",
+    "branch_points": "Branch-point distribution",
+    "success_vs_cut": "Success probability vs. relative cut position",
+    "mc_value_spread": "Per-problem Monte Carlo value and branch-value spread",
+}
+
+
+def _class_balance(stats: DatasetStats, ax_row) -> None:
+    balance = stats.class_balance()
+    labels = balance["label"].to_list()
+    for ax, column, title in zip(
+        ax_row, ("rollouts", "tokens"), ("roll-outs", "labelled tokens"), strict=True
+    ):
+        ax.bar(
+            [CLASS_NAMES[k] for k in labels],
+            balance[column].to_list(),
+            color=[CLASS_COLORS[k] for k in labels],
+        )
+        ax.set_title(f"{title} per class")
+        ax.set_ylabel("count")
+
+
+def _success_by_group(stats: DatasetStats, ax_row) -> None:
+    for ax, column in zip(ax_row, ("source", "rollin_policy"), strict=True):
+        frame = stats.success_by(column)
+        ax.bar([str(v) for v in frame[column]], frame["success_rate"].to_list(), color="#1f77b4")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"success rate by {column.replace('_', ' ')}")
+        ax.tick_params(axis="x", labelrotation=30)
+
+
+def _lengths(stats: DatasetStats, ax_row) -> None:
+    columns = (
+        ("rollin_length", "roll-in (generated)"),
+        ("context_length", "context (prompt + prefix)"),
+        ("rollout_length", "roll-out (supervised)"),
+    )
+    for ax, (column, title) in zip(ax_row, columns, strict=True):
+        ax.hist(stats.rows[column].to_numpy(), bins=30, color="#9467bd")
+        ax.set_title(title)
+        ax.set_xlabel("tokens")
+
+
+def _branch_points(stats: DatasetStats, ax_row) -> None:
+    relative = stats.rows["relative_cut"].drop_nulls().to_numpy()
+    ax_row[0].hist(relative, bins=20, range=(0, 1), color="#ff7f0e")
+    ax_row[0].set_title("branch points: cut position / roll-in length")
+    ax_row[0].set_xlabel("relative cut position")
+    ax_row[0].set_ylabel("roll-outs")
+
+
+def _success_vs_cut(stats: DatasetStats, ax_row) -> None:
+    frame = stats.success_by_cut()
+    centres = ((frame["bin"] + 0.5) / CUT_BINS).to_list()
+    ax_row[0].plot(centres, frame["success_rate"].to_list(), marker="o", color="#2ca02c")
+    ax_row[0].set_xlim(0, 1)
+    ax_row[0].set_ylim(0, 1)
+    ax_row[0].set_xlabel("relative cut position")
+    ax_row[0].set_ylabel("P(roll-out correct)")
+    ax_row[0].set_title("success probability vs. where the roll-in was cut")
+
+
+def _mc_value_spread(stats: DatasetStats, ax_row) -> None:
+    values = stats.problem_values()
+    ax_row[0].hist(values["mc_value"].to_numpy(), bins=20, range=(0, 1), color="#17becf")
+    ax_row[0].set_title("per-problem MC value (mean success)")
+    ax_row[0].set_xlabel("value")
+    ax_row[1].hist(values["branch_value_std"].to_numpy(), bins=20, color="#bcbd22")
+    ax_row[1].set_title("per-problem std of branch values")
+    ax_row[1].set_xlabel("std")
+
+
+_DRAWERS: dict[str, tuple[int, Callable]] = {
+    "class_balance": (2, _class_balance),
+    "success_by_group": (2, _success_by_group),
+    "lengths": (3, _lengths),
+    "branch_points": (1, _branch_points),
+    "success_vs_cut": (1, _success_vs_cut),
+    "mc_value_spread": (2, _mc_value_spread),
+}
+
+
+def draw_figures(stats: DatasetStats, folder: str | Path) -> dict[str, str]:
+    """Draw every figure into ``folder``; return {name: relative path from the card}."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, (panels, draw) in _DRAWERS.items():
+        fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
+        try:
+            draw(stats, axes[0])
+            fig.tight_layout()
+            fig.savefig(folder / f"{name}.png", dpi=100, metadata={"Software": None})
+        finally:
+            plt.close(fig)
+        paths[name] = f"{folder.name}/{name}.png"
+    return paths

@@ -1,0 +1,127 @@
+"""Push the dataset folder to a Hugging Face Hub dataset repo.
+
+Order matters: the token and the Hub are checked first (``whoami``), so a missing login or an
+unreachable Hub fails before anything is built or uploaded. The repo is created if needed (private
+by default) and the folder is uploaded resumably: ``upload_large_folder`` where the installed
+``huggingface_hub`` has it, else ``upload_folder``, which in huggingface_hub 2.x streams through
+hf_xet, commits in batches and skips what a previous interrupted call already committed.
+
+The token comes from ``HF_TOKEN`` or the cached ``hf auth login``; it is passed to the client and
+never printed, logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracefactory.config import PublishConfig
+from tracefactory.errors import TracefactoryError
+
+logger = logging.getLogger(__name__)
+
+LOGIN_HINT = (
+    "set HF_TOKEN to a token with write access (https://huggingface.co/settings/tokens) "
+    "or run `hf auth login` (older clients: `huggingface-cli login`)"
+)
+
+
+class HubError(TracefactoryError):
+    """The Hub cannot be used: no token, a rejected token, or no connection."""
+
+
+@dataclass(frozen=True)
+class HubSession:
+    """A checked token and the account it belongs to."""
+
+    token: str
+    user: str
+    endpoint: str
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Transport errors of whichever HTTP client this huggingface_hub uses."""
+    errors: list[type[BaseException]] = [OSError, TimeoutError]
+    for module, name in (
+        ("httpx", "TransportError"),
+        ("httpx2", "TransportError"),
+        ("requests", "RequestException"),
+    ):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def connect() -> HubSession:
+    """Find the token and check it against the Hub (``whoami``) before any work.
+
+    Raises:
+        HubError: offline mode is on, no token is configured (with how to log in), the Hub
+            rejects it, or the Hub cannot be reached.
+    """
+    from huggingface_hub import HfApi, constants, get_token
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        raise HubError("HF_HUB_OFFLINE is set: unset it to publish to the Hub")
+    token = get_token()
+    if not token:
+        raise HubError(f"no Hugging Face token found: {LOGIN_HINT}")
+    endpoint = constants.ENDPOINT
+    try:
+        identity = HfApi(endpoint=endpoint).whoami(token=token)
+    except HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", "?")
+        raise HubError(
+            f"the Hub at {endpoint} rejected the token (HTTP {status}): {LOGIN_HINT}"
+        ) from None
+    except _network_errors() as e:
+        raise HubError(
+            f"cannot reach the Hub at {endpoint} ({type(e).__name__}: {e}); check the network "
+            f"or HF_ENDPOINT. Nothing was uploaded."
+        ) from None
+    return HubSession(token=token, user=str(identity.get("name", "?")), endpoint=endpoint)
+
+
+def upload_dataset(folder: str | Path, config: PublishConfig, session: HubSession) -> str:
+    """Create the dataset repo if needed and upload ``folder`` to it, resumably.
+
+    Returns:
+        The repo's URL.
+
+    Raises:
+        HubError: the folder is not a built dataset (no card), or no repo is configured.
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not (folder / "README.md").is_file():
+        raise HubError(f"{folder} has no README.md: build it first with `tracefactory export`")
+    if not config.repo_id:
+        raise HubError("publish.repo_id is not set: nothing to upload to")
+    api = HfApi(endpoint=session.endpoint, token=session.token)
+    url = api.create_repo(
+        config.repo_id, repo_type="dataset", private=config.private, exist_ok=True
+    )
+    logger.info("uploading %s to %s as %s", folder, config.repo_id, session.user)
+    if hasattr(api, "upload_large_folder"):
+        api.upload_large_folder(
+            repo_id=config.repo_id,
+            folder_path=folder,
+            repo_type="dataset",
+            revision=config.revision,
+            private=config.private,
+        )
+    else:
+        api.upload_folder(
+            repo_id=config.repo_id,
+            folder_path=folder,
+            repo_type="dataset",
+            revision=config.revision,
+            commit_message=config.commit_message,
+        )
+    return str(url)

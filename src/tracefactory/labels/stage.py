@@ -1,0 +1,71 @@
+"""The ``label`` stage: a thin sharded runner around ``build_labels``.
+
+Shards are groups of problems (sorted ids, ``problems_per_shard`` each), so everything a problem
+needs (its roll-outs' sibling values, its drop decision) lives in one shard, memory stays bounded
+by the shard, and a rerun skips finished shards. It runs in this process: the work is polars
+joins that already use every core, so Ray actors would only add start-up time.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tracefactory.config import LabelConfig, params_hash
+from tracefactory.errors import StageInputError
+from tracefactory.io import TableReader
+from tracefactory.labels.build import LabelInputs, build_labels
+from tracefactory.stage import Shard, ShardResult, Stage
+
+_TABLES = ("problems", "rollins", "rollouts", "verdicts")
+
+
+class LabelStage(Stage):
+    """Writes ``data/labels``: one row per graded roll-out of a kept problem."""
+
+    name = "label"
+    output_schema = "labels"
+
+    def __init__(self, config: LabelConfig) -> None:
+        self.config = config
+        self.inputs = {t: TableReader(getattr(config, f"{t}_dir")) for t in _TABLES}
+        rollouts = self.inputs["rollouts"].metadata
+        missing = [k for k in ("tokenizer", "tokenizer_hash") if k not in rollouts]
+        if missing:
+            raise StageInputError(f"{config.rollouts_dir}: table metadata lacks {missing}")
+        rollins_hash = self.inputs["rollins"].metadata.get("tokenizer_hash")
+        if rollins_hash != rollouts["tokenizer_hash"]:
+            raise StageInputError(
+                f"roll-ins ({config.rollins_dir}) and roll-outs ({config.rollouts_dir}) use "
+                f"different tokenizers: {rollins_hash} vs {rollouts['tokenizer_hash']}"
+            )
+        self._tokenizer = {k: rollouts[k] for k in ("tokenizer", "tokenizer_hash")}
+
+    def plan(self) -> list[Shard]:
+        problem_ids = (
+            self.inputs["rollouts"].scan().select("problem_id").unique().collect()["problem_id"]
+        )
+        ordered = sorted(problem_ids.to_list())
+        size = self.config.problems_per_shard
+        return [
+            Shard(f"labels-{i // size:05d}", payload=ordered[i : i + size])
+            for i in range(0, len(ordered), size)
+        ]
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "producer": self.name,
+            # input fingerprints: a resumed run never mixes shards made from other inputs
+            "params_hash": params_hash(self.config, *(self.inputs[t].fingerprint for t in _TABLES)),
+            **self._tokenizer,
+        }
+
+    def process(self, shard: Shard) -> ShardResult:
+        in_shard = pl.col("problem_id").is_in(shard.payload)
+        scans = {t: r.scan().filter(in_shard) for t, r in self.inputs.items()}
+        rows, counts = build_labels(
+            LabelInputs(**scans),
+            val_fraction=self.config.val_fraction,
+            problem_splits=list(self.config.problem_splits),
+            drop_all_failed=self.config.drop_all_failed,
+        )
+        return ShardResult(rows.to_arrow(), counts)

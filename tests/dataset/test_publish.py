@@ -1,0 +1,68 @@
+"""`tracefactory publish`: fails fast without a token or a Hub, and only builds without a repo.
+
+Each case runs the real command in a subprocess, so huggingface_hub reads HF_HOME, HF_TOKEN and
+HF_ENDPOINT fresh; no test reaches the network (the "Hub" is a closed port on 127.0.0.1).
+"""
+
+import os
+import subprocess
+import sys
+
+import yaml
+from pipeline_tables import dataset_config
+
+CLOSED_PORT = "http://127.0.0.1:9"
+
+
+def _publish(tmp_path, labelled, *sets: str, **env: str) -> subprocess.CompletedProcess:
+    dataset = dataset_config(labelled, output_dir=str(tmp_path / "dataset"))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"dataset": dataset.model_dump(mode="json")}))
+    command = [sys.executable, "-c", "from tracefactory.cli import main; main()", "publish"]
+    command += ["--params", str(params), *(a for s in sets for a in ("--set", s))]
+    environment = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}  # set by
+    # tests/conftest.py; publish must go online (to the closed port)
+    environment.update(HF_HOME=str(tmp_path / "hf_home"), TRACEFACTORY_LOG_LEVEL="WARNING", **env)
+    return subprocess.run(
+        command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_no_token_fails_fast_saying_how_to_log_in(tmp_path, labelled):
+    result = _publish(tmp_path, labelled, "publish.repo_id=someone/traces", HF_TOKEN="")
+    assert result.returncode == 2, result.stderr
+    assert "no Hugging Face token" in result.stderr
+    assert "hf auth login" in result.stderr and "HF_TOKEN" in result.stderr
+    assert not (tmp_path / "dataset").exists()  # failed before building anything
+
+
+def test_unreachable_hub_is_a_clear_error_before_any_upload(tmp_path, labelled):
+    fake = "hf_" + "x" * 30
+    result = _publish(
+        tmp_path,
+        labelled,
+        "publish.repo_id=someone/traces",
+        HF_TOKEN=fake,
+        HF_ENDPOINT=CLOSED_PORT,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot reach the Hub at {CLOSED_PORT}" in result.stderr
+    assert "Nothing was uploaded" in result.stderr
+    assert fake not in result.stderr + result.stdout  # the token is never shown
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_without_a_repo_it_only_builds_the_folder_and_says_so(tmp_path, labelled):
+    result = _publish(tmp_path, labelled, HF_TOKEN="", HF_ENDPOINT=CLOSED_PORT)
+    assert result.returncode == 0, result.stderr
+    assert "publish.repo_id is not set" in result.stdout
+    assert (tmp_path / "dataset" / "README.md").is_file()
+    assert (tmp_path / "reports" / "dataset" / "metrics.json").is_file()
+
+
+def test_offline_mode_is_named_instead_of_a_client_error(tmp_path, labelled):
+    result = _publish(
+        tmp_path, labelled, "publish.repo_id=someone/traces", HF_TOKEN="hf_fake", HF_HUB_OFFLINE="1"
+    )
+    assert result.returncode == 2, result.stderr
+    assert "HF_HUB_OFFLINE" in result.stderr

@@ -1,0 +1,128 @@
+"""The label stage on small real tables: joins, per-token targets, drops, splits, resume."""
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+import yaml
+from pipeline_tables import TableSpec, label_config, write_tables
+from typer.testing import CliRunner
+
+from tracefactory.cli import app
+from tracefactory.errors import ShardError
+from tracefactory.io import TableReader
+from tracefactory.labels.build import value_split
+from tracefactory.labels.stage import LabelStage
+from tracefactory.stage import run_stage
+
+
+def _run(root, **overrides):
+    config = label_config(root, **overrides)
+    summary = run_stage(LabelStage(config), config.output_dir)
+    return summary, TableReader(config.output_dir)
+
+
+def test_rows_hold_context_then_rollout_with_per_token_outcome(tmp_path):
+    write_tables(tmp_path)
+    _, labels = _run(tmp_path, problems_per_shard=2)
+    rows = labels.read().to_pylist()
+    rollins = {r["rollin_id"]: r for r in TableReader(tmp_path / "rollins").read().to_pylist()}
+    rollouts = {r["rollout_id"]: r for r in TableReader(tmp_path / "rollouts").read().to_pylist()}
+    assert rows
+    for row in rows:
+        rollin, rollout = rollins[row["rollin_id"]], rollouts[row["rollout_id"]]
+        context = rollin["prompt_ids"] + rollin["token_ids"][: rollout["cut_position"]]
+        assert row["input_ids"] == context + rollout["token_ids"]
+        assert row["supervised_start"] == len(context)
+        assert row["token_labels"] == [row["label"]] * len(rollout["token_ids"])
+        assert row["rollin_length"] == len(rollin["token_ids"])
+        assert row["rollin_policy"] == rollin["policy"]
+
+
+def test_branch_value_is_mean_success_of_siblings(tmp_path):
+    write_tables(tmp_path, TableSpec(samples_per_cut=3))
+    _, labels = _run(tmp_path)
+    frame = pl.from_arrow(labels.read())
+    cut = pl.col("rollout_id").str.replace(r"-s\d+$", "")
+    expected = frame.group_by(cut.alias("branch")).agg(
+        (pl.col("label") == 1).mean().alias("mean"), pl.len().alias("n")
+    )
+    joined = frame.with_columns(cut.alias("branch")).join(expected, on="branch")
+    assert (joined["branch_count"] == joined["n"]).all()
+    assert ((joined["branch_value"] - joined["mean"]).abs() < 1e-6).all()
+    assert set(joined["branch_count"].unique()) == {3}
+
+
+def test_all_failed_problems_are_dropped_and_counted(tmp_path):
+    write_tables(tmp_path, TableSpec(hopeless={0, 3}))
+    summary, labels = _run(tmp_path)
+    per_problem = 3 * 2 * 2
+    assert summary.stats["dropped_all_failed_problems"] == 2
+    assert summary.stats["dropped_all_failed"] == 2 * per_problem
+    assert set(pl.from_arrow(labels.read())["problem_id"]) == {"p001", "p002", "p004", "p005"}
+
+
+def test_keeping_failed_problems_when_configured(tmp_path):
+    write_tables(tmp_path, TableSpec(hopeless={0}))
+    summary, labels = _run(tmp_path, drop_all_failed=False)
+    assert labels.num_rows == 6 * 3 * 2 * 2
+    assert summary.stats.get("dropped_all_failed", 0) == 0
+
+
+def test_ungraded_and_held_out_problems_are_counted_not_labelled(tmp_path):
+    write_tables(tmp_path, TableSpec(hopeless=set(), ungraded=3, problem_splits={1: "test"}))
+    summary, labels = _run(tmp_path)
+    assert summary.stats["dropped_no_verdict"] == 3
+    assert summary.stats["dropped_problem_split"] == 12
+    assert labels.num_rows == 6 * 12 - 12 - 3
+    assert summary.stats["rollouts"] == labels.num_rows
+
+
+def test_split_is_by_problem_and_deterministic(tmp_path):
+    write_tables(tmp_path, TableSpec(problems=40, hopeless=set(), success_rate=0.9))
+    _, labels = _run(tmp_path, val_fraction=0.3, problems_per_shard=7)
+    frame = pl.from_arrow(labels.read())
+    per_problem = frame.group_by("problem_id").agg(pl.col("split").n_unique().alias("n"))
+    assert (per_problem["n"] == 1).all()
+    splits = dict(frame.select("problem_id", "split").unique().iter_rows())
+    assert splits == {p: value_split(p, 0.3) for p in splits}
+    assert 0 < sum(s == "val" for s in splits.values()) < len(splits)
+
+
+def test_metadata_carries_the_rollouts_tokenizer(tmp_path):
+    write_tables(tmp_path)
+    _, labels = _run(tmp_path)
+    assert labels.metadata["tokenizer"] == "tracefactory:tiny"
+    assert labels.metadata["tokenizer_hash"] == "abc123"
+    assert labels.metadata["producer"] == "label"
+
+
+def test_rerun_skips_finished_shards(tmp_path):
+    write_tables(tmp_path)
+    first, labels = _run(tmp_path, problems_per_shard=2)
+    second, again = _run(tmp_path, problems_per_shard=2)
+    assert second.shards_skipped == first.shards_planned == 3
+    assert again.num_rows == labels.num_rows
+
+
+def test_rollout_of_unknown_rollin_names_it(tmp_path):
+    write_tables(tmp_path)
+    shutil.rmtree(tmp_path / "rollins")
+    write_tables(tmp_path / "other", TableSpec(rollins_per_problem=1))
+    shutil.copytree(tmp_path / "other" / "rollins", tmp_path / "rollins")
+    with pytest.raises(ShardError, match="rollin_id missing from the rollins table"):
+        _run(tmp_path)
+
+
+def test_label_command_writes_table_and_metrics(tmp_path, monkeypatch):
+    write_tables(tmp_path)
+    params = tmp_path / "params.yaml"
+    section = label_config(tmp_path).model_dump(mode="json")
+    params.write_text(yaml.safe_dump({"label": section}))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["label", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "reports" / "label" / "metrics.json").read_text())
+    assert metrics["rows"] == TableReader(tmp_path / "labels").num_rows
+    assert metrics["stats"]["dropped_all_failed_problems"] == 1
