@@ -16,18 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from tracefactory.errors import ConfigError
 from tracefactory.grading.grader import GraderConfig
 from tracefactory.problems.config import ProblemsConfig
+from tracefactory.section import Section
 from tracefactory.valuemodel.config import TrainConfig
-
-
-class Section(BaseModel):
-    """Base of every params section: immutable, and unknown keys are errors (typos fail loudly)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class RayConfig(Section):

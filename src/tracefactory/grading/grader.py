@@ -29,13 +29,14 @@ from collections.abc import Sequence
 from importlib.metadata import version as package_version
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 import tracefactory
 from tracefactory.errors import ConfigError
 from tracefactory.grading.compare import ComparisonSettings
 from tracefactory.grading.extract import ThinkingFormat, extract
 from tracefactory.grading.verdict import GRADER_VERSION, Reason, Verdict
+from tracefactory.section import Section
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,8 @@ _WORKER_START_TIMEOUT_S = 120.0  # a spawned worker imports sympy + math-verify 
 _SOFT_TIMEOUT_FRACTION = 0.8  # the worker's own alarm fires first, sparing a respawn
 
 
-class GraderConfig(BaseModel):
+class GraderConfig(Section):
     """Grader settings (the ``grading`` section of params.yaml)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     workers: int = Field(2, ge=1)  # worker processes comparing answers in parallel
     timeout_s: float = Field(5.0, gt=0)  # hard limit per comparison, seconds; then kill + timeout

@@ -1,8 +1,6 @@
 """The ``problems`` section of params.yaml: sources, cleaning, dedupe, decontamination, splits.
 
-Kept beside the stage; ``tracefactory.config.Params`` imports ``ProblemsConfig`` from here. This
-module must not import ``tracefactory.config`` (that would be an import cycle), so its models use a
-local base with the same settings as ``tracefactory.config.Section``.
+Kept beside the stage; ``tracefactory.config.Params`` imports ``ProblemsConfig`` from here.
 """
 
 from __future__ import annotations
@@ -10,17 +8,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from tracefactory.section import Section
 from tracefactory.toyworld.task import SyntheticTaskConfig
 
 SPLITS = ("train", "val", "test")
-
-
-class Section(BaseModel):
-    """Same as ``tracefactory.config.Section``: immutable, unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class SourceType(StrEnum):

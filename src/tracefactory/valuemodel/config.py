@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tracefactory.section import Section
 
 
 class ValueTarget(StrEnum):
@@ -19,10 +21,8 @@ class ValueTarget(StrEnum):
     BRANCH_VALUE = "branch_value"  # binary CE of P(class 1) vs the branch's sibling success rate
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Section):
     """Value-model training: data, model, optimiser, schedule, evaluation and outputs."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     # --- inputs and outputs
     labels_dir: str = "data/labels"  # the labels table (schemas/labels.yaml), read via TableReader
