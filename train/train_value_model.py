@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from tracefactory.config import load_params
 from tracefactory.errors import ConfigError
+from tracefactory.generation.policies import resolve_model
 from tracefactory.stats import Progress, write_metrics
 from tracefactory.valuemodel import metrics as vm_metrics
 from tracefactory.valuemodel.config import TrainConfig, ValueTarget
@@ -166,7 +167,7 @@ def write_model(model: ValueModel, cfg: TrainConfig) -> Path:
     out = Path(cfg.out_dir)
     tmp = out.with_name(f"{out.name}.incomplete")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, tokenizer_from=cfg.init_from)
+    model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
     (tmp / "training_config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_rows = np.random.default_rng(cfg.seed).permutation(val.num_rows)[: cfg.eval_max_rows]
 
     torch.manual_seed(cfg.seed)  # head initialisation
-    model = ValueModel.from_policy(cfg.init_from, dropout=cfg.dropout).to(device)
+    model = ValueModel.from_policy(resolve_model(cfg.init_from), dropout=cfg.dropout).to(device)
     on_gpu = device.type == "cuda"
     if on_gpu and cfg.gradient_checkpointing:
         model.model.gradient_checkpointing_enable({"use_reentrant": False})

@@ -26,7 +26,7 @@ class TrainConfig(Section):
 
     # --- inputs and outputs
     labels_dir: str = "data/labels"  # the labels table (schemas/labels.yaml), read via TableReader
-    init_from: str = "src/tracefactory/toyworld/policy"  # policy HF folder (LM head dropped)
+    init_from: str = "tracefactory:tiny"  # policy folder or tracefactory:tiny (LM head dropped)
     out_dir: str = "models/value_model"  # final HF folder: config, safetensors, tokenizer
     checkpoint_dir: str = "checkpoints/value_model"  # checkpoint.pt; not a DVC output
     reports_dir: str = "reports/train"  # metrics.json, curve.json, calibration.json
