@@ -93,51 +93,6 @@ def params_apply(
 
 
 @app.command()
-def grade(
-    gold: Annotated[str | None, typer.Option(help="Gold answer (LaTeX, no \\boxed).")] = None,
-    response: Annotated[str | None, typer.Option(help="Generated text to grade.")] = None,
-    pairs: Annotated[
-        Path | None,
-        typer.Option(help="JSONL with gold/response (optional truncated, finish_reason) per line."),
-    ] = None,
-    thinking: Annotated[
-        ThinkingFormat,
-        typer.Option(
-            help="Where the thinking section is: r1_open (the prompt ends "
-            "with `<think>`), r1, sky_t1, none, auto."
-        ),
-    ] = ThinkingFormat.R1_OPEN,
-    truncated: Annotated[
-        bool, typer.Option(help="The single response hit the length cap.")
-    ] = False,
-    workers: Annotated[int, typer.Option(help="Grader worker processes.")] = 2,
-    timeout_s: Annotated[float, typer.Option(help="Hard limit per comparison, seconds.")] = 5.0,
-) -> None:
-    """Grade responses against gold answers; print one JSON verdict (label, reason, answer) each.
-
-    Label 1 correct, 0 finished but wrong, 2 incomplete. Example:
-    `tracefactory grade --gold 16 --response 'so </think> \\boxed{016}'`.
-    """
-    from tracefactory.grading.cli import grade_cli
-
-    grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
-
-
-@app.command()
-def verify(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
-    """Grade every roll-in and roll-out against its problem's gold answer.
-
-    Reads data/problems, data/rollins, data/rollouts; writes data/verdicts (label 0 wrong, 1
-    correct, 2 incomplete, with the reason) and reports/verify/metrics.json (counts per reason).
-    Params: verify (grader settings, workers), ray.
-    """
-    from tracefactory.grading.stage import VerifyStage
-
-    config = load(params, overrides)
-    run_sharded_stage(VerifyStage(config.verify), config.verify, config.ray)
-
-
-@app.command()
 def problems(
     params: ParamsPath = Path("params.yaml"),
     overrides: Overrides = None,
@@ -206,36 +161,17 @@ def rollout(
 
 
 @app.command()
-def train(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
-    """Train the value model on data/labels: runs the recipe train/train_value_model.py.
+def verify(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Grade every roll-in and roll-out against its problem's gold answer.
 
-    Writes models/value_model (a Hugging Face folder), reports/train/metrics.json (loss, Brier,
-    ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline) and plot data.
-    Params: train. Resumes from its checkpoint. For several GPUs:
-    `torchrun --nproc_per_node=8 train/train_value_model.py --params params.yaml`.
+    Reads data/problems, data/rollins, data/rollouts; writes data/verdicts (label 0 wrong, 1
+    correct, 2 incomplete, with the reason) and reports/verify/metrics.json (counts per reason).
+    Params: verify (grader settings, workers), ray.
     """
-    recipe = Path("train") / "train_value_model.py"
-    if not recipe.is_file():
-        raise ConfigError(
-            f"{recipe} not found: run from the repository root (recipes live in train/)"
-        )
-    namespace = runpy.run_path(str(recipe))
-    namespace["main"](["--params", str(params), *(overrides or [])])
-
-
-@app.command()
-def evaluate(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
-    """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
-
-    Reads data/problems (test split) or configured benchmark files, the policy and
-    models/value_model; writes reports/evaluate/metrics.json (benchmark -> method -> accuracy,
-    95% CIs, tokens, FLOPs; `paired` differences), plots/accuracy.json, PNGs and report.md.
-    Params: evaluate, seed. Same as `python train/evaluate_search.py`.
-    """
-    from tracefactory.search.runner import run_evaluation
+    from tracefactory.grading.stage import VerifyStage
 
     config = load(params, overrides)
-    run_evaluation(config.evaluate, config.seed)
+    run_sharded_stage(VerifyStage(config.verify), config.verify, config.ray)
 
 
 @app.command()
@@ -300,6 +236,70 @@ def publish(
         return
     url = upload_dataset(config.dataset.output_dir, config.publish, session)
     print(f"pushed {config.dataset.output_dir} to {url}")
+
+
+@app.command()
+def train(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Train the value model on data/labels: runs the recipe train/train_value_model.py.
+
+    Writes models/value_model (a Hugging Face folder), reports/train/metrics.json (loss, Brier,
+    ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline) and plot data.
+    Params: train. Resumes from its checkpoint. For several GPUs:
+    `torchrun --nproc_per_node=8 train/train_value_model.py --params params.yaml`.
+    """
+    recipe = Path("train") / "train_value_model.py"
+    if not recipe.is_file():
+        raise ConfigError(
+            f"{recipe} not found: run from the repository root (recipes live in train/)"
+        )
+    namespace = runpy.run_path(str(recipe))
+    namespace["main"](["--params", str(params), *(overrides or [])])
+
+
+@app.command()
+def evaluate(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
+
+    Reads data/problems (test split) or configured benchmark files, the policy and
+    models/value_model; writes reports/evaluate/metrics.json (benchmark -> method -> accuracy,
+    95% CIs, tokens, FLOPs; `paired` differences), plots/accuracy.json, PNGs and report.md.
+    Params: evaluate, seed. Same as `python train/evaluate_search.py`.
+    """
+    from tracefactory.search.runner import run_evaluation
+
+    config = load(params, overrides)
+    run_evaluation(config.evaluate, config.seed)
+
+
+@app.command()
+def grade(
+    gold: Annotated[str | None, typer.Option(help="Gold answer (LaTeX, no \\boxed).")] = None,
+    response: Annotated[str | None, typer.Option(help="Generated text to grade.")] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="JSONL with gold/response (optional truncated, finish_reason) per line."),
+    ] = None,
+    thinking: Annotated[
+        ThinkingFormat,
+        typer.Option(
+            help="Where the thinking section is: r1_open (the prompt ends "
+            "with `<think>`), r1, sky_t1, none, auto."
+        ),
+    ] = ThinkingFormat.R1_OPEN,
+    truncated: Annotated[
+        bool, typer.Option(help="The single response hit the length cap.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Grader worker processes.")] = 2,
+    timeout_s: Annotated[float, typer.Option(help="Hard limit per comparison, seconds.")] = 5.0,
+) -> None:
+    """Grade responses against gold answers; print one JSON verdict (label, reason, answer) each.
+
+    Label 1 correct, 0 finished but wrong, 2 incomplete. Example:
+    `tracefactory grade --gold 16 --response 'so </think> \\boxed{016}'`.
+    """
+    from tracefactory.grading.cli import grade_cli
+
+    grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
 
 
 def main() -> None:
