@@ -41,7 +41,13 @@ MINIATURE = {
     },
     "verify": {"workers": {"count": 1, "num_cpus": 1}},
     "label": {"val_fraction": 0.25},
-    "train": {"max_steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3},
+    "train": {
+        "max_steps": 6,
+        "warmup_steps": 2,
+        "batch_size": 8,
+        "eval_every": 3,
+        "checkpoint_every": 3,
+    },
     "evaluate": {"max_problems": 6, "budgets": [2, 4], "search_budgets": [4]},
 }
 
@@ -107,7 +113,7 @@ def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
     methods = evaluation["synthetic_test"]
     for method in ["pass@1", "mv@4", "wmv@4", "bon@4", "vgs@4", "random@4"]:
         assert 0.0 <= methods[method]["mean"] <= 1.0, method
-    assert "vgs@4-mv@4" in evaluation["paired"]
+    assert "vgs@4-mv@4" in methods["paired"]
     assert (work / "data/dataset/README.md").is_file()
     # Nothing left to do: a second repro changes nothing.
     status = _run(["dvc", "status"], work)

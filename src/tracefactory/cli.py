@@ -36,6 +36,10 @@ app = typer.Typer(
 )
 params_app = typer.Typer(help="Show, check and apply parameter profiles.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
+tiny_policy_app = typer.Typer(
+    help="The embedded default's tiny policy (shipped in the package).", no_args_is_help=True
+)
+app.add_typer(tiny_policy_app, name="tiny-policy")
 
 ParamsPath = Annotated[
     Path, typer.Option("--params", help="Params file (the embedded default is params.yaml).")
@@ -230,8 +234,8 @@ def publish(
         write_metrics(Path("reports") / "dataset" / "metrics.json", {"rows": summary.rows})
     if session is None:
         print(
-            f"publish.repo_id is not set: built {config.dataset.output_dir} only "
-            f"(set it, e.g. --set publish.repo_id=org/name, to push to the Hub)"
+            f"publish.repo_id is not set: nothing pushed ({config.dataset.output_dir} is the "
+            f"dataset; set e.g. --set publish.repo_id=org/name to push it to the Hub)"
         )
         return
     url = upload_dataset(config.dataset.output_dir, config.publish, session)
@@ -300,6 +304,40 @@ def grade(
     from tracefactory.grading.cli import grade_cli
 
     grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
+
+
+@tiny_policy_app.command("train")
+def tiny_policy_train(
+    out: Annotated[
+        Path | None, typer.Option(help="Policy folder (default: the shipped one).")
+    ] = None,
+    weak_out: Annotated[
+        Path | None, typer.Option(help="Weaker mid-training checkpoint (default: shipped).")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Training seed; the same seed gives the same weights.")
+    ] = 0,
+    steps: Annotated[
+        int, typer.Option(help="Optimizer steps (1,000: about 7 min on one core).")
+    ] = 1000,
+    eval_problems: Annotated[
+        int, typer.Option(help="Held-out problems measured for the card.")
+    ] = 200,
+    eval_samples: Annotated[int, typer.Option(help="Samples per measured problem.")] = 8,
+) -> None:
+    """Train the tiny policy from scratch on CPU and write its model card (measured properties).
+
+    Deterministic for a seed. The shipped policy was made with the defaults; retraining it
+    changes every downstream table (the stages see the new weights and start over).
+    """
+    from tracefactory.toyworld import POLICY_DIR, WEAK_POLICY_DIR
+    from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig, train_and_write_cards
+
+    config = TinyPolicyTrainConfig(seed=seed, steps=steps)
+    card = train_and_write_cards(
+        config, out or POLICY_DIR, weak_out or WEAK_POLICY_DIR, eval_problems, eval_samples
+    )
+    print(json.dumps(card["test"], indent=2))
 
 
 def main() -> None:

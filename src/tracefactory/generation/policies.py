@@ -68,6 +68,24 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(path, padding_side="left")
 
 
+def model_fingerprint(model: str) -> str:
+    """What identifies a model's weights, for the params hash of the tables it generates.
+
+    A local folder (the shipped tiny policy included) is identified by its config and, per weight
+    file, its name, size and a hash of its first MiB: retraining the policy then invalidates
+    resumable shards. A Hub id identifies itself (pin a revision in the id's cache for more).
+    """
+    folder = Path(resolve_model(model))
+    if not folder.is_dir():
+        return model
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        with open(weights, "rb") as f:
+            head = f.read(1 << 20)
+        digest.update(f"{weights.name}:{weights.stat().st_size}:".encode() + head)
+    return digest.hexdigest()[:16]
+
+
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
     """SHA-256 of the sorted vocabulary (token -> id, added tokens included)."""
     vocab = sorted(tokenizer.get_vocab().items())

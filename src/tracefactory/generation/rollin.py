@@ -27,7 +27,12 @@ from tracefactory.config import (
 )
 from tracefactory.errors import ConfigError
 from tracefactory.generation.engine import GenerationRequest, SamplingSpec
-from tracefactory.generation.policies import load_tokenizer, stop_token_ids, tokenizer_hash
+from tracefactory.generation.policies import (
+    load_tokenizer,
+    model_fingerprint,
+    stop_token_ids,
+    tokenizer_hash,
+)
 from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
 from tracefactory.generation.templates import encode_prompt
 from tracefactory.io import ShardWriter, TableReader
@@ -94,6 +99,7 @@ def rollin_metadata(run_seed: int, config: RollinConfig) -> dict[str, str]:
         "params_hash": params_hash(
             run_seed,
             TableReader(config.problems_dir).fingerprint,
+            *(model_fingerprint(p.model) for p in config.policies),
             json.dumps(hashed, sort_keys=True),
         ),
         "tokenizer": config.policies[0].model,

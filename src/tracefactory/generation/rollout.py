@@ -27,6 +27,7 @@ from tracefactory.generation.branch_points import draw_cut_positions
 from tracefactory.generation.engine import GenerationRequest, SamplingSpec
 from tracefactory.generation.policies import (
     load_tokenizer,
+    model_fingerprint,
     require_same_tokenizer,
     stop_token_ids,
     tokenizer_hash,
@@ -69,7 +70,10 @@ def rollout_metadata(run_seed: int, config: RolloutConfig) -> dict[str, str]:
         "producer": "rollout",
         # The rollins' fingerprint is part of ours: new roll-ins make old roll-outs stale.
         "params_hash": params_hash(
-            run_seed, rollins_table.fingerprint, json.dumps(hashed, sort_keys=True)
+            run_seed,
+            rollins_table.fingerprint,
+            model_fingerprint(model),
+            json.dumps(hashed, sort_keys=True),
         ),
         "tokenizer": model,
         "tokenizer_hash": ours,
