@@ -15,6 +15,7 @@ class CountingStage(Stage):
 
     name = "counting"
     output_schema = "problems"
+    rate_counts = ("samples",)
 
     def __init__(
         self, shards: int, die_once_marker: Path | None = None, fail_on: str | None = None

@@ -47,6 +47,7 @@ class Stage(ABC):
 
     name: ClassVar[str]  # stage name, as in dvc.yaml and reports/<name>/
     output_schema: ClassVar[str]  # contract of the output table in schemas/
+    rate_counts: ClassVar[tuple[str, ...]] = ()  # counts the progress line shows as rates
 
     @abstractmethod
     def plan(self) -> list[Shard]:
@@ -110,10 +111,10 @@ def run_stage(
     return StageSummary(len(plan), skipped, manifest["rows"], stats.as_dict())
 
 
-def _record(writer: ShardWriter, shard: Shard, result: ShardResult, stats, progress) -> None:
+def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult, stats, progress):
     writer.write(shard.name, result.rows)
     stats.merge(result.counts)
-    progress.advance(**{k: v for k, v in result.counts.items() if not k.startswith("dropped_")})
+    progress.advance(**{k: v for k, v in result.counts.items() if k in stage.rate_counts})
 
 
 def _run_local(stage: Stage, todo: list[Shard], writer, stats, progress) -> None:
@@ -125,7 +126,7 @@ def _run_local(stage: Stage, todo: list[Shard], writer, stats, progress) -> None
             result = stage.process(shard)
         except Exception as e:
             raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
-        _record(writer, shard, result, stats, progress)
+        _record(stage, writer, shard, result, stats, progress)
 
 
 class _StageWorker:
@@ -184,7 +185,7 @@ def _run_on_ray(stage, todo, writer, stats, progress, workers: WorkerConfig, ray
                 continue
             except RayTaskError as e:
                 raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
-            _record(writer, shard, result, stats, progress)
+            _record(stage, writer, shard, result, stats, progress)
             idle.append(actor)
     finally:
         for actor in actors + idle:

@@ -112,6 +112,7 @@ class RollinStage(Stage):
 
     name = "rollin"
     output_schema = "rollins"
+    rate_counts = ("samples", "tokens")
 
     def __init__(
         self,

@@ -123,6 +123,7 @@ class RolloutStage(Stage):
 
     name = "rollout"
     output_schema = "rollouts"
+    rate_counts = ("samples", "tokens")
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ class VerifyStage(Stage):
 
     name = "verify"
     output_schema = "verdicts"
+    rate_counts = ("traces",)
 
     def __init__(self, config: VerifyConfig) -> None:
         self.config = config

@@ -24,6 +24,7 @@ class LabelStage(Stage):
 
     name = "label"
     output_schema = "labels"
+    rate_counts = ("rollouts", "tokens")
 
     def __init__(self, config: LabelConfig) -> None:
         self.config = config
