@@ -58,7 +58,8 @@ def within_problem_ci(trials: Sequence[Sequence[float]]) -> Interval:
             variances.append(mean * (1.0 - mean))
     half = Z_95 * math.sqrt(sum(variances)) / len(means)
     center = float(means.mean())
-    return Interval(center, center - half, center + half)
+    # A normal interval can reach past [0, 1] on few problems; accuracy cannot.
+    return Interval(center, max(0.0, center - half), min(1.0, center + half))
 
 
 def bootstrap_ci(per_problem: Sequence[float], resamples: int = 2000, seed: int = 0) -> Interval:
