@@ -6,37 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+from random_policy import save_random_policy
 
 from tracefactory.config import PolicyConfig
 from tracefactory.io import ShardWriter
-from tracefactory.toyworld.tokenizer import build_tokenizer, save_tokenizer
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random (untrained) Qwen2 policy folder loadable with Auto* classes, offline."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-policy")
-    tokenizer = build_tokenizer()
-    save_tokenizer(tokenizer, folder)
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    # Random weights: samples are noise but end on EOS now and then, as a real policy's do.
-    Qwen2ForCausalLM(config).save_pretrained(folder)
-    return folder
+    """A random Qwen2 policy (tests/random_policy.py)."""
+    return save_random_policy(tmp_path_factory.mktemp("tiny-policy"), hidden_size=64)
 
 
 @pytest.fixture(scope="session")

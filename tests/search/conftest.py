@@ -7,35 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from random_policy import save_random_policy
 
 from tracefactory.io import ShardWriter
-from tracefactory.toyworld.tokenizer import build_tokenizer, save_tokenizer
 
 
 @pytest.fixture(scope="session")
 def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random Qwen2 policy: its samples are noise that ends on EOS now and then."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    folder = tmp_path_factory.mktemp("search-policy")
-    tokenizer = build_tokenizer()
-    save_tokenizer(tokenizer, folder)
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=512,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    model = Qwen2ForCausalLM(config)
-    model.save_pretrained(folder)
-    return folder
+    """A random Qwen2 policy (tests/random_policy.py)."""
+    return save_random_policy(tmp_path_factory.mktemp("search-policy"), hidden_size=32)
 
 
 @pytest.fixture(scope="session")
