@@ -83,8 +83,12 @@ def run_recipe(params: Path, *overrides: str) -> subprocess.Popen:
 @pytest.mark.integration
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     params = make_run(tmp_path, 40, max_steps=60, eval_every=0, checkpoint_every=5)
-    uninterrupted = run_recipe(params, f"checkpoint_dir={tmp_path / 'full_ckpt'}",
-                               f"out_dir={tmp_path / 'full'}", "checkpoint_every=0")  # fmt: skip
+    uninterrupted = run_recipe(
+        params,
+        f"train.checkpoint_dir={tmp_path / 'full_ckpt'}",
+        f"train.out_dir={tmp_path / 'full'}",
+        "train.checkpoint_every=0",
+    )
     assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()
 
     checkpoint = tmp_path / "out" / "checkpoints" / "checkpoint.pt"
