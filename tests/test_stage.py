@@ -74,3 +74,10 @@ def test_ray_pool_replaces_a_killed_worker_and_redoes_its_shard(tmp_path, monkey
     assert marker.exists()  # a worker really died
     ids = TableReader(tmp_path / "out").scan().collect()["problem_id"].sort().to_list()
     assert ids == ["p0", "p1", "p2", "p3"] and summary.rows == 4
+
+
+def test_a_resumed_run_reports_the_whole_tables_counts(tmp_path):
+    run_stage(CountingStage(2), tmp_path / "out")
+    resumed = run_stage(CountingStage(3), tmp_path / "out")
+    assert resumed.shards_skipped == 2
+    assert resumed.stats == {"samples": 3}

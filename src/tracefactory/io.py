@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "_manifest.json"
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
 _TMP_PREFIX = ".tmp-"
+_COUNTS_KEY = "shard_counts"
 # Metadata keys that must agree between a resumed run and the shards already on disk.
 _RESUME_KEYS = ("params_hash", "schema_version", "tokenizer_hash")
 _VERSIONED_PACKAGES = (
@@ -112,8 +113,16 @@ class ShardWriter:
         """Names of the shards already written (a rerun skips these)."""
         return {p.stem for p in _shard_files(self.directory)}
 
-    def write(self, shard: str, data: pa.Table | pl.DataFrame | list[dict]) -> Path:
+    def write(
+        self,
+        shard: str,
+        data: pa.Table | pl.DataFrame | list[dict],
+        counts: Mapping[str, int] | None = None,
+    ) -> Path:
         """Validate ``data`` and write it as shard ``shard``: temp file, fsync, rename.
+
+        ``counts`` (what producing the shard did and dropped) travel in the shard's footer, so
+        the table's totals survive a resumed run that skips the shard.
 
         Raises:
             ShardError: if the name is not a valid shard name or the shard already exists.
@@ -127,7 +136,8 @@ class ShardWriter:
         if final.exists():
             raise ShardError(f"shard {shard!r} of {self.directory} is already complete")
         table = self.schema.validate(_as_arrow(data, self.schema))
-        table = table.replace_schema_metadata(self.metadata)
+        footer = {**self.metadata, _COUNTS_KEY: json.dumps(dict(counts or {}), sort_keys=True)}
+        table = table.replace_schema_metadata(footer)
         tmp = self.directory / f"{_TMP_PREFIX}{shard}-{uuid.uuid4().hex[:8]}.parquet"
         try:
             with open(tmp, "wb") as sink:
@@ -166,6 +176,7 @@ class ShardWriter:
             "table": self.schema.name,
             "schema_version": self.schema.version,
             "rows": sum(s["rows"] for s in shards),
+            "counts": _summed_counts(files),
             "shards": shards,
             "metadata": self.metadata,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -267,6 +278,15 @@ class TableReader:
         if not self.paths:
             return load_schema(self.manifest["table"]).arrow.empty_table()
         return pads.dataset(self.paths, format="parquet").to_table(columns=columns)
+
+
+def _summed_counts(files: list[Path]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for path in files:
+        footer = pq.read_schema(path).metadata or {}
+        for key, value in json.loads(footer.get(_COUNTS_KEY.encode(), b"{}")).items():
+            totals[key] = totals.get(key, 0) + value
+    return dict(sorted(totals.items()))
 
 
 def _shard_files(directory: Path) -> list[Path]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import ShardError
 from tracefactory.io import ShardWriter
-from tracefactory.stats import Progress, Stats
+from tracefactory.stats import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class StageSummary:
     shards_planned: int
     shards_skipped: int  # already complete from an earlier run
     rows: int
-    stats: dict[str, int]
+    stats: dict[str, int]  # summed over every shard of the table, this run's and earlier ones
 
 
 def run_stage(
@@ -100,24 +100,22 @@ def run_stage(
     todo = [s for s in plan if s.name not in done]
     skipped = len(plan) - len(todo)
     logger.info("%s: %d shards planned, %d already complete", stage.name, len(plan), skipped)
-    stats = Stats()
     progress = Progress(stage.name, len(todo))
     if ray_config is None:
-        _run_local(stage, todo, writer, stats, progress)
+        _run_local(stage, todo, writer, progress)
     else:
-        _run_on_ray(stage, todo, writer, stats, progress, workers or WorkerConfig(), ray_config)
+        _run_on_ray(stage, todo, writer, progress, workers or WorkerConfig(), ray_config)
     progress.close()
     manifest = writer.finalize(expected=set(names))
-    return StageSummary(len(plan), skipped, manifest["rows"], stats.as_dict())
+    return StageSummary(len(plan), skipped, manifest["rows"], manifest["counts"])
 
 
-def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult, stats, progress):
-    writer.write(shard.name, result.rows)
-    stats.merge(result.counts)
+def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult, progress):
+    writer.write(shard.name, result.rows, result.counts)
     progress.advance(**{k: v for k, v in result.counts.items() if k in stage.rate_counts})
 
 
-def _run_local(stage: Stage, todo: list[Shard], writer, stats, progress) -> None:
+def _run_local(stage: Stage, todo: list[Shard], writer, progress) -> None:
     if not todo:
         return
     stage.setup()
@@ -126,7 +124,7 @@ def _run_local(stage: Stage, todo: list[Shard], writer, stats, progress) -> None
             result = stage.process(shard)
         except Exception as e:
             raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
-        _record(stage, writer, shard, result, stats, progress)
+        _record(stage, writer, shard, result, progress)
 
 
 class _StageWorker:
@@ -143,7 +141,7 @@ class _StageWorker:
         return os.getpid()
 
 
-def _run_on_ray(stage, todo, writer, stats, progress, workers: WorkerConfig, ray_config) -> None:
+def _run_on_ray(stage, todo, writer, progress, workers: WorkerConfig, ray_config) -> None:
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
@@ -185,7 +183,7 @@ def _run_on_ray(stage, todo, writer, stats, progress, workers: WorkerConfig, ray
                 continue
             except RayTaskError as e:
                 raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
-            _record(stage, writer, shard, result, stats, progress)
+            _record(stage, writer, shard, result, progress)
             idle.append(actor)
     finally:
         for actor in actors + idle:

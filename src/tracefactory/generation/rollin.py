@@ -218,14 +218,12 @@ def run_rollin(params: Params, ray_config: RayConfig | None = None) -> StageSumm
     """
     config = params.rollin
     metadata = rollin_metadata(params.seed, config)
-    planned, skipped, stats = [], 0, {}
+    planned, skipped = [], 0
     for policy in config.policies:
         workers: WorkerConfig = policy.workers or config.workers
         stage = RollinStage(params.seed, config, policy, metadata, max(1, int(workers.num_cpus)))
         summary = run_stage(stage, config.output_dir, workers, ray_config)
         planned += [shard.name for shard in stage.plan()]
         skipped += summary.shards_skipped
-        for key, value in summary.stats.items():
-            stats[key] = stats.get(key, 0) + value
     manifest = ShardWriter(config.output_dir, "rollins", metadata).finalize(expected=set(planned))
-    return StageSummary(len(planned), skipped, manifest["rows"], stats)
+    return StageSummary(len(planned), skipped, manifest["rows"], manifest["counts"])
