@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from importlib import metadata as importlib_metadata
@@ -179,7 +178,6 @@ class ShardWriter:
             "counts": _summed_counts(files),
             "shards": shards,
             "metadata": self.metadata,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         tmp = self.directory / f"{_TMP_PREFIX}{MANIFEST_NAME}"
         tmp.write_text(json.dumps(manifest, indent=1))
