@@ -18,10 +18,10 @@ from typing import Annotated
 
 import typer
 
-from tracefactory.config import Params, RayConfig, apply_profile, load_params
+from tracefactory.config import Params, apply_profile, load_params
 from tracefactory.errors import ConfigError, TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
-from tracefactory.stage import Stage, StageSummary, run_stage
+from tracefactory.stage import run_stage
 from tracefactory.stats import write_metrics
 
 app = typer.Typer(
@@ -66,15 +66,6 @@ def _setup_logging() -> None:
 def load(params_path: Path, overrides: list[str] | None) -> Params:
     """Load params for a subcommand, turning config errors into a clean exit."""
     return load_params(params_path, overrides or [])
-
-
-def run_sharded_stage(stage: Stage, section, ray: RayConfig) -> StageSummary:
-    """Run a sharded stage (on Ray unless ``section.use_ray`` is false) and write its metrics."""
-    summary = run_stage(
-        stage, section.output_dir, section.workers, ray if section.use_ray else None
-    )
-    write_metrics(Path("reports") / stage.name / "metrics.json", dataclasses.asdict(summary))
-    return summary
 
 
 @params_app.command("show")
@@ -175,7 +166,10 @@ def verify(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None
     from tracefactory.grading.stage import VerifyStage
 
     config = load(params, overrides)
-    run_sharded_stage(VerifyStage(config.verify), config.verify, config.ray)
+    section = config.verify
+    ray = config.ray if section.use_ray else None
+    summary = run_stage(VerifyStage(section), section.output_dir, section.workers, ray)
+    write_metrics(Path("reports") / "verify" / "metrics.json", dataclasses.asdict(summary))
 
 
 @app.command()

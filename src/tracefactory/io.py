@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -167,15 +168,18 @@ class ShardWriter:
             )
         files = _shard_files(self.directory)
         self._check_unique_keys(files)
-        shards = [
-            {"name": p.stem, "rows": pq.ParquetFile(p).metadata.num_rows, "bytes": p.stat().st_size}
-            for p in files
-        ]
+        shards, counts = [], Counter()
+        for path in files:  # one footer read per shard: rows and the counts it carries
+            footer = pq.ParquetFile(path).metadata
+            shards.append(
+                {"name": path.stem, "rows": footer.num_rows, "bytes": path.stat().st_size}
+            )
+            counts.update(json.loads((footer.metadata or {}).get(_COUNTS_KEY.encode(), b"{}")))
         manifest = {
             "table": self.schema.name,
             "schema_version": self.schema.version,
             "rows": sum(s["rows"] for s in shards),
-            "counts": _summed_counts(files),
+            "counts": dict(sorted(counts.items())),
             "shards": shards,
             "metadata": self.metadata,
         }
@@ -276,15 +280,6 @@ class TableReader:
         if not self.paths:
             return load_schema(self.manifest["table"]).arrow.empty_table()
         return pads.dataset(self.paths, format="parquet").to_table(columns=columns)
-
-
-def _summed_counts(files: list[Path]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for path in files:
-        footer = pq.read_schema(path).metadata or {}
-        for key, value in json.loads(footer.get(_COUNTS_KEY.encode(), b"{}")).items():
-            totals[key] = totals.get(key, 0) + value
-    return dict(sorted(totals.items()))
 
 
 def _shard_files(directory: Path) -> list[Path]:

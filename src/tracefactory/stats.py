@@ -22,9 +22,6 @@ class Stats:
     def update(self, name: str, value: int = 1) -> None:
         self.counts[name] += value
 
-    def merge(self, other: Counter[str] | dict[str, int]) -> None:
-        self.counts.update(other)
-
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
 
