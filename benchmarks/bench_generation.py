@@ -24,17 +24,12 @@ os.environ.pop("RAY_ADDRESS", None)
 
 import torch  # noqa: E402
 
-from tracefactory.config import (  # noqa: E402
-    Params,
-    PolicyConfig,
-    RayConfig,
-    RollinConfig,
-    SamplingConfig,
-    WorkerConfig,
-)
-from tracefactory.generation.policies import load_tokenizer  # noqa: E402
+from tracefactory.config import RayConfig, WorkerConfig
+from tracefactory.generation.config import PolicyConfig, RollinConfig, SamplingConfig
 from tracefactory.generation.rollin import run_rollin  # noqa: E402
 from tracefactory.io import ShardWriter, TableReader  # noqa: E402
+from tracefactory.models import load_tokenizer  # noqa: E402
+from tracefactory.params import Params
 from tracefactory.toyworld import POLICY_DIR  # noqa: E402
 
 BATCH = 64
@@ -136,7 +131,7 @@ def pool_run(
         ),
     )
     start = time.perf_counter()
-    run_rollin(params, params.ray if actors else None)
+    run_rollin(params.rollin, params.seed, params.ray if actors else None)
     seconds = time.perf_counter() - start
     tokens = TableReader(out).scan().select("token_ids").collect()["token_ids"].list.len().sum()
     return seconds, int(tokens)

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute below
 import pyarrow.parquet as pq
 
-from tracefactory.config import LabelConfig
 from tracefactory.io import ShardWriter, TableReader
+from tracefactory.labels.config import LabelConfig
 from tracefactory.labels.stage import LabelStage
 from tracefactory.stage import run_stage
 

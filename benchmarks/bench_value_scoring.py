@@ -1,4 +1,4 @@
-"""Value-model tokens and time: incremental KV-cached scoring vs full re-encoding (issue 8).
+"""Value-model tokens and time: incremental KV-cached scoring vs full re-encoding.
 
 Run:
     python benchmarks/bench_value_scoring.py [--value-model models/value_model] [--beams 8]
@@ -22,7 +22,7 @@ from tracefactory.search.scoring import FullValueScorer, IncrementalValueScorer
 
 
 def build_model(path: str | None):
-    from tracefactory.valuemodel import ValueModel
+    from tracefactory.valuemodel.model import ValueModel
 
     if path:
         return ValueModel.from_pretrained(path)

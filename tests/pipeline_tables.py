@@ -10,8 +10,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracefactory.config import DatasetConfig, LabelConfig
+from tracefactory.dataset.config import DatasetConfig
 from tracefactory.io import ShardWriter
+from tracefactory.labels.config import LabelConfig
 
 TOKENIZER = {"tokenizer": "tracefactory:tiny", "tokenizer_hash": "abc123"}
 

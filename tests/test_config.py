@@ -1,7 +1,8 @@
 import pytest
 
-from tracefactory.config import apply_profile, load_params, params_hash, parse_override
+from tracefactory.config import params_hash, parse_override
 from tracefactory.errors import ConfigError
+from tracefactory.params import apply_profile, load_params
 
 
 def test_embedded_default_params_validate():

@@ -18,9 +18,17 @@ class CountingStage(Stage):
     rate_counts = ("samples",)
 
     def __init__(
-        self, shards: int, die_once_marker: Path | None = None, fail_on: str | None = None
+        self,
+        shards: int,
+        die_once_marker: Path | None = None,
+        fail_on: str | None = None,
+        workers: WorkerConfig | None = None,
     ):
         self.shards, self.die_once_marker, self.fail_on = shards, die_once_marker, fail_on
+        self.workers = workers or WorkerConfig()
+
+    def pools(self) -> dict[str, WorkerConfig]:
+        return {"": self.workers}
 
     def plan(self) -> list[Shard]:
         return [Shard(f"shard-{i:05d}", payload=i) for i in range(self.shards)]
@@ -28,7 +36,7 @@ class CountingStage(Stage):
     def metadata(self) -> dict[str, str]:
         return {"producer": self.name, "params_hash": "x"}
 
-    def process(self, shard: Shard) -> ShardResult:
+    def process(self, shard: Shard, inputs: None) -> ShardResult:
         if shard.name == self.fail_on:
             raise ValueError("bad input in this shard")
         if self.die_once_marker is not None and shard.payload == 1:
@@ -64,9 +72,8 @@ def test_ray_pool_replaces_a_killed_worker_and_redoes_its_shard(tmp_path, monkey
     marker = tmp_path / "died"
     try:
         summary = run_stage(
-            CountingStage(4, die_once_marker=marker),
+            CountingStage(4, die_once_marker=marker, workers=WorkerConfig(count=2, num_cpus=0.5)),
             tmp_path / "out",
-            WorkerConfig(count=2, num_cpus=0.5),
             RayConfig(num_cpus=2),
         )
     finally:

@@ -1,4 +1,4 @@
-"""Evaluate value-guided search against the baselines (issue 8): the ``evaluate`` stage's recipe.
+"""Evaluate value-guided search against the baselines: the ``evaluate`` stage's recipe.
 
 Run:
     python train/evaluate_search.py --params params.yaml [evaluate.search_seeds=4 ...]
@@ -16,7 +16,7 @@ import argparse
 import logging
 import os
 
-from tracefactory.config import load_params
+from tracefactory.params import load_params
 from tracefactory.search.runner import run_evaluation
 
 

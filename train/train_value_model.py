@@ -31,9 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracefactory.config import load_params
 from tracefactory.errors import ConfigError
-from tracefactory.generation.policies import resolve_model
+from tracefactory.models import resolve_model
+from tracefactory.params import load_params
+from tracefactory.schemas import TrajectoryClass
 from tracefactory.stats import Progress, write_metrics
 from tracefactory.valuemodel import metrics as vm_metrics
 from tracefactory.valuemodel.config import TrainConfig, ValueTarget
@@ -45,7 +46,7 @@ from tracefactory.valuemodel.data import (
     step_rows,
     steps_per_epoch,
 )
-from tracefactory.valuemodel.model import SUCCESS_CLASS, ValueModel
+from tracefactory.valuemodel.model import ValueModel
 
 logger = logging.getLogger("train_value_model")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -57,8 +58,8 @@ RESUME_FREE_FIELDS = {
 }  # fmt: skip
 
 
-def load_config(argv: list[str] | None) -> TrainConfig:
-    """The ``train:`` section of ``--params``, with ``train.key=value`` overrides applied.
+def load_config(argv: list[str] | None) -> tuple[TrainConfig, int]:
+    """The ``train:`` section of ``--params`` and the run seed, with ``key=value`` overrides.
 
     Raises:
         ConfigError: naming the bad key and value.
@@ -67,7 +68,8 @@ def load_config(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--params", default="params.yaml", help="params file (train: section)")
     parser.add_argument("overrides", nargs="*", help="overrides, e.g. train.max_steps=10")
     args = parser.parse_args(argv)
-    return load_params(args.params, args.overrides).train
+    params = load_params(args.params, args.overrides)
+    return params.train, params.seed
 
 
 def setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
@@ -113,8 +115,9 @@ def batch_loss(
     if target == ValueTarget.TOKEN_LABELS:
         return vm_metrics.sequence_losses(logits, batch["targets"])
     log_probs = F.log_softmax(logits, dim=-1)  # (B, T, C)
-    log_success = log_probs[..., SUCCESS_CLASS]  # (B, T)
-    others = torch.cat([log_probs[..., :SUCCESS_CLASS], log_probs[..., SUCCESS_CLASS + 1 :]], -1)
+    success = TrajectoryClass.CORRECT
+    log_success = log_probs[..., success]  # (B, T)
+    others = torch.cat([log_probs[..., :success], log_probs[..., success + 1 :]], -1)
     log_failure = torch.logsumexp(others, dim=-1)  # (B, T)
     soft = batch["branch_value"].float()[:, None]  # (B, 1)
     token_loss = -(soft * log_success + (1 - soft) * log_failure)  # (B, T)
@@ -124,7 +127,9 @@ def batch_loss(
 
 def class_rates(split: LabelSplit) -> np.ndarray:
     """Training frequency of each class over rows: the constant baseline's prediction."""
-    return np.bincount(split.label.astype(np.int64), minlength=3) / max(1, split.num_rows)
+    return np.bincount(split.label.astype(np.int64), minlength=len(TrajectoryClass)) / max(
+        1, split.num_rows
+    )
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -135,12 +140,17 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, cfg: TrainConfig) -> dict | None:
+def run_config(cfg: TrainConfig, seed: int) -> dict:
+    """What a checkpoint records of its run: the ``train`` section and the run seed."""
+    return {**cfg.model_dump(mode="json"), "seed": seed}
+
+
+def load_checkpoint(path: Path, cfg: TrainConfig, seed: int) -> dict | None:
     """The checkpoint to resume from, or None; refuses one written with other training params."""
     if not (cfg.resume and path.is_file()):
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    theirs, ours = state["config"], cfg.model_dump(mode="json")
+    theirs, ours = state["config"], run_config(cfg, seed)
     changed = [k for k in ours if k not in RESUME_FREE_FIELDS and theirs.get(k) != ours[k]]
     if changed:
         key = changed[0]
@@ -176,7 +186,7 @@ def write_model(model: ValueModel, cfg: TrainConfig) -> Path:
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save; returns the final metrics (also written to reports_dir)."""
-    cfg = load_config(argv)
+    cfg, seed = load_config(argv)
     torch.set_num_threads(cfg.num_threads)
     rank, world_size, device = setup_distributed(cfg)
     master = rank == 0
@@ -190,9 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
     per_epoch = steps_per_epoch(train.num_rows, cfg.batch_size)
     max_steps = cfg.max_steps or max(1, round(cfg.epochs * per_epoch))
     rates = class_rates(train)
-    eval_rows = np.random.default_rng(cfg.seed).permutation(val.num_rows)[: cfg.eval_max_rows]
+    eval_rows = np.random.default_rng(seed).permutation(val.num_rows)[: cfg.eval_max_rows]
 
-    torch.manual_seed(cfg.seed)  # head initialisation
+    torch.manual_seed(seed)  # head initialisation
     model = ValueModel.from_policy(resolve_model(cfg.init_from), dropout=cfg.dropout).to(device)
     on_gpu = device.type == "cuda"
     if on_gpu and cfg.gradient_checkpointing:
@@ -201,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     optimizer = build_optimizer(model, cfg, device)
     checkpoint_path = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME
-    state = load_checkpoint(checkpoint_path, cfg)
+    state = load_checkpoint(checkpoint_path, cfg, seed)
     step, curve, totals = 0, [], {"tokens": 0, "padded_tokens": 0, "seconds": 0.0}
     if state is not None:
         model.load_state_dict(state["model"])
@@ -219,10 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
         lr = learning_rate(step, cfg, max_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        torch.manual_seed(
-            cfg.seed * 1_000_003 + step * 101 + rank
-        )  # dropout: a function of the step
-        rows = step_rows(train.num_rows, cfg.batch_size, cfg.seed, step)
+        torch.manual_seed(seed * 1_000_003 + step * 101 + rank)  # dropout: a function of the step
+        rows = step_rows(train.num_rows, cfg.batch_size, seed, step)
         micro = micro_batches(
             rows, train.lengths, cfg.micro_batch_tokens, rank, world_size,
             cfg.micro_batch_overhead_tokens,
@@ -285,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "step": step,
-                "config": cfg.model_dump(mode="json"),
+                "config": run_config(cfg, seed),
                 "curve": curve,
                 "totals": totals,
             }

@@ -18,9 +18,9 @@ from typing import Annotated
 
 import typer
 
-from tracefactory.config import Params, apply_profile, load_params
 from tracefactory.errors import ConfigError, TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
+from tracefactory.params import Params, apply_profile, load_params
 from tracefactory.stage import run_stage
 from tracefactory.stats import write_metrics
 
@@ -129,7 +129,7 @@ def rollin(
 
     config = load(params, overrides)
     ray_config = config.ray if config.rollin.use_ray else None
-    summary = run_rollin(config, ray_config)
+    summary = run_rollin(config.rollin, config.seed, ray_config)
     write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollin.output_dir))
 
 
@@ -151,7 +151,7 @@ def rollout(
 
     config = load(params, overrides)
     ray_config = config.ray if config.rollout.use_ray else None
-    summary = run_rollout(config, ray_config)
+    summary = run_rollout(config.rollout, config.seed, ray_config)
     write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollout.output_dir))
 
 
@@ -168,7 +168,7 @@ def verify(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None
     config = load(params, overrides)
     section = config.verify
     ray = config.ray if section.use_ray else None
-    summary = run_stage(VerifyStage(section), section.output_dir, section.workers, ray)
+    summary = run_stage(VerifyStage(section), section.output_dir, ray)
     write_metrics(Path("reports") / "verify" / "metrics.json", dataclasses.asdict(summary))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,16 @@ import yaml
 from tracefactory.errors import SchemaError
 
 SCHEMA_DIR = Path(__file__).parent / "_schemas"
+
+
+class TrajectoryClass(IntEnum):
+    """A trace's class: the ``label`` of the verdicts and labels tables, the value model's three
+    outputs (arXiv 2505.17373, section 3). The value of a prefix is P(CORRECT)."""
+
+    WRONG = 0  # finished, answer wrong (or unusable: no boxed answer, unparseable, timeout)
+    CORRECT = 1  # finished, answer equivalent to the gold answer
+    INCOMPLETE = 2  # not finished: length cap or thinking never closed
+
 
 _SCALAR_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

@@ -1,8 +1,11 @@
-"""The shape of a stage and the two ways to run one: in this process, or over a pool of Ray actors.
+"""The shape of a stage and the two ways to run one: in this process, or over pools of Ray actors.
 
-A stage plans its work as named shards on the driver, and turns one shard into rows of its output
-table in a worker. Everything else (skipping finished shards, writing atomically, replacing dead
-workers, progress, the manifest) lives here once, so every stage resumes and reports the same way.
+A stage plans its work as named shards on the driver, reads each shard's input rows on the driver
+(through ``tracefactory.io``), and turns them into rows of its output table in a worker. Workers
+receive their input through Ray and return their output rows, so nodes need no shared filesystem:
+only the driver reads and writes tables. Everything else (skipping finished shards, writing
+atomically, replacing dead workers, progress, the manifest) lives here once, so every stage resumes
+and reports the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from tracefactory.config import RayConfig, WorkerConfig
-from tracefactory.errors import ShardError
+from tracefactory.errors import ShardError, TracefactoryError
 from tracefactory.io import ShardWriter
 from tracefactory.stats import Progress
 
@@ -31,6 +34,7 @@ class Shard:
 
     name: str
     payload: Any = None
+    pool: str = ""  # the worker pool that runs it (``Stage.pools``): one per engine kind
 
 
 @dataclass
@@ -43,7 +47,11 @@ class ShardResult:
 
 class Stage(ABC):
     """One pipeline step. Subclasses hold only config (they are pickled to workers) and load heavy
-    state (engines, graders) in ``setup``, which runs once per worker."""
+    state (engines, graders) in ``setup``, which runs once per worker.
+
+    A stage whose shards need different engines (the rollin stage: one per policy of the pool)
+    names a worker pool per engine in ``pools``; the pools run one after the other, each with its
+    own workers, and every shard lands in the one table."""
 
     name: ClassVar[str]  # stage name, as in dvc.yaml and reports/<name>/
     output_schema: ClassVar[str]  # contract of the output table in schemas/
@@ -57,12 +65,21 @@ class Stage(ABC):
     def metadata(self) -> dict[str, str]:
         """Output table metadata: producer, params_hash, and tokenizer fields for token tables."""
 
-    def setup(self) -> None:  # noqa: B027 - optional hook; most stages need nothing
-        """Load per-worker state before the first shard."""
+    def pools(self) -> dict[str, WorkerConfig]:
+        """Worker pools by name, in the order they run (default: one pool of default workers)."""
+        return {"": WorkerConfig()}
+
+    def read(self, shard: Shard) -> Any:
+        """The shard's input rows, read on the driver through ``tracefactory.io`` (default: none;
+        the payload is all a worker needs)."""
+        return None
+
+    def setup(self, pool: str) -> None:  # noqa: B027 - optional hook; most stages need nothing
+        """Load per-worker state (the engine of ``pool``) before the first shard."""
 
     @abstractmethod
-    def process(self, shard: Shard) -> ShardResult:
-        """Produce the rows of one shard (runs in a worker)."""
+    def process(self, shard: Shard, inputs: Any) -> ShardResult:
+        """Produce the rows of one shard from its ``read`` inputs (runs in a worker)."""
 
 
 @dataclass
@@ -76,16 +93,13 @@ class StageSummary:
 
 
 def run_stage(
-    stage: Stage,
-    output_dir: str | Path,
-    workers: WorkerConfig | None = None,
-    ray_config: RayConfig | None = None,
+    stage: Stage, output_dir: str | Path, ray_config: RayConfig | None = None
 ) -> StageSummary:
     """Run every unfinished shard of ``stage`` and finalize its table.
 
-    With ``ray_config`` the shards go to a pool of ``workers.count`` Ray actors; without it they run
-    in this process. Either way each finished shard is written atomically as soon as it arrives, so
-    an interruption loses only the shards in flight, and a rerun skips what is done.
+    With ``ray_config`` each pool's shards go to that pool's Ray actors (``Stage.pools``); without
+    it they run in this process. Either way each finished shard is written atomically as soon as it
+    arrives, so an interruption loses only the shards in flight, and a rerun skips what is done.
 
     Raises:
         ShardError: a shard failed (its error is chained), or its worker died too often. Shards
@@ -100,11 +114,19 @@ def run_stage(
     todo = [s for s in plan if s.name not in done]
     skipped = len(plan) - len(todo)
     logger.info("%s: %d shards planned, %d already complete", stage.name, len(plan), skipped)
+    pools = stage.pools()
+    unknown = {s.pool for s in todo} - pools.keys()
+    if unknown:
+        raise ShardError(f"stage {stage.name!r} planned shards for unknown pools {unknown}")
     progress = Progress(stage.name, len(todo))
-    if ray_config is None:
-        _run_local(stage, todo, writer, progress)
-    else:
-        _run_on_ray(stage, todo, writer, progress, workers or WorkerConfig(), ray_config)
+    for pool, workers in pools.items():
+        pool_todo = [s for s in todo if s.pool == pool]
+        if not pool_todo:
+            continue
+        if ray_config is None:
+            _run_local(stage, pool, pool_todo, writer, progress)
+        else:
+            _run_on_ray(stage, pool, pool_todo, writer, progress, workers, ray_config)
     progress.close()
     manifest = writer.finalize(expected=set(names))
     return StageSummary(len(plan), skipped, manifest["rows"], manifest["counts"])
@@ -115,43 +137,49 @@ def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult
     progress.advance(**{k: v for k, v in result.counts.items() if k in stage.rate_counts})
 
 
-def _run_local(stage: Stage, todo: list[Shard], writer, progress) -> None:
-    if not todo:
-        return
-    stage.setup()
+def _read(stage: Stage, shard: Shard) -> Any:
+    try:
+        return stage.read(shard)
+    except TracefactoryError:
+        raise
+    except Exception as e:
+        raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: reading input: {e}") from e
+
+
+def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, progress) -> None:
+    stage.setup(pool)
     for shard in todo:
+        inputs = _read(stage, shard)
         try:
-            result = stage.process(shard)
+            result = stage.process(shard, inputs)
         except Exception as e:
             raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
         _record(stage, writer, shard, result, progress)
 
 
 class _StageWorker:
-    """A Ray actor owning one stage instance (and so one engine) for its lifetime."""
+    """A Ray actor owning one stage instance (and so one engine of one pool) for its lifetime."""
 
-    def __init__(self, stage: Stage) -> None:
+    def __init__(self, stage: Stage, pool: str) -> None:
         self.stage = stage
-        self.stage.setup()
+        self.stage.setup(pool)
 
-    def process(self, shard: Shard) -> ShardResult:
-        return self.stage.process(shard)
+    def process(self, shard: Shard, inputs: Any) -> ShardResult:
+        return self.stage.process(shard, inputs)
 
     def pid(self) -> int:
         return os.getpid()
 
 
-def _run_on_ray(stage, todo, writer, progress, workers: WorkerConfig, ray_config) -> None:
+def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_config) -> None:
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
     from tracefactory.ray_cluster import init_ray
 
-    if not todo:
-        return
     init_ray(ray_config)
     worker_class = ray.remote(num_cpus=workers.num_cpus, num_gpus=workers.num_gpus)(_StageWorker)
-    actors = [worker_class.remote(stage) for _ in range(min(workers.count, len(todo)))]
+    actors = [worker_class.remote(stage, pool) for _ in range(min(workers.count, len(todo)))]
     queue: deque[tuple[Shard, int]] = deque((shard, 1) for shard in todo)
     pending: dict[Any, tuple[Any, Shard, int]] = {}
     idle = list(actors)
@@ -160,7 +188,8 @@ def _run_on_ray(stage, todo, writer, progress, workers: WorkerConfig, ray_config
             while idle and queue:
                 actor = idle.pop()
                 shard, attempt = queue.popleft()
-                pending[actor.process.remote(shard)] = (actor, shard, attempt)
+                inputs = _read(stage, shard)
+                pending[actor.process.remote(shard, inputs)] = (actor, shard, attempt)
             timeout = ray_config.no_progress_timeout_s
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
             if not ready:
@@ -178,7 +207,7 @@ def _run_on_ray(stage, todo, writer, progress, workers: WorkerConfig, ray_config
                     ) from e
                 logger.warning("worker running shard %s died (%s); replacing it", shard.name, e)
                 ray.kill(actor)
-                idle.append(worker_class.remote(stage))
+                idle.append(worker_class.remote(stage, pool))
                 queue.appendleft((shard, attempt + 1))
                 continue
             except RayTaskError as e:

@@ -4,11 +4,11 @@ import polars as pl
 import yaml
 from pipeline_tables import TableSpec, dataset_config, labelled_run
 
-from tracefactory.config import Params
 from tracefactory.dataset.card import size_category
 from tracefactory.dataset.export import export_dataset
 from tracefactory.dataset.figures import FIGURE_FILES
 from tracefactory.io import TableReader
+from tracefactory.params import Params
 
 
 def _front_matter(card: str) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from random_policy import save_random_policy
 
-from tracefactory.config import PolicyConfig
+from tracefactory.generation.config import PolicyConfig
 from tracefactory.io import ShardWriter
 
 

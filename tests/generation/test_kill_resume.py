@@ -18,9 +18,11 @@ import psutil
 import pytest
 import yaml
 
-from tracefactory.config import Params, RayConfig, RollinConfig, SamplingConfig, WorkerConfig
+from tracefactory.config import RayConfig, WorkerConfig
+from tracefactory.generation.config import RollinConfig, SamplingConfig
 from tracefactory.generation.rollin import run_rollin
 from tracefactory.io import TableReader
+from tracefactory.params import Params
 
 pytestmark = pytest.mark.integration
 CLI = Path(sys.executable).parent / "tracefactory"
@@ -99,7 +101,7 @@ def _table(directory: Path) -> pl.DataFrame:
 def baseline(tmp_path, tiny_policy, make_problems):
     problems = make_problems(tmp_path / "problems", 24)
     params = _params(tmp_path / "baseline", problems, tiny_policy, use_ray=False)
-    run_rollin(params)
+    run_rollin(params.rollin, params.seed)
     return problems, _table(Path(params.rollin.output_dir))
 
 
@@ -155,12 +157,12 @@ def test_killed_actor_is_replaced_and_its_shard_redone(tmp_path, tiny_policy, ba
 def test_rollout_on_ray_matches_in_process(tmp_path, tiny_policy, make_problems):
     import ray
 
-    from tracefactory.config import RolloutConfig
+    from tracefactory.generation.config import RolloutConfig
     from tracefactory.generation.rollout import run_rollout
 
     problems = make_problems(tmp_path / "problems", 4)
     params = _params(tmp_path, problems, tiny_policy, use_ray=False)
-    run_rollin(params)
+    run_rollin(params.rollin, params.seed)
     outputs = {}
     for executor in ("local", "ray"):
         rollout = RolloutConfig(
@@ -171,9 +173,8 @@ def test_rollout_on_ray_matches_in_process(tmp_path, tiny_policy, make_problems)
             rollins_per_shard=4,
             workers=WorkerConfig(count=2, num_cpus=1),
         )
-        run_params = params.model_copy(update={"rollout": rollout})
         try:
-            run_rollout(run_params, params.ray if executor == "ray" else None)
+            run_rollout(rollout, params.seed, params.ray if executor == "ray" else None)
         finally:
             ray.shutdown()
         outputs[executor] = pl.from_arrow(TableReader(rollout.output_dir).read()).sort("rollout_id")

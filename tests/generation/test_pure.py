@@ -7,20 +7,20 @@ import importlib.util
 import numpy as np
 import pytest
 
-from tracefactory.config import PolicyConfig
 from tracefactory.errors import ConfigError
 from tracefactory.generation.branch_points import cut_weights, draw_cut_positions
+from tracefactory.generation.config import PolicyConfig
 from tracefactory.generation.engine import FinishReason, GenerationRequest, SamplingSpec
-from tracefactory.generation.policies import (
+from tracefactory.generation.rollin import assign_policies
+from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
+from tracefactory.generation.templates import encode_prompt, format_prompt
+from tracefactory.generation.vllm_backend import finish_reason_of, sampling_kwargs
+from tracefactory.models import (
     load_tokenizer,
     require_same_tokenizer,
     resolve_model,
     tokenizer_hash,
 )
-from tracefactory.generation.rollin import assign_policies
-from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
-from tracefactory.generation.templates import encode_prompt, format_prompt
-from tracefactory.generation.vllm_backend import finish_reason_of, sampling_kwargs
 
 
 def test_derive_seed_is_stable_and_distinct():

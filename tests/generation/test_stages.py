@@ -7,11 +7,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tracefactory.config import Params, PolicyConfig, RollinConfig, RolloutConfig, SamplingConfig
 from tracefactory.errors import ConfigError
+from tracefactory.generation.config import PolicyConfig, RollinConfig, RolloutConfig, SamplingConfig
 from tracefactory.generation.rollin import run_rollin
 from tracefactory.generation.rollout import run_rollout
 from tracefactory.io import TableReader
+from tracefactory.params import Params
 
 CAP = 24
 
@@ -50,7 +51,7 @@ def _sorted(directory) -> pl.DataFrame:
 
 def test_rollin_samples_every_train_problem_from_the_pool(tmp_path, problems_dir, tiny_policy):
     params = make_params(tmp_path, problems_dir, tiny_policy)
-    summary = run_rollin(params)
+    summary = run_rollin(params.rollin, params.seed)
     rollins = _sorted(params.rollin.output_dir)
     assert rollins.height == 6 * 3 == summary.rows  # val problems excluded
     assert set(rollins["policy"]) == {"tiny", "tiny-b"}
@@ -66,7 +67,7 @@ def test_rollin_is_reproducible_and_seed_dependent(tmp_path, problems_dir, tiny_
     again = make_params(tmp_path / "b", problems_dir, tiny_policy)
     other = make_params(tmp_path / "c", problems_dir, tiny_policy, seed=8)
     for params in (first, again, other):
-        run_rollin(params)
+        run_rollin(params.rollin, params.seed)
     a, b, c = (_sorted(p.rollin.output_dir) for p in (first, again, other))
     assert a.equals(b)
     assert set(a["rollin_id"]).isdisjoint(set(c["rollin_id"]))
@@ -75,8 +76,8 @@ def test_rollin_is_reproducible_and_seed_dependent(tmp_path, problems_dir, tiny_
 
 def test_rollout_continues_every_branch_point_within_the_cap(tmp_path, problems_dir, tiny_policy):
     params = make_params(tmp_path, problems_dir, tiny_policy)
-    run_rollin(params)
-    run_rollout(params)
+    run_rollin(params.rollin, params.seed)
+    run_rollout(params.rollout, params.seed)
     rollins = _sorted(params.rollin.output_dir)
     rollouts = _sorted(params.rollout.output_dir)
     lengths = dict(zip(rollins["rollin_id"], rollins["token_ids"].list.len(), strict=True))
@@ -103,7 +104,7 @@ def test_rollout_refuses_a_policy_with_another_tokenizer(
     tmp_path, problems_dir, tiny_policy, tiny_model_dir
 ):
     params = make_params(tmp_path, problems_dir, tiny_policy)
-    run_rollin(params)
+    run_rollin(params.rollin, params.seed)
     other_dir = tmp_path / "other-policy"
     other_dir.mkdir()
     for path in tiny_model_dir.iterdir():
@@ -113,7 +114,7 @@ def test_rollout_refuses_a_policy_with_another_tokenizer(
     policy = tiny_policy.model_copy(update={"model": str(other_dir)})
     rollout = params.rollout.model_copy(update={"policy": policy})
     with pytest.raises(ConfigError, match="tokenizer hash"):
-        run_rollout(params.model_copy(update={"rollout": rollout}))
+        run_rollout(rollout, params.seed)
 
 
 def test_cli_rollin_and_rollout_write_tables_and_metrics(tmp_path, problems_dir, tiny_policy):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tracefactory.generation.engine import FinishReason, GenerationRequest, SamplingSpec
-from tracefactory.generation.policies import load_tokenizer
 from tracefactory.generation.transformers_backend import TransformersBackend
+from tracefactory.models import load_tokenizer
 
 
 @pytest.fixture(scope="module")

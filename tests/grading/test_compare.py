@@ -3,7 +3,8 @@ real worker processes."""
 
 import pytest
 
-from tracefactory.grading import Grader, Label, Reason
+from tracefactory.grading import Grader, Reason
+from tracefactory.schemas import TrajectoryClass
 
 MATCHES = [
     ("16", "016"),  # leading zeros (AIME answers)
@@ -40,21 +41,31 @@ MISMATCHES = [
 @pytest.mark.parametrize(("gold", "answer"), MATCHES)
 def test_equivalent_answers_match(shared_grader: Grader, gold: str, answer: str):
     verdict = shared_grader.grade(rf"\boxed{{{answer}}}", gold)
-    assert (verdict.label, verdict.reason, verdict.answer) == (Label.CORRECT, Reason.MATCH, answer)
+    assert (verdict.label, verdict.reason, verdict.answer) == (
+        TrajectoryClass.CORRECT,
+        Reason.MATCH,
+        answer,
+    )
 
 
 @pytest.mark.parametrize(("gold", "answer"), MISMATCHES)
 def test_different_answers_mismatch(shared_grader: Grader, gold: str, answer: str):
     verdict = shared_grader.grade(rf"\boxed{{{answer}}}", gold)
-    assert (verdict.label, verdict.reason) == (Label.WRONG, Reason.MISMATCH)
+    assert (verdict.label, verdict.reason) == (TrajectoryClass.WRONG, Reason.MISMATCH)
 
 
 def test_unparseable_answer_is_finished_and_wrong(shared_grader: Grader):
     for answer in ["???", r"\frac{}{}", "@#"]:
         verdict = shared_grader.grade(rf"\boxed{{{answer}}}", "3")
-        assert (verdict.label, verdict.reason) == (Label.WRONG, Reason.UNPARSEABLE), answer
+        assert (verdict.label, verdict.reason) == (TrajectoryClass.WRONG, Reason.UNPARSEABLE), (
+            answer
+        )
 
 
 def test_unboxed_bold_answer_is_not_credited(shared_grader: Grader):
     verdict = shared_grader.grade("The answer is **73**.", "73")
-    assert (verdict.label, verdict.reason, verdict.answer) == (Label.WRONG, Reason.NO_BOXED, None)
+    assert (verdict.label, verdict.reason, verdict.answer) == (
+        TrajectoryClass.WRONG,
+        Reason.NO_BOXED,
+        None,
+    )

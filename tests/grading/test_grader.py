@@ -11,24 +11,25 @@ from pathlib import Path
 import pytest
 
 from tracefactory.errors import ConfigError
-from tracefactory.grading import Grader, Label, Reason, grade
+from tracefactory.grading import Grader, Reason, grade
 from tracefactory.grading.cli import grade_cli
+from tracefactory.schemas import TrajectoryClass
 
 # (response, gold, expected label): a mix of every verdict kind that needs no timeout.
 CASES = [
-    (r"</think>\boxed{016}", "16", Label.CORRECT),
-    (r"</think>\boxed{17}", "16", Label.WRONG),
-    (r"</think>\boxed{\frac{1}{2}}", "0.5", Label.CORRECT),
-    (r"</think>\boxed{(1,2)}", "(1,2]", Label.WRONG),
-    (r"</think>\boxed{x=3}", "3", Label.CORRECT),
-    (r"thinking \boxed{3}", "3", Label.INCOMPLETE),
-    (r"</think>the answer is 3", "3", Label.WRONG),
-    (r"</think>\boxed{3 \pm 1}", "2, 4", Label.CORRECT),
+    (r"</think>\boxed{016}", "16", TrajectoryClass.CORRECT),
+    (r"</think>\boxed{17}", "16", TrajectoryClass.WRONG),
+    (r"</think>\boxed{\frac{1}{2}}", "0.5", TrajectoryClass.CORRECT),
+    (r"</think>\boxed{(1,2)}", "(1,2]", TrajectoryClass.WRONG),
+    (r"</think>\boxed{x=3}", "3", TrajectoryClass.CORRECT),
+    (r"thinking \boxed{3}", "3", TrajectoryClass.INCOMPLETE),
+    (r"</think>the answer is 3", "3", TrajectoryClass.WRONG),
+    (r"</think>\boxed{3 \pm 1}", "2, 4", TrajectoryClass.CORRECT),
 ]
 PATHOLOGICAL = r"</think>\boxed{2^{2^{2^{100}}}}"
 
 
-def _expected_labels(count: int) -> tuple[list[tuple[str, str]], list[Label]]:
+def _expected_labels(count: int) -> tuple[list[tuple[str, str]], list[TrajectoryClass]]:
     """`count` (response, gold) pairs cycling through CASES, and their expected labels."""
     cases = [CASES[index % len(CASES)] for index in range(count)]
     return [(response, gold) for response, gold, _ in cases], [label for _, _, label in cases]
@@ -40,7 +41,7 @@ def test_pathological_answer_times_out_within_twice_the_timeout_and_pool_recover
         start = time.monotonic()
         verdict = grader.grade(PATHOLOGICAL, "16")
         elapsed = time.monotonic() - start
-        assert (verdict.label, verdict.reason) == (Label.WRONG, Reason.TIMEOUT)
+        assert (verdict.label, verdict.reason) == (TrajectoryClass.WRONG, Reason.TIMEOUT)
         assert elapsed < 2 * 1.5, f"timeout verdict took {elapsed:.2f} s"
         pairs, labels = _expected_labels(100)
         # one call per pair and no cache: every pair really goes through a worker
@@ -116,7 +117,7 @@ def test_cache_answers_repeats_without_workers():
 def test_grade_function_is_bounded_and_defaults_to_r1_open():
     assert grade(r"no think end \boxed{3}", "3").reason is Reason.NO_THINK_END
     assert grade(r"</think>\boxed{3}", "3", truncated=True).reason is Reason.TRUNCATED
-    assert grade(r"x</think>\boxed{3}", "3").label is Label.CORRECT
+    assert grade(r"x</think>\boxed{3}", "3").label is TrajectoryClass.CORRECT
 
 
 def test_bad_arguments_raise_config_error(shared_grader: Grader):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from real_outputs_disagreements import DISAGREEMENTS, KNOWN_FALSE_NEGATIVES
 
-from tracefactory.grading import Grader, Label
+from tracefactory.grading import Grader
+from tracefactory.schemas import TrajectoryClass
 
 REAL_OUTPUTS = Path("/work/shared/benchmarks/real_outputs.jsonl")
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def test_every_disagreement_with_source_judgements_is_explained():
     disagreeing = {
         row["id"]
         for row, verdict in zip(judged, verdicts, strict=True)
-        if (verdict.label is Label.CORRECT) != row["judged_correct"]
+        if (verdict.label is TrajectoryClass.CORRECT) != row["judged_correct"]
     }
     agreement = 1 - len(disagreeing) / len(judged)
     logger.info("agreement %.3f over %d judged rows", agreement, len(judged))

@@ -1,4 +1,4 @@
-"""The verify stage on traces built from real reasoning-model responses (shared/benchmarks)."""
+"""The verify stage on traces built from real reasoning-model responses (the shared benchmarks)."""
 
 import json
 import os
@@ -6,14 +6,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from shared_files import BENCHMARKS
 
-from tracefactory.config import RayConfig, VerifyConfig
+from tracefactory.config import RayConfig
 from tracefactory.grading import Grader, GraderConfig
+from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.stage import VerifyStage
 from tracefactory.io import ShardWriter, TableReader
 from tracefactory.stage import run_stage
 
-REAL_OUTPUTS = Path(__file__).parents[3] / "shared" / "benchmarks" / "real_outputs.jsonl"
+REAL_OUTPUTS = BENCHMARKS / "real_outputs.jsonl"
 pytestmark = pytest.mark.skipif(not REAL_OUTPUTS.is_file(), reason=f"{REAL_OUTPUTS} not found")
 
 
@@ -148,7 +150,7 @@ def test_verify_on_ray_actors_gives_the_same_verdicts(traces, tmp_path):
     config = _config(root).model_copy(update={"output_dir": str(tmp_path / "verdicts")})
     os.environ.pop("RAY_ADDRESS", None)
     try:
-        run_stage(VerifyStage(config), config.output_dir, config.workers, RayConfig(num_cpus=2))
+        run_stage(VerifyStage(config), config.output_dir, RayConfig(num_cpus=2))
     finally:
         ray.shutdown()
     _assert_verdicts_match(tmp_path / "verdicts", rows)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from shared_files import BENCHMARKS
 from typer.testing import CliRunner
 
 from tracefactory.cli import app
-from tracefactory.config import load_params
 from tracefactory.io import TableReader
+from tracefactory.params import load_params
 
-BENCHMARKS = Path("/work/shared/benchmarks")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(

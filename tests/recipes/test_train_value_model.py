@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from tracefactory.errors import ConfigError
-from tracefactory.valuemodel import ValueModel
+from tracefactory.valuemodel.model import ValueModel
 from tracefactory.valuemodel.synthetic import synthetic_rows, write_synthetic_labels
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def value_model_dir(policy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tracefactory.valuemodel import ValueModel
+    from tracefactory.valuemodel.model import ValueModel
 
     torch.manual_seed(1)
     folder = tmp_path_factory.mktemp("search-value-model")

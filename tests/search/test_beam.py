@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from tracefactory.errors import ConfigError
-from tracefactory.search.beam import SearchSettings, Selection, beam_search, select_survivors
+from tracefactory.search.beam import beam_search, select_survivors
 from tracefactory.search.compute import ModelShape
+from tracefactory.search.config import SearchConfig, SearchSettings, Selection
 from tracefactory.search.interfaces import Block, BlockRequest, ScoreItem
 
 SHAPE = ModelShape(non_embedding_params=100, num_layers=2, attention_width=8)
@@ -64,14 +65,25 @@ def test_select_survivors_fills_slots_when_cap_cannot():
     assert select_survivors([0.9, 0.8, 0.7], [0, 0, 0], 2, 1) == [0, 1]
 
 
+def search_settings(budget, selection=Selection.VALUE, max_response_tokens=224, **search):
+    """Settings with the paper's pooled top-K unless ``max_children_per_parent`` is given."""
+    search = {"max_children_per_parent": None, **search}
+    return SearchSettings(
+        search=SearchConfig(**search),
+        budget=budget,
+        selection=selection,
+        max_response_tokens=max_response_tokens,
+    )
+
+
 def test_budget_must_be_a_multiple_of_beam_width():
-    with pytest.raises(ConfigError, match="multiple of beam width"):
-        SearchSettings(budget=5, beam_width=2)
+    with pytest.raises(ValidationError, match="multiple of beam_width"):
+        search_settings(5, beam_width=2)
 
 
 @pytest.mark.parametrize("cap", [None, 1])
 def test_search_returns_k_finished_beams_per_search(cap):
-    settings = SearchSettings(budget=8, beam_width=2, block_tokens=2, max_children_per_parent=cap)
+    settings = search_settings(8, beam_width=2, block_tokens=2, max_children_per_parent=cap)
     scorer = TokenSumScorer()
     traces, tally = beam_search(
         [(5, 6), (7,)], ["a", "b"], settings, CountingSampler(), scorer, SHAPE, run_seed=3
@@ -87,7 +99,7 @@ def test_search_returns_k_finished_beams_per_search(cap):
 
 def test_candidates_are_scored_on_top_of_their_parent():
     scorer = TokenSumScorer()
-    settings = SearchSettings(budget=4, beam_width=2, block_tokens=2)
+    settings = search_settings(4, beam_width=2, block_tokens=2)
     beam_search([(5, 6)], ["a"], settings, CountingSampler(), scorer, SHAPE, run_seed=1)
     by_id = {item.node_id: item for item in scorer.items}
     for item in scorer.items:
@@ -99,7 +111,7 @@ def test_candidates_are_scored_on_top_of_their_parent():
 
 
 def test_dvts_pools_searches_and_is_deterministic():
-    settings = SearchSettings(budget=4, beam_width=2, block_tokens=2, searches=3)
+    settings = search_settings(4, beam_width=2, block_tokens=2, dvts_searches=3)
     run = [
         beam_search([(1,)], ["p"], settings, CountingSampler(), TokenSumScorer(), SHAPE, 9)
         for _ in range(2)
@@ -110,13 +122,13 @@ def test_dvts_pools_searches_and_is_deterministic():
 
 def test_random_control_scores_only_finished_beams():
     scorer = TokenSumScorer()
-    settings = SearchSettings(budget=4, beam_width=2, block_tokens=2, selection=Selection.RANDOM)
+    settings = search_settings(4, Selection.RANDOM, beam_width=2, block_tokens=2)
     traces, _ = beam_search([(1, 2)], ["p"], settings, CountingSampler(), scorer, SHAPE, 4)
     assert len(scorer.items) == len(traces[0]) == 2
     assert all(item.parent_id is None for item in scorer.items)
 
 
 def test_response_cap_truncates_beams():
-    settings = SearchSettings(budget=2, beam_width=2, block_tokens=2, max_response_tokens=3)
+    settings = search_settings(2, max_response_tokens=3, beam_width=2, block_tokens=2)
     traces, _ = beam_search([(1,)], ["p"], settings, CountingSampler(), TokenSumScorer(), SHAPE, 0)
     assert all(t.truncated and len(t.response_ids) == 3 for t in traces[0])

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+from shared_files import BENCHMARKS
 
-from tracefactory.config import EvalBenchmarkConfig, EvaluateConfig, PolicyConfig
-from tracefactory.errors import ConfigError
-from tracefactory.search.evaluate import check_budgets
+from tracefactory.config import BenchmarkConfig
+from tracefactory.generation.config import PolicyConfig
+from tracefactory.search.config import EvaluateConfig
 from tracefactory.search.runner import run_evaluation
 
-AIME24 = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "aime24.jsonl"
+AIME24 = BENCHMARKS / "aime24.jsonl"
 
 
 def mini_config(tmp_path, policy_dir, value_model_dir, problems_dir, **overrides):
@@ -21,10 +22,10 @@ def mini_config(tmp_path, policy_dir, value_model_dir, problems_dir, **overrides
         value_model_dir=str(value_model_dir),
         output_dir=str(tmp_path / "reports"),
         policy=PolicyConfig(model=str(policy_dir), batch_size=64),
-        max_response_tokens=24,
+        sampling={"max_response_tokens": 24},
         budgets=[2, 4],
         search_budgets=[4],
-        block_tokens=8,
+        search={"block_tokens": 8},
         search_seeds=2,
         grader={"workers": 1},
         bootstrap_resamples=200,
@@ -33,8 +34,10 @@ def mini_config(tmp_path, policy_dir, value_model_dir, problems_dir, **overrides
 
 
 def test_budgets_that_do_not_split_into_beams_are_rejected():
-    with pytest.raises(ConfigError, match="search_budgets"):
-        check_budgets(EvaluateConfig(search_budgets=[6], dvts_searches=4))
+    with pytest.raises(ValidationError, match="search_budgets"):
+        EvaluateConfig(search_budgets=[6], search={"dvts_searches": 4})
+    with pytest.raises(ValidationError, match="multiple of beam_width"):
+        EvaluateConfig(search_budgets=[6], search={"dvts_searches": 2})
 
 
 @pytest.mark.integration
@@ -64,7 +67,7 @@ def test_evaluate_writes_metrics_plots_and_report(
 def test_a_real_benchmark_file_flows_through(tmp_path, policy_dir, value_model_dir, problems_dir):
     config = mini_config(
         tmp_path, policy_dir, value_model_dir, problems_dir,
-        benchmarks=[EvalBenchmarkConfig(name="aime24", path=str(AIME24), limit=3)],
+        benchmarks=[BenchmarkConfig(name="aime24", path=str(AIME24), limit=3)],
         policy=PolicyConfig(model=str(policy_dir), batch_size=64, template="tiny"),
         search_seeds=1, random_control=False, scorer="full",
     )  # fmt: skip

@@ -15,7 +15,7 @@ from tracefactory.search.voting import AnswerGrouper
 
 
 def test_incremental_scorer_matches_full_reencode_with_fewer_tokens(value_model_dir):
-    from tracefactory.valuemodel import ValueModel
+    from tracefactory.valuemodel.model import ValueModel
 
     torch.set_num_threads(1)
     model = ValueModel.from_pretrained(value_model_dir)

@@ -17,7 +17,7 @@ TEXT = format_prompt("3+5*4-6=? (mod 7)") + "5*4=6, 3+6-6\n3+6=2, 2-6\n2-6=3\n</
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """The machine is shared: more threads only spin (NOTES-toy-world timings)."""
+    """The machine is shared: more threads only spin."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -11,8 +11,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, Qwen2Model, Qwen2PreTrainedModel
 
 from tracefactory.errors import ConfigError
-from tracefactory.valuemodel import ValueModel
-from tracefactory.valuemodel.model import pad_right
+from tracefactory.valuemodel.model import ValueModel, pad_right
 
 SEQUENCES = [[1, 5, 9, 2, 33, 7], [1, 4], [1, 8, 8, 8, 8, 8, 8, 8, 8, 12, 40], [3]]
 
@@ -81,7 +80,7 @@ def test_saved_folder_gives_identical_values_in_a_fresh_process(model, tmp_path)
     assert config["value_head"]["success_class"] == 1
     assert (tmp_path / "vm" / "tokenizer.json").is_file()  # copied from the policy folder
     script = (
-        "import json, sys; from tracefactory.valuemodel import ValueModel;"
+        "import json, sys; from tracefactory.valuemodel.model import ValueModel;"
         f"m = ValueModel.from_pretrained({str(tmp_path / 'vm')!r});"
         f"print(json.dumps(m.values({SEQUENCES!r})))"
     )

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 import yaml
 
-from tracefactory.config import DatasetConfig, Params
+from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import FIGURE_FILES
 from tracefactory.dataset.stats import DatasetStats
 from tracefactory.errors import StageInputError
 from tracefactory.io import TableReader
 from tracefactory.schemas import load_schema
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
 

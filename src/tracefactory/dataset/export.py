@@ -19,18 +19,21 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tracefactory.config import DatasetConfig, Params
 from tracefactory.dataset.card import SPLIT_LABELS, render_card
+from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import draw_figures
 from tracefactory.dataset.stats import collect_stats
 from tracefactory.errors import ShardError
-from tracefactory.io import TableReader
-from tracefactory.schemas import TableSchema, load_schema
+from tracefactory.io import SplitFileWriter, TableReader
+from tracefactory.schemas import load_schema
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -46,61 +49,13 @@ class ExportSummary:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-class _SplitFiles:
-    """Parquet files of one config, rotated every ``rows_per_file`` rows, one sequence per split."""
-
-    def __init__(self, folder: Path, schema: TableSchema, metadata: dict, rows_per_file: int):
-        self.folder, self.schema, self.rows_per_file = folder, schema, rows_per_file
-        self.arrow = schema.arrow.with_metadata(metadata)
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        self.in_file: dict[str, int] = {}
-        self.paths: dict[str, list[Path]] = {}
-        self.rows: dict[str, int] = {}
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def write(self, split: str, table: pa.Table) -> None:
-        table = self.schema.validate(table).replace_schema_metadata(self.arrow.metadata)
-        while table.num_rows:
-            writer = self._writer(split)
-            room = self.rows_per_file - self.in_file[split]
-            writer.write_table(table.slice(0, room))
-            taken = min(room, table.num_rows)
-            self.in_file[split] += taken
-            self.rows[split] = self.rows.get(split, 0) + taken
-            table = table.slice(taken)
-
-    def _writer(self, split: str) -> pq.ParquetWriter:
-        if split in self.writers and self.in_file[split] < self.rows_per_file:
-            return self.writers[split]
-        if split in self.writers:
-            self.writers.pop(split).close()
-        paths = self.paths.setdefault(split, [])
-        paths.append(self.folder / f"{split}-{len(paths):05d}.parquet")
-        self.writers[split] = pq.ParquetWriter(paths[-1], self.arrow, compression="zstd")
-        self.in_file[split] = 0
-        return self.writers[split]
-
-    def close(self) -> tuple[dict[str, list[str]], dict[str, int]]:
-        """Close every file and rename them ``<split>-<i>-of-<n>.parquet`` (the Hub convention)."""
-        for writer in self.writers.values():
-            writer.close()
-        names: dict[str, list[str]] = {}
-        for split, paths in self.paths.items():
-            names[split] = []
-            for i, path in enumerate(paths):
-                final = path.with_name(f"{split}-{i:05d}-of-{len(paths):05d}.parquet")
-                path.rename(final)
-                names[split].append(final.name)
-        return names, dict(self.rows)
-
-
 def _hub_split(frame: pl.DataFrame, split: str) -> pa.Table:
     return frame.filter(pl.col("split") == split).to_arrow()
 
 
-def write_default(labels: TableReader, folder: Path, rows_per_file: int) -> _SplitFiles:
+def write_default(labels: TableReader, folder: Path, rows_per_file: int) -> SplitFileWriter:
     """Stream the labels table into the ``default`` config, one file sequence per split."""
-    files = _SplitFiles(folder, load_schema("labels"), labels.metadata, rows_per_file)
+    files = SplitFileWriter(folder, load_schema("labels"), labels.metadata, rows_per_file)
     for batch in labels.iter_batches(batch_size=2048):
         frame = pl.from_arrow(pa.Table.from_batches([batch]))
         for split, hub_split in SPLIT_NAMES.items():
@@ -129,23 +84,24 @@ def openr1_vm_rows(labels: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -> _SplitFiles:
+def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -> SplitFileWriter:
     """Write the ``openr1_vm`` config shard by shard (the label stage keeps a problem in one shard).
 
     Raises:
         ShardError: a problem appears in two labels shards (the table was not made by the
             label stage), so grouping shard by shard would split it.
     """
-    files = _SplitFiles(
+    files = SplitFileWriter(
         folder, load_schema("dataset_openr1_vm"), labels.metadata, problems_per_file
     )
     seen: set[str] = set()
-    for path in labels.paths:
-        grouped = openr1_vm_rows(pl.scan_parquet(path))
+    for name in labels.shard_names:
+        grouped = openr1_vm_rows(labels.scan_shard(name))
         repeated = seen.intersection(grouped["problem_id"].to_list())
         if repeated:
             raise ShardError(
-                f"{path}: problem(s) {sorted(repeated)[:3]} also appear in an earlier labels shard"
+                f"{labels.directory}: shard {name!r} holds problem(s) {sorted(repeated)[:3]} that "
+                f"also appear in an earlier labels shard"
             )
         seen.update(grouped["problem_id"].to_list())
         for split, hub_split in SPLIT_NAMES.items():

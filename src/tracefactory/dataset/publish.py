@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracefactory.config import PublishConfig
+from tracefactory.dataset.config import PublishConfig
 from tracefactory.errors import TracefactoryError
 
 logger = logging.getLogger(__name__)

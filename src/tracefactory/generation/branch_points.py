@@ -1,4 +1,4 @@
-"""Branch points: where a roll-in is cut before the roll-out policy continues it (DESIGN step 3).
+"""Branch points: where a roll-in is cut before the roll-out policy continues it (paper, sec. 3).
 
 A roll-in with ``L`` generated tokens has the candidate cut positions ``p = 1 .. L-1`` (``p``
 roll-in tokens are kept; at least one is kept and at least one is replaced by the roll-out). ``c``

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from tracefactory.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tracefactory.config import PolicyConfig
+    from tracefactory.generation.config import PolicyConfig
 
 
 class FinishReason(StrEnum):
@@ -102,7 +102,7 @@ def load_backend(policy: PolicyConfig, num_threads: int = 1) -> GenerationBacken
         ConfigError: for an unknown backend.
         ImportError: for the vllm backend without the ``vllm`` extra installed.
     """
-    from tracefactory.generation.policies import resolve_model
+    from tracefactory.models import resolve_model
 
     model = resolve_model(policy.model)
     if policy.backend == "transformers":

@@ -3,12 +3,12 @@
 Which policy answers sample ``i`` of a problem is drawn from the run seed, the problem id and ``i``
 alone (``assign_policies``), so it never depends on sharding or actor count.
 
-Sharding, and why one pool per policy: each Ray actor owns one engine, and policies differ in size
-(the paper: R1-Distill 1.5B to 32B; a 32B engine needs more GPUs than a 1.5B one). So the stage runs
-one actor pool per policy, one after the other, each with its own ``workers`` (GPUs per actor =
-tensor-parallel size). Shard ``<policy>-<k>`` holds that policy's samples of the k-th group of
-``problems_per_shard`` problems (problems sorted by id); all shards land in one table, which is
-finalised once every policy's shards are there. A rerun skips every finished shard of every policy.
+Sharding, and why one worker pool per policy: each Ray actor owns one engine, and policies differ in
+size (the paper: R1-Distill 1.5B to 32B; a 32B engine needs more GPUs than a 1.5B one). So each
+policy is a worker pool of the stage (``Stage.pools``), run one after the other, each with its own
+``workers`` (GPUs per actor = tensor-parallel size). Shard ``<policy>-<k>`` holds that policy's
+samples of the k-th group of ``problems_per_shard`` problems (problems sorted by id); all shards
+land in one table. A rerun skips every finished shard of every policy.
 """
 
 from __future__ import annotations
@@ -17,25 +17,16 @@ import json
 import logging
 from dataclasses import dataclass
 
-from tracefactory.config import (
-    Params,
-    PolicyConfig,
-    RayConfig,
-    RollinConfig,
-    WorkerConfig,
-    params_hash,
-)
+import polars as pl
+
+from tracefactory.config import RayConfig, WorkerConfig, params_hash
 from tracefactory.errors import ConfigError
-from tracefactory.generation.engine import GenerationRequest, SamplingSpec
-from tracefactory.generation.policies import (
-    load_tokenizer,
-    model_fingerprint,
-    stop_token_ids,
-    tokenizer_hash,
-)
+from tracefactory.generation.config import PolicyConfig, RollinConfig
+from tracefactory.generation.engine import GenerationRequest
 from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
 from tracefactory.generation.templates import encode_prompt
-from tracefactory.io import ShardWriter, TableReader
+from tracefactory.io import TableReader
+from tracefactory.models import load_tokenizer, model_fingerprint, tokenizer_hash
 from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
 
 logger = logging.getLogger(__name__)
@@ -70,98 +61,96 @@ def assign_policies(
     return names
 
 
-def rollin_metadata(run_seed: int, config: RollinConfig) -> dict[str, str]:
-    """Table metadata; checks every policy of the pool shares one tokenizer.
-
-    Raises:
-        ConfigError: for duplicate policy names or policies with different tokenizers.
-    """
-    names = [p.name for p in config.policies]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"rollin.policies: policy names must be unique, got {names}")
-    hashes = {p.model: tokenizer_hash(load_tokenizer(p.model)) for p in config.policies}
-    if len(set(hashes.values())) > 1:
-        raise ConfigError(
-            "rollin.policies: all policies must share one tokenizer (token ids are stored as "
-            f"generated and cut into roll-out contexts); hashes by model: {hashes}"
-        )
-    hashed = config.model_dump(
-        mode="json",
-        exclude={
-            "workers": True,
-            "use_ray": True,
-            "policies": {"__all__": {"workers", "batch_size"}},
-        },
-    )
-    return {
-        "producer": "rollin",
-        # The problems table's fingerprint is part of ours: new problems make old roll-ins stale.
-        "params_hash": params_hash(
-            run_seed,
-            TableReader(config.problems_dir).fingerprint,
-            *(model_fingerprint(p.model) for p in config.policies),
-            json.dumps(hashed, sort_keys=True),
-        ),
-        "tokenizer": config.policies[0].model,
-        "tokenizer_hash": next(iter(hashes.values())),
-    }
-
-
 class RollinStage(Stage):
-    """Roll-ins of one policy of the pool (``run_rollin`` runs one per policy into one table)."""
+    """Roll-ins of every policy of the pool, one worker pool per policy, into one table.
+
+    Args:
+        config: the ``rollin`` section of params.yaml.
+        run_seed: the run seed (policy assignment and every sample's seed derive from it).
+    """
 
     name = "rollin"
     output_schema = "rollins"
     rate_counts = ("samples", "tokens")
 
-    def __init__(
-        self,
-        run_seed: int,
-        config: RollinConfig,
-        policy: PolicyConfig,
-        table_metadata: dict[str, str],
-        num_threads: int = 1,
-    ) -> None:
-        self.run_seed, self.config, self.policy = run_seed, config, policy
-        self.table_metadata = table_metadata
-        self.num_threads = num_threads
+    def __init__(self, config: RollinConfig, run_seed: int) -> None:
+        self.config, self.run_seed = config, run_seed
+        names = [p.name for p in config.policies]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"rollin.policies: policy names must be unique, got {names}")
+
+    def pools(self) -> dict[str, WorkerConfig]:
+        return {p.name: p.workers or self.config.workers for p in self.config.policies}
 
     def metadata(self) -> dict[str, str]:
-        return dict(self.table_metadata)
+        """Table metadata; checks every policy of the pool shares one tokenizer.
+
+        Raises:
+            ConfigError: for policies with different tokenizers.
+        """
+        policies = self.config.policies
+        hashes = {p.model: tokenizer_hash(load_tokenizer(p.model)) for p in policies}
+        if len(set(hashes.values())) > 1:
+            raise ConfigError(
+                "rollin.policies: all policies must share one tokenizer (token ids are stored as "
+                f"generated and cut into roll-out contexts); hashes by model: {hashes}"
+            )
+        hashed = self.config.model_dump(
+            mode="json",
+            exclude={
+                "workers": True,
+                "use_ray": True,
+                "policies": {"__all__": {"workers", "batch_size"}},
+            },
+        )
+        return {
+            "producer": self.name,
+            # The problems table's fingerprint is part of ours: new problems make old roll-ins
+            # stale.
+            "params_hash": params_hash(
+                self.run_seed,
+                TableReader(self.config.problems_dir).fingerprint,
+                *(model_fingerprint(p.model) for p in policies),
+                json.dumps(hashed, sort_keys=True),
+            ),
+            "tokenizer": policies[0].model,
+            "tokenizer_hash": next(iter(hashes.values())),
+        }
 
     def plan(self) -> list[Shard]:
         problems = read_problems(self.config)
         size = self.config.problems_per_shard
         shards = []
-        for group, start in enumerate(range(0, len(problems), size)):
-            payload = []
-            for problem_id, problem in problems[start : start + size]:
-                picks = assign_policies(
-                    self.run_seed, problem_id, self.config.samples_per_problem, self.config.policies
-                )
-                indices = tuple(i for i, name in enumerate(picks) if name == self.policy.name)
-                if indices:
-                    seeds = tuple(
-                        derive_seed(self.run_seed, "rollin", problem_id, i) for i in indices
+        for policy in self.config.policies:
+            for group, start in enumerate(range(0, len(problems), size)):
+                payload = []
+                for problem_id, problem in problems[start : start + size]:
+                    picks = assign_policies(
+                        self.run_seed,
+                        problem_id,
+                        self.config.samples_per_problem,
+                        self.config.policies,
                     )
-                    payload.append(ProblemSamples(problem_id, problem, indices, seeds))
-            if payload:
-                shards.append(Shard(f"{self.policy.name}-{group:05d}", payload))
+                    indices = tuple(i for i, name in enumerate(picks) if name == policy.name)
+                    if indices:
+                        seeds = tuple(
+                            derive_seed(self.run_seed, "rollin", problem_id, i) for i in indices
+                        )
+                        payload.append(ProblemSamples(problem_id, problem, indices, seeds))
+                if payload:
+                    shards.append(Shard(f"{policy.name}-{group:05d}", payload, pool=policy.name))
         return shards
 
-    def setup(self) -> None:
+    def setup(self, pool: str) -> None:
         from tracefactory.generation.engine import load_backend
 
+        self.policy = next(p for p in self.config.policies if p.name == pool)
+        workers = self.pools()[pool]
         self.tokenizer = load_tokenizer(self.policy.model)
-        self.backend = load_backend(self.policy, num_threads=self.num_threads)
-        self.sampling = SamplingSpec(
-            max_new_tokens=self.config.sampling.max_response_tokens,
-            temperature=self.config.sampling.temperature,
-            top_p=self.config.sampling.top_p,
-            stop_token_ids=stop_token_ids(self.tokenizer, self.config.sampling.stop_token_ids),
-        )
+        self.backend = load_backend(self.policy, num_threads=max(1, int(workers.num_cpus)))
+        self.sampling = self.config.sampling.spec(self.tokenizer)
 
-    def process(self, shard: Shard) -> ShardResult:
+    def process(self, shard: Shard, inputs: None) -> ShardResult:
         requests = [
             GenerationRequest(
                 request_id=item.problem_id,
@@ -195,8 +184,6 @@ class RollinStage(Stage):
 
 def read_problems(config: RollinConfig) -> list[tuple[str, str]]:
     """(problem_id, problem) of the configured splits, sorted by id, first ``max_problems``."""
-    import polars as pl
-
     frame = (
         TableReader(config.problems_dir)
         .scan()
@@ -209,21 +196,8 @@ def read_problems(config: RollinConfig) -> list[tuple[str, str]]:
     return list(frame.collect().iter_rows())
 
 
-def run_rollin(params: Params, ray_config: RayConfig | None = None) -> StageSummary:
-    """Run the rollin stage: one pass (actor pool) per policy, then finalise the whole table.
-
-    Args:
-        params: all params (``seed`` and the ``rollin`` section are read).
-        ray_config: where Ray runs; None runs in this process.
-    """
-    config = params.rollin
-    metadata = rollin_metadata(params.seed, config)
-    planned, skipped = [], 0
-    for policy in config.policies:
-        workers: WorkerConfig = policy.workers or config.workers
-        stage = RollinStage(params.seed, config, policy, metadata, max(1, int(workers.num_cpus)))
-        summary = run_stage(stage, config.output_dir, workers, ray_config)
-        planned += [shard.name for shard in stage.plan()]
-        skipped += summary.shards_skipped
-    manifest = ShardWriter(config.output_dir, "rollins", metadata).finalize(expected=set(planned))
-    return StageSummary(len(planned), skipped, manifest["rows"], manifest["counts"])
+def run_rollin(
+    config: RollinConfig, run_seed: int, ray_config: RayConfig | None = None
+) -> StageSummary:
+    """Run the rollin stage (on Ray when ``ray_config`` is given, else in this process)."""
+    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config)

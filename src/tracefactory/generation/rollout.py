@@ -1,6 +1,6 @@
 """The rollout stage: the fixed roll-out policy continues every branch point of every roll-in.
 
-A roll-out's context is ``rollins.prompt_ids + rollins.token_ids[:cut_position]`` (DESIGN step 4);
+A roll-out's context is ``rollins.prompt_ids + rollins.token_ids[:cut_position]`` (paper, sec. 3);
 it may generate ``max_response_tokens - cut_position`` tokens, so roll-in prefix plus roll-out
 respects the configured cap. Token ids cross from the roll-in policies to the roll-out policy
 untouched, so the roll-out policy must share the roll-ins' tokenizer (checked by hash).
@@ -8,8 +8,8 @@ untouched, so the roll-out policy must share the roll-ins' tokenizer (checked by
 Shards follow the rollins table's shards: rollin shard ``<name>`` (roll-ins sorted by problem id,
 sample index) becomes rollout shards ``<name>-000``, ``<name>-001``... of ``rollins_per_shard``
 roll-ins each. Branch points are drawn on the driver (cheap, seeded per roll-in); a shard's payload
-names its rollin shard, its roll-ins and their cut positions, so a worker reads one rollin shard
-file, never the whole table (22 GB of token ids at paper scale).
+names its rollin shard, its roll-ins and their cut positions, and the driver reads just those
+roll-ins' token ids for it (``read``), never the whole table (22 GB of token ids at paper scale).
 """
 
 from __future__ import annotations
@@ -17,23 +17,22 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
-from tracefactory.config import Params, RayConfig, RolloutConfig, params_hash
+from tracefactory.config import RayConfig, WorkerConfig, params_hash
 from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
-from tracefactory.generation.engine import GenerationRequest, SamplingSpec
-from tracefactory.generation.policies import (
+from tracefactory.generation.config import RolloutConfig
+from tracefactory.generation.engine import GenerationRequest
+from tracefactory.generation.seeds import derive_seed, row_id
+from tracefactory.io import TableReader
+from tracefactory.models import (
     load_tokenizer,
     model_fingerprint,
     require_same_tokenizer,
-    stop_token_ids,
     tokenizer_hash,
 )
-from tracefactory.generation.seeds import derive_seed, row_id
-from tracefactory.io import TableReader
 from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
 
 logger = logging.getLogger(__name__)
@@ -48,38 +47,6 @@ class RollinCuts:
     cut_positions: tuple[int, ...]  # sorted; position i is cut_index i
 
 
-def rollout_metadata(run_seed: int, config: RolloutConfig) -> dict[str, str]:
-    """Table metadata; checks the roll-out policy shares the roll-ins' tokenizer.
-
-    Raises:
-        StageInputError: if the rollins table is not finished.
-        ConfigError: if the tokenizers differ.
-    """
-    rollins_table = TableReader(config.rollins_dir)
-    rollins = rollins_table.metadata
-    model = config.policy.model
-    ours = tokenizer_hash(load_tokenizer(model))
-    require_same_tokenizer(
-        f"the rollins table {config.rollins_dir}", rollins["tokenizer_hash"], model, ours
-    )
-    hashed = config.model_dump(
-        mode="json",
-        exclude={"workers": True, "use_ray": True, "policy": {"workers", "batch_size"}},
-    )
-    return {
-        "producer": "rollout",
-        # The rollins' fingerprint is part of ours: new roll-ins make old roll-outs stale.
-        "params_hash": params_hash(
-            run_seed,
-            rollins_table.fingerprint,
-            model_fingerprint(model),
-            json.dumps(hashed, sort_keys=True),
-        ),
-        "tokenizer": model,
-        "tokenizer_hash": ours,
-    }
-
-
 @dataclass(frozen=True)
 class RolloutWork:
     """The payload of a rollout shard: the rollin shard to read and the roll-ins to continue."""
@@ -88,11 +55,10 @@ class RolloutWork:
     rollins: tuple[RollinCuts, ...]
 
 
-def plan_cuts(run_seed: int, config: RolloutConfig, rollin_shard: Path) -> list[RollinCuts]:
+def plan_cuts(run_seed: int, config: RolloutConfig, rollin_shard: pl.LazyFrame) -> list[RollinCuts]:
     """Every roll-in of one rollin shard (sorted by problem id, sample index) with its cuts."""
     frame = (
-        pl.scan_parquet(rollin_shard)
-        .select(
+        rollin_shard.select(
             "rollin_id",
             "problem_id",
             "sample_index",
@@ -119,52 +85,95 @@ def plan_cuts(run_seed: int, config: RolloutConfig, rollin_shard: Path) -> list[
 
 
 class RolloutStage(Stage):
-    """Roll-outs of the fixed roll-out policy from the branch points of every roll-in."""
+    """Roll-outs of the fixed roll-out policy from the branch points of every roll-in.
+
+    Args:
+        config: the ``rollout`` section of params.yaml.
+        run_seed: the run seed (branch points and every sample's seed derive from it).
+    """
 
     name = "rollout"
     output_schema = "rollouts"
     rate_counts = ("samples", "tokens")
 
-    def __init__(
-        self,
-        run_seed: int,
-        config: RolloutConfig,
-        table_metadata: dict[str, str],
-        num_threads: int = 1,
-    ) -> None:
-        self.run_seed, self.config = run_seed, config
-        self.table_metadata = table_metadata
-        self.num_threads = num_threads
+    def __init__(self, config: RolloutConfig, run_seed: int) -> None:
+        self.config, self.run_seed = config, run_seed
+        self.rollins = TableReader(config.rollins_dir)
+
+    def pools(self) -> dict[str, WorkerConfig]:
+        return {"": self.config.workers}
 
     def metadata(self) -> dict[str, str]:
-        return dict(self.table_metadata)
+        """Table metadata; checks the roll-out policy shares the roll-ins' tokenizer.
+
+        Raises:
+            ConfigError: if the tokenizers differ.
+        """
+        model = self.config.policy.model
+        ours = tokenizer_hash(load_tokenizer(model))
+        require_same_tokenizer(
+            f"the rollins table {self.config.rollins_dir}",
+            self.rollins.metadata["tokenizer_hash"],
+            model,
+            ours,
+        )
+        hashed = self.config.model_dump(
+            mode="json",
+            exclude={"workers": True, "use_ray": True, "policy": {"workers", "batch_size"}},
+        )
+        return {
+            "producer": self.name,
+            # The rollins' fingerprint is part of ours: new roll-ins make old roll-outs stale.
+            "params_hash": params_hash(
+                self.run_seed,
+                self.rollins.fingerprint,
+                model_fingerprint(model),
+                json.dumps(hashed, sort_keys=True),
+            ),
+            "tokenizer": model,
+            "tokenizer_hash": ours,
+        }
 
     def plan(self) -> list[Shard]:
         size = self.config.rollins_per_shard
         shards = []
-        for path in TableReader(self.config.rollins_dir).paths:
-            cuts = plan_cuts(self.run_seed, self.config, path)
+        for name in self.rollins.shard_names:
+            cuts = plan_cuts(self.run_seed, self.config, self.rollins.scan_shard(name))
             for k, start in enumerate(range(0, len(cuts), size)):
-                work = RolloutWork(path.stem, tuple(cuts[start : start + size]))
-                shards.append(Shard(f"{path.stem}-{k:03d}", work))
+                work = RolloutWork(name, tuple(cuts[start : start + size]))
+                shards.append(Shard(f"{name}-{k:03d}", work))
         return shards
 
-    def setup(self) -> None:
+    def read(self, shard: Shard) -> dict[str, tuple[list, list]]:
+        """prompt_ids and token_ids of the shard's roll-ins, from their rollin shard."""
+        work: RolloutWork = shard.payload
+        ids = [item.rollin_id for item in work.rollins]
+        frame = (
+            self.rollins.scan_shard(work.rollin_shard)
+            .filter(pl.col("rollin_id").is_in(ids))
+            .select("rollin_id", "prompt_ids", "token_ids")
+            .collect()
+        )
+        if frame.height != len(ids):
+            raise StageInputError(
+                f"{self.config.rollins_dir}: rollin shard {work.rollin_shard!r} lacks "
+                f"{len(ids) - frame.height} planned roll-ins; rerun rollin"
+            )
+        return {rid: (prompt, tokens) for rid, prompt, tokens in frame.iter_rows()}
+
+    def setup(self, pool: str) -> None:
         from tracefactory.generation.engine import load_backend
 
-        tokenizer = load_tokenizer(self.config.policy.model)
-        self.stop_ids = stop_token_ids(tokenizer, self.config.sampling.stop_token_ids)
-        self.backend = load_backend(self.config.policy, num_threads=self.num_threads)
+        self.tokenizer = load_tokenizer(self.config.policy.model)
+        threads = max(1, int(self.config.workers.num_cpus))
+        self.backend = load_backend(self.config.policy, num_threads=threads)
 
-    def process(self, shard: Shard) -> ShardResult:
+    def process(self, shard: Shard, inputs: dict[str, tuple[list, list]]) -> ShardResult:
         work: RolloutWork = shard.payload
         items = work.rollins
-        contexts = _read_rollins(
-            self.config.rollins_dir, work.rollin_shard, [item.rollin_id for item in items]
-        )
         requests, keys = [], []
         for item in items:
-            prompt_ids, token_ids = contexts[item.rollin_id]
+            prompt_ids, token_ids = inputs[item.rollin_id]
             for cut_index, position in enumerate(item.cut_positions):
                 requests.append(self._request(item, cut_index, position, prompt_ids, token_ids))
                 keys.append((item, cut_index, position))
@@ -201,36 +210,14 @@ class RolloutStage(Stage):
             derive_seed(self.run_seed, "rollout", item.rollin_id, cut_index, j)
             for j in range(self.config.samples_per_cut)
         )
-        sampling = SamplingSpec(
-            max_new_tokens=max(1, self.config.sampling.max_response_tokens - position),
-            temperature=self.config.sampling.temperature,
-            top_p=self.config.sampling.top_p,
-            stop_token_ids=self.stop_ids,
-        )
+        room = max(1, self.config.sampling.max_response_tokens - position)
+        sampling = self.config.sampling.spec(self.tokenizer, max_new_tokens=room)
         context = tuple(prompt_ids) + tuple(token_ids[:position])
         return GenerationRequest(f"{item.rollin_id}/{cut_index}", context, seeds, sampling)
 
 
-def _read_rollins(
-    rollins_dir: str, rollin_shard: str, rollin_ids: list[str]
-) -> dict[str, tuple[list, list]]:
-    """prompt_ids and token_ids of the given roll-ins, from their rollin shard's file."""
-    paths = {path.stem: path for path in TableReader(rollins_dir).paths}
-    if rollin_shard not in paths:
-        raise StageInputError(f"{rollins_dir}: rollin shard {rollin_shard!r} is gone; rerun rollin")
-    frame = (
-        pl.scan_parquet(paths[rollin_shard])
-        .filter(pl.col("rollin_id").is_in(rollin_ids))
-        .select("rollin_id", "prompt_ids", "token_ids")
-        .collect()
-    )
-    return {rid: (prompt, tokens) for rid, prompt, tokens in frame.iter_rows()}
-
-
-def run_rollout(params: Params, ray_config: RayConfig | None = None) -> StageSummary:
+def run_rollout(
+    config: RolloutConfig, run_seed: int, ray_config: RayConfig | None = None
+) -> StageSummary:
     """Run the rollout stage (on Ray when ``ray_config`` is given, else in this process)."""
-    config = params.rollout
-    metadata = rollout_metadata(params.seed, config)
-    workers = config.workers
-    stage = RolloutStage(params.seed, config, metadata, max(1, int(workers.num_cpus)))
-    return run_stage(stage, config.output_dir, workers, ray_config)
+    return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config)

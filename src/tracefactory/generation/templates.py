@@ -1,8 +1,8 @@
 """Prompt templates per policy family (a policy's ``template`` names one).
 
-The R1 template is the one the paper used for DeepSeek-R1-Distill (DESIGN.md, step 2); its special
-tokens are written out, so prompts are encoded with ``add_special_tokens=False``. The tiny policy's
-template is the toy world's (``{problem}\\n<think>\\n``).
+The R1 template is the one the paper used for DeepSeek-R1-Distill (arXiv 2505.17373, sec. 3);
+its special tokens are written out, so prompts are encoded with ``add_special_tokens=False``. The
+tiny policy's template is the toy world's (``{problem}\\n<think>\\n``).
 """
 
 from __future__ import annotations

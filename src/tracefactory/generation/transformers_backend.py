@@ -46,7 +46,7 @@ class TransformersBackend(GenerationBackend):
         device: torch device.
         dtype: ``auto`` or a torch dtype name (``float32``, ``bfloat16``).
         batch_size: samples decoded together.
-        num_threads: torch CPU threads (one per process parallelises best: NOTES-toy-world).
+        num_threads: torch CPU threads (one per process parallelises best on CPU).
     """
 
     def __init__(

@@ -32,11 +32,11 @@ from pathlib import Path
 from pydantic import Field
 
 import tracefactory
+from tracefactory.config import Section
 from tracefactory.errors import ConfigError
 from tracefactory.grading.compare import ComparisonSettings
 from tracefactory.grading.extract import ThinkingFormat, extract
 from tracefactory.grading.verdict import GRADER_VERSION, Reason, Verdict
-from tracefactory.section import Section
 
 logger = logging.getLogger(__name__)
 

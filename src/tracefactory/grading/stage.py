@@ -7,20 +7,21 @@ process's main thread, which a Ray actor's method call does not guarantee).
 The text graded is what the policy wrote after the prompt: a roll-in's generated tokens, or for a
 roll-out, the roll-in prefix it continued plus its own tokens (the prefix may already hold part of
 the thinking, or all of it). Token ids are decoded with the tokenizer named in the table metadata.
-Workers read input shards by path: on a multi-node cluster, ``data/`` must be on shared storage.
+The driver reads each shard's traces, with their prefixes and gold answers, and sends them to the
+worker: nodes need no shared filesystem.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
-from tracefactory.config import VerifyConfig, params_hash
+from tracefactory.config import WorkerConfig, params_hash
 from tracefactory.errors import StageInputError
+from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.grader import Grader
 from tracefactory.grading.verdict import GRADER_VERSION, Reason
 from tracefactory.io import TableReader
+from tracefactory.models import require_same_tokenizer
 from tracefactory.stage import Shard, ShardResult, Stage
 
 
@@ -33,21 +34,29 @@ class VerifyStage(Stage):
 
     def __init__(self, config: VerifyConfig) -> None:
         self.config = config
+        self.problems = TableReader(config.problems_dir)
         self.inputs = {
             "rollins": TableReader(config.rollins_dir),
             "rollouts": TableReader(config.rollouts_dir),
         }
-        tokenizers = {t: r.metadata["tokenizer_hash"] for t, r in self.inputs.items()}
-        if len(set(tokenizers.values())) != 1:
-            raise StageInputError(f"roll-ins and roll-outs use different tokenizers: {tokenizers}")
-        self.tokenizer_name = self.inputs["rollouts"].metadata["tokenizer"]
+        rollouts = self.inputs["rollouts"].metadata
+        self.tokenizer_name = rollouts["tokenizer"]
+        require_same_tokenizer(
+            f"the rollins table {config.rollins_dir}",
+            self.inputs["rollins"].metadata["tokenizer_hash"],
+            f"the rollouts table {config.rollouts_dir} ({self.tokenizer_name})",
+            rollouts["tokenizer_hash"],
+        )
         self._grader: Grader | None = None
+
+    def pools(self) -> dict[str, WorkerConfig]:
+        return {"": self.config.workers}
 
     def plan(self) -> list[Shard]:
         return [
-            Shard(f"{table}-{path.stem}", payload=(table, str(path)))
+            Shard(f"{table}-{name}", payload=(table, name))
             for table, reader in self.inputs.items()
-            for path in reader.paths
+            for name in reader.shard_names
         ]
 
     def metadata(self) -> dict[str, str]:
@@ -56,38 +65,43 @@ class VerifyStage(Stage):
             "params_hash": params_hash(
                 self.config.grader,
                 GRADER_VERSION,
-                TableReader(self.config.problems_dir).fingerprint,
+                self.problems.fingerprint,
                 *(reader.fingerprint for reader in self.inputs.values()),
             ),
         }
 
-    def setup(self) -> None:
-        from tracefactory.generation.policies import load_tokenizer
+    def read(self, shard: Shard) -> pl.DataFrame:
+        """Trace id, problem id, the generated response's token ids, whether it hit the cap, and
+        the gold answer, for every trace of the shard."""
+        table, name = shard.payload
+        traces = self._responses(table, name)
+        gold = self.problems.lookup(
+            "problem_id", traces["problem_id"].unique().to_list(), ["problem_id", "answer"]
+        )
+        joined = traces.join(gold, on="problem_id", how="left", maintain_order="left")
+        missing = joined.filter(pl.col("answer").is_null())["problem_id"].unique().sort()
+        if missing.len():
+            raise StageInputError(
+                f"{table} shard {name!r}: problem ids not in the problems table: "
+                f"{missing.head(3).to_list()}"
+            )
+        return joined
+
+    def setup(self, pool: str) -> None:
+        from tracefactory.models import load_tokenizer
 
         self._tokenizer = load_tokenizer(self.tokenizer_name)
-        self._gold = dict(
-            TableReader(self.config.problems_dir)
-            .scan()
-            .select("problem_id", "answer")
-            .collect()
-            .iter_rows()
-        )
         self._grader = Grader(self.config.grader)
 
-    def process(self, shard: Shard) -> ShardResult:
-        table, path = shard.payload
-        traces = self._responses(table, Path(path))
-        missing = set(traces["problem_id"].unique()) - self._gold.keys()
-        if missing:
-            example = sorted(missing)[:3]
-            raise StageInputError(f"{path}: problem ids not in the problems table: {example}")
-        ids = traces["response_ids"].to_list()
+    def process(self, shard: Shard, inputs: pl.DataFrame) -> ShardResult:
+        table, _ = shard.payload
+        ids = inputs["response_ids"].to_list()
         texts = self._tokenizer.batch_decode(ids, skip_special_tokens=True)
-        golds = [self._gold[p] for p in traces["problem_id"]]
+        golds = inputs["answer"].to_list()
         verdicts = self._grader.grade_many(
-            list(zip(texts, golds, strict=True)), truncated=traces["truncated"].to_list()
+            list(zip(texts, golds, strict=True)), truncated=inputs["truncated"].to_list()
         )
-        rows = traces.select("trace_id", "problem_id").with_columns(
+        rows = inputs.select("trace_id", "problem_id").with_columns(
             pl.lit(table).alias("trace_table"),
             pl.Series("label", [int(v.label) for v in verdicts], dtype=pl.Int8),
             pl.Series("reason", [str(v.reason) for v in verdicts], dtype=pl.String),
@@ -99,9 +113,8 @@ class VerifyStage(Stage):
             counts[f"reason_{Reason(reason)}"] = n
         return ShardResult(rows.to_arrow(), counts)
 
-    def _responses(self, table: str, path: Path) -> pl.DataFrame:
-        """Trace id, problem id, the generated response's token ids, and whether it hit the cap."""
-        shard = pl.read_parquet(path)
+    def _responses(self, table: str, name: str) -> pl.DataFrame:
+        shard = self.inputs[table].scan_shard(name).collect()
         truncated = (pl.col("finish_reason") == "length").alias("truncated")
         if table == "rollins":
             return shard.select(
@@ -110,25 +123,21 @@ class VerifyStage(Stage):
                 pl.col("token_ids").alias("response_ids"),
                 truncated,
             )
-        prefixes = (
-            self.inputs["rollins"]
-            .scan()
-            .filter(pl.col("rollin_id").is_in(shard["rollin_id"].unique().implode()))
-            .select("rollin_id", pl.col("token_ids").alias("rollin_ids"))
+        prefixes = self.inputs["rollins"].lookup(
+            "rollin_id", shard["rollin_id"].unique().to_list(), ["rollin_id", "token_ids"]
         )
-        joined = shard.lazy().join(prefixes, on="rollin_id", how="left").collect()
+        prefixes = prefixes.rename({"token_ids": "rollin_ids"})
+        joined = shard.join(prefixes, on="rollin_id", how="left", maintain_order="left")
         orphans = joined.filter(pl.col("rollin_ids").is_null())["rollin_id"]
         if orphans.len():
-            raise StageInputError(f"{path}: roll-outs of unknown roll-ins, e.g. {orphans[0]!r}")
-        return (
-            joined.lazy()
-            .select(
-                pl.col("rollout_id").alias("trace_id"),
-                "problem_id",
-                pl.concat_list(
-                    pl.col("rollin_ids").list.head(pl.col("cut_position")), pl.col("token_ids")
-                ).alias("response_ids"),
-                truncated,
+            raise StageInputError(
+                f"rollouts shard {name!r}: roll-outs of unknown roll-ins, e.g. {orphans[0]!r}"
             )
-            .collect()
+        return joined.select(
+            pl.col("rollout_id").alias("trace_id"),
+            "problem_id",
+            pl.concat_list(
+                pl.col("rollin_ids").list.head(pl.col("cut_position")), pl.col("token_ids")
+            ).alias("response_ids"),
+            truncated,
         )

@@ -9,19 +9,13 @@ for all three). Reason values are the ones allowed by ``schemas/verdicts.yaml``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
+
+from tracefactory.schemas import TrajectoryClass
 
 # Bump when extraction or comparison rules change: cached and stored verdicts name the version
 # that produced them (the full version string also carries math-verify's version and precision).
 GRADER_VERSION = "1"
-
-
-class Label(IntEnum):
-    """The trajectory's class, as stored in the verdicts and labels tables."""
-
-    WRONG = 0  # finished, answer wrong (or unusable: no boxed answer, unparseable, timeout)
-    CORRECT = 1  # finished, answer equivalent to the gold answer
-    INCOMPLETE = 2  # not finished: length cap or thinking never closed
 
 
 class Reason(StrEnum):
@@ -41,14 +35,14 @@ class Reason(StrEnum):
 # answers are short), so the answer is almost surely wrong; labelling it 2 would tell the value
 # model the policy had not finished, and 1 would reward an unverified answer. The reason column
 # keeps these rows separable for anyone who prefers to drop them.
-LABEL_OF_REASON: dict[Reason, Label] = {
-    Reason.MATCH: Label.CORRECT,
-    Reason.MISMATCH: Label.WRONG,
-    Reason.NO_BOXED: Label.WRONG,
-    Reason.UNPARSEABLE: Label.WRONG,
-    Reason.TIMEOUT: Label.WRONG,
-    Reason.NO_THINK_END: Label.INCOMPLETE,
-    Reason.TRUNCATED: Label.INCOMPLETE,
+LABEL_OF_REASON: dict[Reason, TrajectoryClass] = {
+    Reason.MATCH: TrajectoryClass.CORRECT,
+    Reason.MISMATCH: TrajectoryClass.WRONG,
+    Reason.NO_BOXED: TrajectoryClass.WRONG,
+    Reason.UNPARSEABLE: TrajectoryClass.WRONG,
+    Reason.TIMEOUT: TrajectoryClass.WRONG,
+    Reason.NO_THINK_END: TrajectoryClass.INCOMPLETE,
+    Reason.TRUNCATED: TrajectoryClass.INCOMPLETE,
 }
 
 
@@ -62,7 +56,7 @@ class Verdict:
         answer: the extracted final answer (content of the last boxed), or None if none was read.
     """
 
-    label: Label
+    label: TrajectoryClass
     reason: Reason
     answer: str | None
 

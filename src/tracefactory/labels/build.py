@@ -21,8 +21,8 @@ from enum import StrEnum
 import polars as pl
 
 from tracefactory.errors import StageInputError
+from tracefactory.schemas import TrajectoryClass
 
-CORRECT = 1  # verdict class that counts as success
 LABEL_COLUMNS = [
     "rollout_id",
     "rollin_id",
@@ -101,7 +101,7 @@ def build_labels(
         light, pl.col("cut_position") <= pl.col("rollin_length")
     )
     light = _with_branch_values(light)
-    solved = pl.col("label").eq(CORRECT).any().over("problem_id")
+    solved = pl.col("label").eq(TrajectoryClass.CORRECT).any().over("problem_id")
     if drop_all_failed:
         failed = light.filter(~solved)
         counts[LabelCount.DROPPED_ALL_FAILED] = failed.height
@@ -177,7 +177,12 @@ def _with_branch_values(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the branch point's Monte Carlo value: mean success over its sibling roll-outs."""
     branch = ["rollin_id", "cut_index"]
     return frame.with_columns(
-        pl.col("label").eq(CORRECT).mean().over(branch).cast(pl.Float32).alias("branch_value"),
+        pl.col("label")
+        .eq(TrajectoryClass.CORRECT)
+        .mean()
+        .over(branch)
+        .cast(pl.Float32)
+        .alias("branch_value"),
         pl.len().over(branch).cast(pl.Int32).alias("branch_count"),
     )
 

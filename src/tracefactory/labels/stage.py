@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracefactory.config import LabelConfig, params_hash
+from tracefactory.config import params_hash
 from tracefactory.errors import StageInputError
 from tracefactory.io import TableReader
 from tracefactory.labels.build import LabelInputs, build_labels
+from tracefactory.labels.config import LabelConfig
+from tracefactory.models import require_same_tokenizer
 from tracefactory.stage import Shard, ShardResult, Stage
 
 _TABLES = ("problems", "rollins", "rollouts", "verdicts")
@@ -33,12 +35,12 @@ class LabelStage(Stage):
         missing = [k for k in ("tokenizer", "tokenizer_hash") if k not in rollouts]
         if missing:
             raise StageInputError(f"{config.rollouts_dir}: table metadata lacks {missing}")
-        rollins_hash = self.inputs["rollins"].metadata.get("tokenizer_hash")
-        if rollins_hash != rollouts["tokenizer_hash"]:
-            raise StageInputError(
-                f"roll-ins ({config.rollins_dir}) and roll-outs ({config.rollouts_dir}) use "
-                f"different tokenizers: {rollins_hash} vs {rollouts['tokenizer_hash']}"
-            )
+        require_same_tokenizer(
+            f"the rollins table {config.rollins_dir}",
+            self.inputs["rollins"].metadata.get("tokenizer_hash", ""),
+            f"the rollouts table {config.rollouts_dir} ({rollouts['tokenizer']})",
+            rollouts["tokenizer_hash"],
+        )
         self._tokenizer = {k: rollouts[k] for k in ("tokenizer", "tokenizer_hash")}
 
     def plan(self) -> list[Shard]:
@@ -60,11 +62,15 @@ class LabelStage(Stage):
             **self._tokenizer,
         }
 
-    def process(self, shard: Shard) -> ShardResult:
+    def read(self, shard: Shard) -> LabelInputs:
+        """The four input tables, lazily restricted to the shard's problems (this stage runs in
+        the driver's process, so the scans stream inside ``build_labels``)."""
         in_shard = pl.col("problem_id").is_in(shard.payload)
-        scans = {t: r.scan().filter(in_shard) for t, r in self.inputs.items()}
+        return LabelInputs(**{t: r.scan().filter(in_shard) for t, r in self.inputs.items()})
+
+    def process(self, shard: Shard, inputs: LabelInputs) -> ShardResult:
         rows, counts = build_labels(
-            LabelInputs(**scans),
+            inputs,
             val_fraction=self.config.val_fraction,
             problem_splits=list(self.config.problem_splits),
             drop_all_failed=self.config.drop_all_failed,

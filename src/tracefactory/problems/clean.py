@@ -125,7 +125,7 @@ def answer_parses(answer: str, timeout_s: int) -> bool:
 
     Runs in this process: gold answers come from the configured dataset (short, not model output),
     and math-verify's own SIGALRM timeout bounds each call. The parsed object is never printed
-    (sympy's printer can hang outside any timeout, NOTES-toolchain.md).
+    (sympy's printer can hang outside any timeout).
 
     Raises:
         ConfigError: called outside the main thread, where math-verify's timeout cannot work.

@@ -1,6 +1,6 @@
 """The ``problems`` section of params.yaml: sources, cleaning, dedupe, decontamination, splits.
 
-Kept beside the stage; ``tracefactory.config.Params`` imports ``ProblemsConfig`` from here.
+Kept beside the stage; ``tracefactory.params.Params`` assembles it with the other sections.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tracefactory.section import Section
+from tracefactory.config import BenchmarkConfig, Section
 from tracefactory.toyworld.task import SyntheticTaskConfig
 
 SPLITS = ("train", "val", "test")
@@ -62,16 +62,6 @@ class SourceConfig(Section):
         return self
 
 
-class BenchmarkConfig(Section):
-    """An evaluation set to decontaminate against (never shipped: a local path or a Hub id)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # label in the report
-    path: str  # local file (or glob) or Hub id, e.g. HuggingFaceH4/MATH-500
-    subset: str | None = None  # Hub config name
-    split: str = "train"  # split to read (Hub MATH-500: test)
-    problem_column: str = "problem"  # column holding the problem text
-
-
 class CleaningConfig(Section):
     """The paper's cleaning rules (section 3); each can be switched off, each drop has a reason."""
 
@@ -104,6 +94,13 @@ class DecontaminationConfig(Section):
     # whitespace (open-r1's / s1's decontamination); words: alphanumeric runs (also catches copies
     # with different LaTeX markup, but flags more boilerplate such as "1 2 3 4 5 6 7 8")
     benchmarks: list[BenchmarkConfig] = []  # evaluation sets; empty: no decontamination
+
+    @model_validator(mode="after")
+    def _benchmarks_have_paths(self) -> DecontaminationConfig:
+        unnamed = [b.name for b in self.benchmarks if not b.path]
+        if unnamed:
+            raise ValueError(f"benchmarks {unnamed}: decontamination needs a path (file or Hub id)")
+        return self
 
 
 class SplitConfig(Section):

@@ -47,7 +47,7 @@ def benchmark_index(benchmarks: pl.DataFrame, n: int, tokens: str = "whitespace"
     """n-gram index of benchmark problems: ``gram`` -> first (benchmark, benchmark_row) having it.
 
     Args:
-        benchmarks: rows ``benchmark, benchmark_row, problem`` (``sources.load_benchmark``).
+        benchmarks: rows ``benchmark, benchmark_row, problem`` (``tracefactory.io.read_benchmark``).
         n: tokens per n-gram.
         tokens: ``whitespace`` or ``words`` (see the module docstring).
     """

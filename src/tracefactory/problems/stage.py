@@ -13,10 +13,11 @@ from collections import Counter
 import polars as pl
 
 from tracefactory.config import params_hash
+from tracefactory.io import read_benchmark
 from tracefactory.problems.clean import DropReason
 from tracefactory.problems.config import SPLITS, ProblemsConfig
 from tracefactory.problems.select import Selection, select_problems
-from tracefactory.problems.sources import load_benchmark, load_sources
+from tracefactory.problems.sources import load_sources
 from tracefactory.stage import Shard, ShardResult, Stage
 
 logger = logging.getLogger(__name__)
@@ -55,9 +56,11 @@ class ProblemsStage(Stage):
     def metadata(self) -> dict[str, str]:
         return {"producer": self.name, "params_hash": params_hash(self.config, self.seed)}
 
-    def process(self, shard: Shard) -> ShardResult:
+    def process(self, shard: Shard, inputs: None) -> ShardResult:
         rows = load_sources(self.config.sources, self.seed)
-        benchmarks = [load_benchmark(b) for b in self.config.decontamination.benchmarks]
+        benchmarks = [
+            read_benchmark(b, with_answers=False) for b in self.config.decontamination.benchmarks
+        ]
         benchmark_rows = (
             pl.concat(benchmarks)
             if benchmarks

@@ -1,4 +1,4 @@
-"""Evaluation of the value model by search (issue 8): value-guided block-wise beam search (VGS),
+"""Evaluation of the value model by search: value-guided block-wise beam search (VGS),
 DVTS and a random-selection control, the independent-sampling baselines (pass@1, MV, BoN, WMV),
 cheap value scoring, compute accounting, confidence intervals, and the report.
 

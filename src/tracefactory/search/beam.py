@@ -7,24 +7,23 @@ candidates survive (pooled, not per parent). A candidate that ended (EOS) or rea
 cap is frozen as finished and keeps its slot; the search ends when all ``K`` slots are finished, and
 the final answer is a weighted majority vote (or best-of-N) over the ``K`` finished beams.
 
-Options beyond the paper, from NOTES-toy-world.md: ``max_children_per_parent`` caps how many kept
-beams one parent may supply (pooled top-K collapsed onto one parent there and lost 14 points to MV;
-one child per parent won 6), and ``line_blocks`` ends a block at a delimiter (a line) rather than
-at a fixed token count. DVTS runs ``searches`` independent searches of budget ``N`` each and pools
-their finished beams (total budget ``N * searches``). The control ``Selection.RANDOM`` runs the
-same search choosing survivors at random instead of by value (the final vote is still value-
-weighted), so the report shows what the value model's guidance adds."""
+Options beyond the paper, measured in the embedded default's toy world: ``max_children_per_parent``
+caps how many kept beams one parent may supply (pooled top-K collapsed onto one parent there and
+lost 14 points to MV; one child per parent won 6), and ``line_blocks`` ends a block at a delimiter
+(a line) rather than at a fixed token count. DVTS runs ``dvts_searches`` independent searches of
+budget ``N`` each and pools their finished beams (total budget ``N * dvts_searches``). The control
+``Selection.RANDOM`` runs the same search choosing survivors at random instead of by value (the
+final vote is still value-weighted), so the report shows what the value model's guidance adds."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from tracefactory.errors import ConfigError
 from tracefactory.generation.seeds import derive_seed, unit_interval
 from tracefactory.search.compute import ComputeTally, ModelShape
+from tracefactory.search.config import SearchSettings, Selection
 from tracefactory.search.independent import score_traces
 from tracefactory.search.interfaces import (
     BlockRequest,
@@ -34,38 +33,6 @@ from tracefactory.search.interfaces import (
     ValueScorer,
     new_node_id,
 )
-
-
-class Selection(StrEnum):
-    """How survivors are chosen among candidates."""
-
-    VALUE = "value"  # VGS: by value at the candidate's last token
-    RANDOM = "random"  # the control: uniformly at random
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """One beam-search configuration (the paper: w=2, 4096-token blocks, pooled selection)."""
-
-    budget: int  # N of one search: K = N / w beams are kept
-    beam_width: int = 2  # w: blocks sampled per unfinished beam
-    block_tokens: int = 40  # B: tokens per block (a line block's cap)
-    line_blocks: bool = True  # end a block at a delimiter token as well (needs delimiter ids)
-    max_children_per_parent: int | None = None  # None: pooled top-K (the paper); 1: diverse
-    searches: int = 1  # R: independent searches pooled (DVTS); total budget N * R
-    selection: Selection = Selection.VALUE
-    max_response_tokens: int = 224  # response cap: a beam reaching it is finished (truncated)
-
-    def __post_init__(self) -> None:
-        if self.beam_width < 1 or self.budget < self.beam_width or self.budget % self.beam_width:
-            raise ConfigError(
-                f"search budget {self.budget} must be a positive multiple of beam width "
-                f"{self.beam_width}"
-            )
-
-    @property
-    def beams(self) -> int:
-        return self.budget // self.beam_width
 
 
 @dataclass
@@ -97,7 +64,7 @@ def beam_search(
     policy_shape: ModelShape,
     run_seed: int,
 ) -> tuple[list[list[Trace]], ComputeTally]:
-    """Run ``settings.searches`` beam searches per problem, all problems in lockstep (batched).
+    """Run ``dvts_searches`` beam searches per problem, all problems in lockstep (batched).
 
     Returns:
         Per problem, the finished beams of all its searches (valued at their last token), and
@@ -108,7 +75,7 @@ def beam_search(
         return [], tally
     searches = []
     for prompt, key in zip(prompts, problem_keys, strict=True):
-        for r in range(settings.searches):
+        for r in range(settings.search.dvts_searches):
             root = new_node_id()
             beams = [_Beam(root, new_node_id()) for _ in range(settings.beams)]
             searches.append(_Search(tuple(prompt), f"{key}/{r}", beams))
@@ -131,7 +98,8 @@ def beam_search(
         tally.value_tokens_full += sum(len(item.token_ids) for item in items)
         score_traces(scorer, items, [traces[id(b)] for b in finished], tally)
     groups = [
-        searches[i : i + settings.searches] for i in range(0, len(searches), settings.searches)
+        searches[i : i + settings.search.dvts_searches]
+        for i in range(0, len(searches), settings.search.dvts_searches)
     ]
     return [[traces[id(b)] for s in group for b in s.finished] for group in groups], tally
 
@@ -143,13 +111,15 @@ def _expand(searches, settings, sampler, policy_shape, run_seed, tally) -> list[
         for index, beam in enumerate(search.active):
             seeds = tuple(
                 derive_seed(run_seed, "search", search.key, search.step, index, child)
-                for child in range(settings.beam_width)
+                for child in range(settings.search.beam_width)
             )
             room = settings.max_response_tokens - len(beam.response)
             requests.append(
-                BlockRequest(search.prompt, beam.response, seeds, min(settings.block_tokens, room))
+                BlockRequest(
+                    search.prompt, beam.response, seeds, min(settings.search.block_tokens, room)
+                )
             )
-    blocks = iter(sampler(requests, delimited=settings.line_blocks))
+    blocks = iter(sampler(requests, delimited=settings.search.line_blocks))
     candidates = []
     for search in searches:
         children = []
@@ -205,7 +175,7 @@ def _advance(search: _Search, children: list[_Beam], scores: list[float], settin
     """Keep the best candidates in the free slots; finished ones are frozen."""
     slots = settings.beams - len(search.finished)
     kept = select_survivors(
-        scores, [c.parent for c in children], slots, settings.max_children_per_parent
+        scores, [c.parent for c in children], slots, settings.search.max_children_per_parent
     )
     search.active = []
     for index in kept:

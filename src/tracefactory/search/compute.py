@@ -1,4 +1,4 @@
-"""Forward-pass FLOPs of a decoder, so methods are compared per unit of compute (issue 8).
+"""Forward-pass FLOPs of a decoder, so methods are compared per unit of compute.
 
 The estimate is Kaplan et al. (2020), table 1, for a forward pass: a token costs ``2 * P`` (one
 multiply-add per non-embedding parameter) plus attention over its context, ``2 * n_layer * n_ctx *

@@ -1,6 +1,6 @@
 """The evaluate stage: run every method on every benchmark, grade, vote, and summarise.
 
-Methods (issue 8): independent sampling with pass@1, ``mv@N``, ``bon@N``, ``wmv@N`` (all budgets
+Methods: independent sampling with pass@1, ``mv@N``, ``bon@N``, ``wmv@N`` (all budgets
 from one pool of ``max(budgets)`` samples, each budget's accuracy averaged over the pool's disjoint
 subsets); ``vgs@N`` (beam search guided by value, final WMV; DVTS when ``dvts_searches`` > 1) and
 ``random@N`` (the same search with random selection). Problems are processed in lockstep batches so
@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from tracefactory.config import EvalBenchmarkConfig, EvaluateConfig
-from tracefactory.errors import ConfigError, StageInputError
+from tracefactory.config import BenchmarkConfig
+from tracefactory.errors import StageInputError
 from tracefactory.generation.seeds import derive_seed
+from tracefactory.io import TableReader, read_benchmark
+from tracefactory.schemas import TrajectoryClass
 from tracefactory.search import stats
-from tracefactory.search.beam import SearchSettings, Selection, beam_search
+from tracefactory.search.beam import beam_search
 from tracefactory.search.compute import ComputeTally, ModelShape
+from tracefactory.search.config import EvaluateConfig, Selection
 from tracefactory.search.independent import sample_independent
 from tracefactory.search.interfaces import Trace
 from tracefactory.search.voting import (
@@ -57,7 +60,7 @@ class _Runs:
         self.compute.setdefault(key[:2], ComputeTally()).add(tally)
 
 
-def load_benchmark(spec: EvalBenchmarkConfig, config: EvaluateConfig) -> list[Problem]:
+def load_benchmark(spec: BenchmarkConfig, config: EvaluateConfig) -> list[Problem]:
     """The problems of one benchmark (the problems table's test split when ``path`` is None).
 
     Raises:
@@ -66,8 +69,6 @@ def load_benchmark(spec: EvalBenchmarkConfig, config: EvaluateConfig) -> list[Pr
     """
     limit = spec.limit or config.max_problems
     if spec.path is None:
-        from tracefactory.io import TableReader
-
         try:
             frame = TableReader(config.problems_dir).scan().filter(pl.col("split") == "test")
             frame = frame.sort("problem_id").collect()
@@ -78,35 +79,14 @@ def load_benchmark(spec: EvalBenchmarkConfig, config: EvaluateConfig) -> list[Pr
             ) from e
         rows = [Problem(r["problem_id"], r["problem"], r["answer"]) for r in frame.to_dicts()]
     else:
-        from tracefactory.problems.sources import load_dataset_rows
-
-        columns = [spec.problem_column, spec.answer_column]
-        dataset = load_dataset_rows(spec.path, None, spec.split, columns, limit)
+        frame = read_benchmark(spec)
         rows = [
-            Problem(f"{spec.name}-{i}", str(r[spec.problem_column]), str(r[spec.answer_column]))
-            for i, r in enumerate(dataset)
+            Problem(f"{spec.name}-{row}", problem, answer)
+            for row, problem, answer in frame.select("benchmark_row", "problem", "answer").rows()
         ]
     if not rows:
         raise StageInputError(f"benchmark {spec.name!r} has no problems")
     return rows[:limit] if limit else rows
-
-
-def check_budgets(config: EvaluateConfig) -> None:
-    """Reject budgets the methods cannot run, naming the key.
-
-    Raises:
-        ConfigError: a search budget not divisible into searches of whole beams.
-    """
-    for total in config.search_budgets:
-        per_search, rest = divmod(total, config.dvts_searches)
-        if rest or per_search % config.beam_width or per_search < config.beam_width:
-            raise ConfigError(
-                f"evaluate.search_budgets: {total} must split into dvts_searches="
-                f"{config.dvts_searches} searches whose budget is a multiple of beam_width="
-                f"{config.beam_width}"
-            )
-    if not config.budgets or min(config.budgets) < 1:
-        raise ConfigError(f"evaluate.budgets must be positive, got {config.budgets}")
 
 
 @dataclass
@@ -125,7 +105,6 @@ def run_benchmark(
     problems: list[Problem], config: EvaluateConfig, engines: Engines, run_seed: int
 ) -> dict:
     """Run every method on ``problems``; return the benchmark's metrics (``summarise``)."""
-    check_budgets(config)
     runs = _Runs()
     started = time.monotonic()
     for start in range(0, len(problems), config.problems_per_batch):
@@ -147,22 +126,13 @@ def _run_batch(batch, config: EvaluateConfig, engines: Engines, run_seed: int, r
     pool = max(config.budgets)
     traces, tally = sample_independent(
         prompts, keys, pool, engines.sampler, engines.scorer,
-        config.max_response_tokens, engines.policy_shape, run_seed,
+        config.sampling.max_response_tokens, engines.policy_shape, run_seed,
     )  # fmt: skip
     runs.add(("independent", pool, 0), traces, tally)
     selections = [Selection.VALUE] + ([Selection.RANDOM] if config.random_control else [])
     for total in config.search_budgets:
         for selection in selections:
-            settings = SearchSettings(
-                budget=total // config.dvts_searches,
-                beam_width=config.beam_width,
-                block_tokens=config.block_tokens,
-                line_blocks=config.line_blocks,
-                max_children_per_parent=config.max_children_per_parent,
-                searches=config.dvts_searches,
-                selection=selection,
-                max_response_tokens=config.max_response_tokens,
-            )
+            settings = config.search_settings(total, selection)
             method = "vgs" if selection is Selection.VALUE else "random"
             for seed_index in range(config.search_seeds):
                 seed = derive_seed(run_seed, "evaluate", method, seed_index)
@@ -186,8 +156,10 @@ def _grade(runs: _Runs, problems: list[Problem], engines: Engines) -> None:
         truncated=[t.truncated for t, _ in flat],
     )
     for (trace, _), verdict in zip(flat, verdicts, strict=True):
-        trace.correct = int(verdict.label) == 1
-        trace.answer_key = verdict.answer if int(verdict.label) != 2 else None
+        trace.correct = verdict.label is TrajectoryClass.CORRECT
+        trace.answer_key = (
+            verdict.answer if verdict.label is not TrajectoryClass.INCOMPLETE else None
+        )
     grouper = AnswerGrouper(engines.grader)
     for per_problem in runs.traces.values():
         groups = grouper.group_many([[t.answer_key for t in traces] for traces in per_problem])

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tracefactory.config import EvaluateConfig
+from tracefactory.search.config import EvaluateConfig
 from tracefactory.stats import write_metrics
 
 logger = logging.getLogger(__name__)
@@ -37,14 +37,14 @@ def build_engines(config: EvaluateConfig) -> Iterator:
     import torch
 
     from tracefactory.generation.engine import load_backend
-    from tracefactory.generation.policies import load_tokenizer, resolve_model
     from tracefactory.generation.templates import encode_prompt
     from tracefactory.grading import Grader
+    from tracefactory.models import load_tokenizer, resolve_model
     from tracefactory.search.compute import model_shape
     from tracefactory.search.evaluate import Engines
     from tracefactory.search.sampling import EngineBlockSampler
     from tracefactory.search.scoring import FullValueScorer, IncrementalValueScorer
-    from tracefactory.valuemodel import ValueModel
+    from tracefactory.valuemodel.model import ValueModel
 
     torch.set_num_threads(config.num_threads)
     policy = config.policy
@@ -52,15 +52,9 @@ def build_engines(config: EvaluateConfig) -> Iterator:
     tokenizer = load_tokenizer(policy.model)
     loaded = getattr(backend, "model", None)
     shape = model_shape(loaded if loaded is not None else resolve_model(policy.model))
-    sampler = EngineBlockSampler(
-        backend,
-        eos_ids=[tokenizer.eos_token_id],
-        delimiter_ids=delimiter_token_ids(tokenizer, config.delimiter)
-        if config.line_blocks
-        else (),
-        temperature=config.temperature,
-        top_p=config.top_p,
-    )
+    search = config.search
+    delimiters = delimiter_token_ids(tokenizer, search.delimiter) if search.line_blocks else ()
+    sampler = EngineBlockSampler(backend, tokenizer, config.sampling, delimiters)
     value_model = ValueModel.from_pretrained(config.value_model_dir).to(policy.device).eval()
     scorer_class = IncrementalValueScorer if config.scorer == "incremental" else FullValueScorer
     scorer = scorer_class(value_model, max_batch_tokens=config.value_batch_tokens)
@@ -77,10 +71,9 @@ def build_engines(config: EvaluateConfig) -> Iterator:
 
 def run_evaluation(config: EvaluateConfig, run_seed: int) -> dict:
     """Evaluate every benchmark; write metrics.json, plots and report.md; return the metrics."""
-    from tracefactory.search.evaluate import check_budgets, load_benchmark, run_benchmark
+    from tracefactory.search.evaluate import load_benchmark, run_benchmark
     from tracefactory.search.report import write_reports
 
-    check_budgets(config)
     output = Path(config.output_dir)
     metrics, timings = {}, {}
     with build_engines(config) as engines:

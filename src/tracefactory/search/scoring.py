@@ -31,7 +31,7 @@ class FullValueScorer:
     """Scores every sequence from scratch (the paper's way), batched by length.
 
     Args:
-        value_model: a ``tracefactory.valuemodel.ValueModel``.
+        value_model: a ``tracefactory.valuemodel.model.ValueModel``.
         max_batch_tokens: padded tokens per forward pass.
     """
 
@@ -69,7 +69,7 @@ class IncrementalValueScorer:
     search discarded; a scored node's cache is kept until then.
 
     Args:
-        value_model: a ``tracefactory.valuemodel.ValueModel`` (its backbone must accept a
+        value_model: a ``tracefactory.valuemodel.model.ValueModel`` (its backbone must accept a
             ``DynamicCache``, as transformers decoders do).
         max_batch_tokens: padded tokens (cached + new) per forward pass.
     """

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from itertools import combinations
 
+from tracefactory.schemas import TrajectoryClass
 from tracefactory.search.interfaces import Trace
 
 _TIE_TOLERANCE = 1e-9  # relative: weights this close are a tie
@@ -41,7 +42,11 @@ class AnswerGrouper:
         verdicts = self.grader.grade_many(
             [(f"\\boxed{{{b}}}", a) for a, b in pairs], thinking="none"
         )
-        same = {pair for pair, v in zip(pairs, verdicts, strict=True) if int(v.label) == 1}
+        same = {
+            pair
+            for pair, v in zip(pairs, verdicts, strict=True)
+            if v.label is TrajectoryClass.CORRECT
+        }
         return [
             _assign(answers, values, same)
             for answers, values in zip(answer_lists, distinct, strict=True)

@@ -5,8 +5,7 @@
 Prompts are ``TINY_TEMPLATE.format(problem=...)`` (``format_prompt``).
 """
 
-from pathlib import Path
-
+from tracefactory.models import SHIPPED_MODELS
 from tracefactory.toyworld.task import (
     TINY_TEMPLATE,
     SyntheticTaskConfig,
@@ -14,8 +13,8 @@ from tracefactory.toyworld.task import (
     generate_problems,
 )
 
-POLICY_DIR = Path(__file__).parent / "policy"
-WEAK_POLICY_DIR = Path(__file__).parent / "policy-weak"
+POLICY_DIR = SHIPPED_MODELS["tiny"]
+WEAK_POLICY_DIR = SHIPPED_MODELS["tiny-weak"]
 
 __all__ = [
     "POLICY_DIR",

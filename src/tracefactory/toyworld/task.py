@@ -12,7 +12,7 @@ remaining expression::
     </think>
     \\boxed{3}
 
-Why this task (issue 4): every step is checkable from the text by a small model. The trace writer
+Why this task: every step is checkable from the text by a small model. The trace writer
 can inject *slips* that later lines faithfully build on, so a slip propagates to a wrong answer:
 
 - precedence slip: the ``+``/``-`` left of a pending ``*`` is reduced first (visible: the line
@@ -40,8 +40,8 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
+from tracefactory.config import Section
 from tracefactory.errors import ConfigError
-from tracefactory.section import Section
 
 TINY_TEMPLATE = "{problem}\n<think>\n"
 THINK_CLOSE = "</think>"
@@ -268,7 +268,7 @@ def write_trace(
 def drill_text(rng: random.Random, modulus: int, operators: str, num_facts: int = 16) -> str:
     """A "fact drill": ``?`` then random ``a op b=c`` lines, so the table is learnt densely.
 
-    The prototype (NOTES-toy-world) learnt result digits only once half of each batch was drills.
+    A prototype policy learnt result digits only once half of each batch was drills.
     """
     facts = []
     for _ in range(num_facts):

@@ -6,7 +6,7 @@ printable ASCII plus newline, so any problem text encodes without unknown tokens
 
 Saved in Hugging Face format with ``"tokenizer_class": "PreTrainedTokenizerFast"``: without it,
 ``AutoTokenizer`` on a folder whose ``config.json`` says ``qwen2`` returns ``Qwen2Tokenizer``, which
-drops newlines and spaces of this tokenizer (NOTES-toy-world), and the pipeline has one loading
+drops newlines and spaces of this tokenizer, and the pipeline has one loading
 path for Hub models and the tiny policy.
 """
 

@@ -2,8 +2,8 @@
 
 One loop, top to bottom (nanoGPT style). Every batch is half "fact drills" and half reference
 traces of ``policy``-split problems written with precedence slips; the slip rate is what makes the
-policy's mistakes systematic and visible (NOTES-toy-world, "Second attempt"). Deterministic for a
-seed: data come from a seeded ``random.Random``, weights from ``torch.manual_seed``, one thread.
+policy's mistakes systematic and visible. Deterministic for a seed: data come from a seeded
+``random.Random``, weights from ``torch.manual_seed``, one thread.
 
 The model is a Qwen3 causal LM (Qwen2 was the first choice, but transformers 5 maps ``qwen2`` to
 ``Qwen2Tokenizer`` whatever ``tokenizer_config.json`` says, and that tokenizer drops this
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from tracefactory.config import Section
 from tracefactory.errors import TracefactoryError
-from tracefactory.section import Section
 from tracefactory.toyworld.task import (
     SlipRates,
     SyntheticTaskConfig,

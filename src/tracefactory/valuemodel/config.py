@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from tracefactory.section import Section
+from tracefactory.config import Section
 
 
 class ValueTarget(StrEnum):
@@ -31,7 +31,6 @@ class TrainConfig(Section):
     checkpoint_dir: str = "checkpoints/value_model"  # checkpoint.pt; not a DVC output
     reports_dir: str = "reports/train"  # metrics.json, curve.json, calibration.json
     # --- data
-    seed: int = 1234  # seeds the data order (per epoch), the head init and dropout
     target: ValueTarget = ValueTarget.TOKEN_LABELS  # paper: token_labels
     max_length: int = Field(1024, ge=2)  # longer rows are dropped and counted (paper: 16384)
     # --- batch

@@ -20,8 +20,9 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
+from tracefactory.schemas import TrajectoryClass
 from tracefactory.valuemodel.data import IGNORE_LABEL, LabelSplit, micro_batches
-from tracefactory.valuemodel.model import SUCCESS_CLASS, ValueModel
+from tracefactory.valuemodel.model import ValueModel
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def predict(
         with autocast or contextlib.nullcontext():
             logits, _ = model(batch["input_ids"], batch["attention_mask"])  # (B, T, C)
         loss_b = sequence_losses(logits, batch["targets"])  # (B,)
-        success = F.softmax(logits, dim=-1)[..., SUCCESS_CLASS]  # (B, T)
+        success = F.softmax(logits, dim=-1)[..., TrajectoryClass.CORRECT]  # (B, T)
         start = torch.as_tensor(split.supervised_start[batch_rows], device=device)  # (B,)
         count = batch["attention_mask"].sum(-1) - start  # (B,) roll-out tokens
         frac = torch.as_tensor(fractions, device=device, dtype=torch.float32)
@@ -127,8 +128,12 @@ def pairwise_accuracy(
     Returns ``(accuracy, number of pairs)``; accuracy is NaN when there is no pair.
     """
     frame = pl.DataFrame({"problem_id": problem_id.astype(str), "value": value, "label": label})
-    correct = frame.filter(pl.col("label") == 1).select("problem_id", pl.col("value").alias("v1"))
-    wrong = frame.filter(pl.col("label") == 0).select("problem_id", pl.col("value").alias("v0"))
+    correct = frame.filter(pl.col("label") == TrajectoryClass.CORRECT).select(
+        "problem_id", pl.col("value").alias("v1")
+    )
+    wrong = frame.filter(pl.col("label") == TrajectoryClass.WRONG).select(
+        "problem_id", pl.col("value").alias("v0")
+    )
     pairs = correct.join(wrong, on="problem_id")
     if pairs.height == 0:
         return float("nan"), 0
@@ -168,11 +173,11 @@ def summarize(
 ) -> dict:
     """All validation metrics, beside the constant baseline (the train success rate)."""
     rows = predictions.rows
-    outcome_row = (split.label[rows] == SUCCESS_CLASS).astype(np.float64)  # (R,)
+    outcome_row = (split.label[rows] == TrajectoryClass.CORRECT).astype(np.float64)  # (R,)
     outcome = np.repeat(outcome_row[:, None], predictions.success_prob.shape[1], axis=1)  # (R, K)
-    base = float(train_class_rates[SUCCESS_CLASS])
+    base = float(train_class_rates[TrajectoryClass.CORRECT])
     last = predictions.success_prob[:, -1]
-    finished = split.label[rows] != 2
+    finished = split.label[rows] != TrajectoryClass.INCOMPLETE
     accuracy, pairs = pairwise_accuracy(
         last[finished], split.label[rows][finished], split.problem_id[rows][finished]
     )
@@ -198,7 +203,7 @@ def summarize(
 
 def calibration_points(predictions: SplitPredictions, split: LabelSplit, bins: int) -> list[dict]:
     """Reliability-diagram rows for ``dvc plots``: all scored points, and last tokens only."""
-    outcome_row = (split.label[predictions.rows] == SUCCESS_CLASS).astype(np.float64)
+    outcome_row = (split.label[predictions.rows] == TrajectoryClass.CORRECT).astype(np.float64)
     outcome_all = np.repeat(outcome_row[:, None], predictions.success_prob.shape[1], axis=1)
     points = []
     for name, prob, outcome in (

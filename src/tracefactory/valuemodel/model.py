@@ -27,15 +27,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from tracefactory.errors import ConfigError
+from tracefactory.schemas import TrajectoryClass
 
 logger = logging.getLogger(__name__)
 
-CLASS_NAMES = (
-    "wrong",
-    "correct",
-    "incomplete",
-)  # index = the labels table's class (schemas/labels.yaml)
-SUCCESS_CLASS = 1
+CLASS_NAMES = tuple(c.name.lower() for c in TrajectoryClass)  # index = the class
 WEIGHTS_NAME = "model.safetensors"
 # Files that make a folder's tokenizer loadable; copied from the backbone: the folder is whole.
 TOKENIZER_FILES = (
@@ -74,7 +70,7 @@ def head_config(
         "bias": bias,
         "dropout": dropout,  # on hidden states, in training only (paper: 0.05)
         "class_names": list(CLASS_NAMES[:num_classes]),
-        "success_class": SUCCESS_CLASS,
+        "success_class": int(TrajectoryClass.CORRECT),
         "value": "softmax probability of success_class at the last token",
     }
 

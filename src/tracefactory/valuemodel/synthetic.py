@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tracefactory.io import ShardWriter
+from tracefactory.schemas import TrajectoryClass
 
 VOCAB_SIZE = 64
 MISTAKE_TOKEN = 13
@@ -47,7 +48,7 @@ def synthetic_rows(
                 if mistake:
                     rollout.insert(int(rng.integers(0, len(rollout))), MISTAKE_TOKEN)
                 label = (2 if rng.random() < 0.1 else 0) if mistake else 1
-                if rng.random() < label_noise and label != 2:
+                if rng.random() < label_noise and label != TrajectoryClass.INCOMPLETE:
                     label = 1 - label
                 outcomes.append(label)
                 ids = prompt + rollin + rollout
@@ -70,7 +71,9 @@ def synthetic_rows(
                     }
                 )
             for row in rows[-rollouts_per_rollin:]:
-                row["branch_value"] = float(np.mean([x == 1 for x in outcomes]))
+                row["branch_value"] = float(
+                    np.mean([x == TrajectoryClass.CORRECT for x in outcomes])
+                )
     return rows
 
 

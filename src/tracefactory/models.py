@@ -1,8 +1,13 @@
-"""Policies: resolving a policy's model, loading its tokenizer, and the tokenizer hash.
+"""Models and tokenizers: the one place that resolves a model reference, loads its tokenizer,
+identifies its weights and checks two vocabularies are the same.
 
 Token ids are stored as generated and never re-tokenized downstream, so every table holding them
-records its tokenizer and a hash of the vocabulary; a stage that reads token ids from another
-policy's table checks the hashes match (``require_same_tokenizer``).
+records its tokenizer and a hash of the vocabulary; whatever reads token ids made by another model
+(a roll-out policy, the verifier, the value-model trainer, the search) checks the hashes match with
+``require_same_tokenizer``.
+
+A model reference is a Hub id, a local folder, or ``tracefactory:<name>`` for a model folder that
+ships inside the package (the embedded default's tiny policies, package data under ``toyworld/``).
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ if TYPE_CHECKING:
 _SHIPPED_PREFIX = "tracefactory:"
 
 
-def _shipped_models() -> dict[str, Path]:
-    from tracefactory.toyworld import POLICY_DIR, WEAK_POLICY_DIR
-
-    return {"tiny": POLICY_DIR, "tiny-weak": WEAK_POLICY_DIR}
+_PACKAGE_DIR = Path(__file__).parent
+SHIPPED_MODELS: dict[str, Path] = {
+    "tiny": _PACKAGE_DIR / "toyworld" / "policy",
+    "tiny-weak": _PACKAGE_DIR / "toyworld" / "policy-weak",
+}  # package data: model folders that load with from_pretrained like any Hub model
 
 
 def resolve_model(model: str) -> str:
@@ -37,10 +43,9 @@ def resolve_model(model: str) -> str:
     if not model.startswith(_SHIPPED_PREFIX):
         return model
     name = model.removeprefix(_SHIPPED_PREFIX)
-    shipped = _shipped_models()
-    if name not in shipped:
-        raise ConfigError(f"unknown shipped model {model!r}; known: {sorted(shipped)}")
-    folder = shipped[name]
+    if name not in SHIPPED_MODELS:
+        raise ConfigError(f"unknown shipped model {model!r}; known: {sorted(SHIPPED_MODELS)}")
+    folder = SHIPPED_MODELS[name]
     if not (folder / "config.json").is_file():
         raise ConfigError(
             f"{model!r} resolves to {folder}, which holds no model (is the package complete?)"
@@ -91,12 +96,6 @@ def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
     vocab = sorted(tokenizer.get_vocab().items())
     text = json.dumps(vocab, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def stop_token_ids(tokenizer: PreTrainedTokenizerBase, extra: list[int]) -> tuple[int, ...]:
-    """The tokenizer's EOS plus configured extra stop ids, deduplicated in a stable order."""
-    ids = ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []) + list(extra)
-    return tuple(dict.fromkeys(ids))
 
 
 def require_same_tokenizer(what: str, expected_hash: str, model: str, actual_hash: str) -> None:
