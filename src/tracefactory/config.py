@@ -38,6 +38,8 @@ class WorkerConfig(Section):
     count: int = Field(2, ge=1)  # workers (Ray actors); each owns one engine
     num_cpus: float = Field(1.0, gt=0)  # CPUs reserved per worker (fractions allowed)
     num_gpus: float = Field(0.0, ge=0)  # GPUs per worker (vLLM: its tensor-parallel size)
+    resources: dict[str, float] = {}  # custom Ray resources per worker, e.g. {gpu_node: 1} to
+    # pin workers to the nodes started with that resource
     max_shard_attempts: int = Field(3, ge=1)  # a shard whose worker dies this often fails the stage
 
 

@@ -178,7 +178,9 @@ def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_
     from tracefactory.ray_cluster import init_ray
 
     init_ray(ray_config)
-    worker_class = ray.remote(num_cpus=workers.num_cpus, num_gpus=workers.num_gpus)(_StageWorker)
+    worker_class = ray.remote(
+        num_cpus=workers.num_cpus, num_gpus=workers.num_gpus, resources=workers.resources or None
+    )(_StageWorker)
     actors = [worker_class.remote(stage, pool) for _ in range(min(workers.count, len(todo)))]
     queue: deque[tuple[Shard, int]] = deque((shard, 1) for shard in todo)
     pending: dict[Any, tuple[Any, Shard, int]] = {}
