@@ -1,5 +1,6 @@
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,15 @@ class CountingStage(Stage):
         die_once_marker: Path | None = None,
         fail_on: str | None = None,
         workers: WorkerConfig | None = None,
+        setup_s: float = 0.0,
+        hang_on: str | None = None,
     ):
         self.shards, self.die_once_marker, self.fail_on = shards, die_once_marker, fail_on
         self.workers = workers or WorkerConfig()
+        self.setup_s, self.hang_on = setup_s, hang_on
+
+    def setup(self, pool: str) -> None:
+        time.sleep(self.setup_s)  # an engine that takes this long to load
 
     def pools(self) -> dict[str, WorkerConfig]:
         return {"": self.workers}
@@ -39,6 +46,8 @@ class CountingStage(Stage):
     def process(self, shard: Shard, inputs: None) -> ShardResult:
         if shard.name == self.fail_on:
             raise ValueError("bad input in this shard")
+        if shard.name == self.hang_on:
+            time.sleep(3600)
         if self.die_once_marker is not None and shard.payload == 1:
             if not self.die_once_marker.exists():
                 self.die_once_marker.write_text(str(os.getpid()))
@@ -88,3 +97,39 @@ def test_a_resumed_run_reports_the_whole_tables_counts(tmp_path):
     resumed = run_stage(CountingStage(3), tmp_path / "out")
     assert resumed.shards_skipped == 2
     assert resumed.stats == {"samples": 3}
+
+
+def _on_ray(tmp_path, monkeypatch, stage, **ray_settings):
+    import ray
+
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
+    try:
+        return run_stage(stage, tmp_path / "out", RayConfig(num_cpus=2, **ray_settings))
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.integration
+def test_a_placement_no_node_can_satisfy_fails_at_once(tmp_path, monkeypatch):
+    stage = CountingStage(2, workers=WorkerConfig(resources={"gpu_node": 1}))
+    started = time.monotonic()
+    with pytest.raises(ShardError, match=r"needs \{.*'gpu_node': 1.*no node of the cluster"):
+        _on_ray(tmp_path, monkeypatch, stage)
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.integration
+def test_workers_whose_engine_never_loads_fail_after_the_start_timeout(tmp_path, monkeypatch):
+    stage = CountingStage(2, workers=WorkerConfig(count=1, num_cpus=0.5), setup_s=600)
+    with pytest.raises(ShardError, match="1 of 1 workers not ready after 5 s"):
+        _on_ray(tmp_path, monkeypatch, stage, start_timeout_s=5)
+
+
+@pytest.mark.integration
+def test_a_stuck_worker_is_named_and_finished_shards_are_kept(tmp_path, monkeypatch):
+    workers = WorkerConfig(count=1, num_cpus=0.5)
+    stage = CountingStage(3, workers=workers, hang_on="shard-00001")
+    with pytest.raises(ShardError, match=r"in flight: shard 'shard-00001' on pid \d+ on node"):
+        _on_ray(tmp_path, monkeypatch, stage, no_progress_timeout_s=10)
+    assert {p.stem for p in (tmp_path / "out").glob("*.parquet")} == {"shard-00000"}

@@ -30,6 +30,8 @@ class RayConfig(Section):
     address: str | None = None  # None: start a local Ray; "auto", "ray://head:10001": join one
     num_cpus: int | None = Field(None, ge=1)  # CPUs of a local Ray (None: all); unused with address
     no_progress_timeout_s: int = Field(600, ge=10)  # fail a stage when no shard finishes this long
+    start_timeout_s: int = Field(900, ge=1)  # fail a stage when its workers (engines) are not
+    # ready this long after start: an engine that never loads, or no free resources to place them
 
 
 class WorkerConfig(Section):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
@@ -167,8 +168,11 @@ class _StageWorker:
     def process(self, shard: Shard, inputs: Any) -> ShardResult:
         return self.stage.process(shard, inputs)
 
-    def pid(self) -> int:
-        return os.getpid()
+    def location(self) -> str:
+        """Where this worker runs (for watchdog messages): its pid and node address."""
+        import ray
+
+        return f"pid {os.getpid()} on node {ray.util.get_node_ip_address()}"
 
 
 def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_config) -> None:
@@ -178,44 +182,96 @@ def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_
     from tracefactory.ray_cluster import init_ray
 
     init_ray(ray_config)
+    where = f"stage {stage.name!r}" + (f", pool {pool!r}" if pool else "")
     worker_class = ray.remote(
         num_cpus=workers.num_cpus, num_gpus=workers.num_gpus, resources=workers.resources or None
     )(_StageWorker)
     actors = [worker_class.remote(stage, pool) for _ in range(min(workers.count, len(todo)))]
     queue: deque[tuple[Shard, int]] = deque((shard, 1) for shard in todo)
-    pending: dict[Any, tuple[Any, Shard, int]] = {}
-    idle = list(actors)
+    pending: dict[Any, tuple[Any, Shard, int, float]] = {}
     try:
+        locations = _wait_until_ready(where, actors, workers, ray_config.start_timeout_s)
+        idle = list(actors)
         while queue or pending:
             while idle and queue:
                 actor = idle.pop()
                 shard, attempt = queue.popleft()
                 inputs = _read(stage, shard)
-                pending[actor.process.remote(shard, inputs)] = (actor, shard, attempt)
+                ref = actor.process.remote(shard, inputs)
+                pending[ref] = (actor, shard, attempt, time.monotonic())
             timeout = ray_config.no_progress_timeout_s
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
             if not ready:
-                raise ShardError(
-                    f"stage {stage.name!r}: no shard finished in {timeout} s "
-                    f"(ray.no_progress_timeout_s); finished shards are kept"
-                )
-            actor, shard, attempt = pending.pop(ready[0])
+                raise ShardError(_stuck_message(where, pending, locations, timeout))
+            actor, shard, attempt, _ = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
             except RayActorError as e:
                 if attempt >= workers.max_shard_attempts:
                     raise ShardError(
-                        f"stage {stage.name!r}, shard {shard.name!r}: worker died {attempt} times"
+                        f"{where}, shard {shard.name!r}: worker died {attempt} times"
                     ) from e
                 logger.warning("worker running shard %s died (%s); replacing it", shard.name, e)
                 ray.kill(actor)
-                idle.append(worker_class.remote(stage, pool))
+                replacement = worker_class.remote(stage, pool)
+                actors.append(replacement)
+                idle.append(replacement)
                 queue.appendleft((shard, attempt + 1))
                 continue
             except RayTaskError as e:
-                raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
+                raise ShardError(f"{where}, shard {shard.name!r}: {e}") from e
             _record(stage, writer, shard, result, progress)
             idle.append(actor)
     finally:
-        for actor in actors + idle:
+        for actor in actors:
             ray.kill(actor)
+
+
+def _wait_until_ready(where: str, actors: list, workers: WorkerConfig, timeout: int) -> dict:
+    """Each actor's location once its engine is built; fails fast on a placement no node can
+    satisfy, and after ``timeout`` on workers that never become ready.
+
+    Raises:
+        ShardError: naming the demand, what the cluster offers and what to check.
+    """
+    import ray
+    from ray.exceptions import RayActorError
+
+    demand = {"CPU": workers.num_cpus, "GPU": workers.num_gpus, **workers.resources}
+    demand = {name: amount for name, amount in demand.items() if amount}
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    if not any(all(node.get(k, 0) >= v for k, v in demand.items()) for node in nodes):
+        raise ShardError(
+            f"{where}: a worker needs {demand}, but no node of the cluster has that much "
+            f"(nodes: {nodes}); lower workers.num_cpus / num_gpus / resources, or add nodes"
+        )
+    refs = {actor.location.remote(): actor for actor in actors}
+    ready, waiting = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+    if waiting:
+        raise ShardError(
+            f"{where}: {len(waiting)} of {len(refs)} workers not ready after {timeout} s "
+            f"(ray.start_timeout_s): their engine is still loading or stuck, or the cluster has "
+            f"no free {demand} for them; check `ray status`, the workers' logs and the model "
+            f"download. No finished shard is lost"
+        )
+    locations = {}
+    for ref in ready:
+        try:
+            locations[refs[ref]] = ray.get(ref)
+        except RayActorError as e:
+            raise ShardError(f"{where}: a worker failed to start: {e}") from e
+    return locations
+
+
+def _stuck_message(where: str, pending: dict, locations: dict, timeout: int) -> str:
+    now = time.monotonic()
+    flight = [
+        f"shard {shard.name!r} on {locations.get(actor, 'a replacement worker')} for "
+        f"{now - started:.0f} s"
+        for actor, shard, _, started in pending.values()
+    ]
+    return (
+        f"{where}: no shard finished in {timeout} s (ray.no_progress_timeout_s); in flight: "
+        f"{'; '.join(flight)}. Check those workers' logs (`ray logs`), their memory and GPUs; "
+        f"finished shards are kept"
+    )
