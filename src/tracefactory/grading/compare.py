@@ -2,9 +2,10 @@
 
 Model output is untrusted: parsing it can build huge sympy objects, and even ``str()`` of one can
 hang (NOTES-toolchain.md). So this module runs in workers (the parent imports it only for
-`ComparisonSettings`), and only reasons (strings) ever leave a worker. The worker bounds each
-comparison with its own SIGALRM (a worker is a fresh interpreter running tasks in its main thread,
-where signals work); the parent's hard kill is the backstop for a hang no signal interrupts.
+`ComparisonSettings`), and only reasons and extracted answers (strings) ever leave a worker. The
+worker bounds each comparison with its own SIGALRM (a worker is a fresh interpreter running tasks
+in its main thread, where signals work) and a memory limit; the parent's hard kill is the backstop
+for a hang no signal interrupts.
 
 Known math-verify failure modes and what we do (each covered in tests/grading):
 
@@ -19,6 +20,8 @@ Known math-verify failure modes and what we do (each covered in tests/grading):
 - a function-name prefix ``x(t)=...`` / ``v(r)=...`` against a gold without ``=``: the prefix is
   dropped (math-verify only drops a bare-symbol ``x=``).
 - math-verify is asymmetric (``verify(gold, pred)``); we accept either direction.
+- math-verify turns any exception into "not equal" (a crash would read as a wrong answer); we
+  call it with ``raise_on_error`` so that the worker answers ``error`` instead.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from __future__ import annotations
 import logging
 import re
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tracefactory.grading.verdict import Reason
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # `, \quad \text{for } \omega^2 \neq 4`: a side condition after the answer, not part of it.
 _SIDE_CONDITION = re.compile(
@@ -90,6 +96,7 @@ def _parse(latex: str) -> list:
         f"${latex}$",
         extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
         parsing_timeout=None,
+        raise_on_error=True,
     )
 
 
@@ -120,6 +127,7 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
         "strict": settings.strict,
         "allow_set_relation_comp": settings.allow_set_relation_comp,
         "timeout_seconds": None,
+        "raise_on_error": True,  # a crash is the worker's `error`, not a silent "not equal"
     }
     if verify(parsed_gold, parsed_answer, **options) or verify(
         parsed_answer, parsed_gold, **options
@@ -134,15 +142,16 @@ def _raise_timeout(signum: int, frame: object) -> None:
     raise ComparisonTimeout()
 
 
-def compare_bounded(
-    gold: str, answer: str, settings: ComparisonSettings, soft_timeout_s: float
-) -> Reason:
-    """`compare_answers` under a SIGALRM of `soft_timeout_s`; ``timeout`` if it fires."""
+def bounded(work: Callable[[], T], soft_timeout_s: float) -> T | None:
+    """``work()`` under a SIGALRM of `soft_timeout_s`; None if the alarm fires first.
+
+    Only for a process's main thread (the grader's workers), where the signal is delivered.
+    """
     signal.signal(signal.SIGALRM, _raise_timeout)
     signal.setitimer(signal.ITIMER_REAL, soft_timeout_s)
     try:
-        return compare_answers(gold, answer, settings)
+        return work()
     except ComparisonTimeout:
-        return Reason.TIMEOUT
+        return None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -89,7 +89,7 @@ class VerifyStage(Stage):
         )
         rows = traces.select("trace_id", "problem_id").with_columns(
             pl.lit(table).alias("trace_table"),
-            pl.Series("label", [int(v.label) for v in verdicts], dtype=pl.Int8),
+            pl.Series("label", [v.to_dict()["label"] for v in verdicts], dtype=pl.Int8),
             pl.Series("reason", [str(v.reason) for v in verdicts], dtype=pl.String),
             pl.Series("answer", [v.answer for v in verdicts], dtype=pl.String),
             pl.lit(self._grader.version).alias("grader_version"),

@@ -13,7 +13,7 @@ from enum import IntEnum, StrEnum
 
 # Bump when extraction or comparison rules change: cached and stored verdicts name the version
 # that produced them (the full version string also carries math-verify's version and precision).
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 
 
 class Label(IntEnum):
@@ -34,6 +34,9 @@ class Reason(StrEnum):
     TRUNCATED = "truncated"
     UNPARSEABLE = "unparseable"
     TIMEOUT = "timeout"
+    NESTED_BOXED = "nested_boxed"
+    MEMORY_LIMIT = "memory_limit"
+    ERROR = "error"
 
 
 # unparseable -> 0: the response finished and committed to an answer that no reader can use.
@@ -41,12 +44,22 @@ class Reason(StrEnum):
 # answers are short), so the answer is almost surely wrong; labelling it 2 would tell the value
 # model the policy had not finished, and 1 would reward an unverified answer. The reason column
 # keeps these rows separable for anyone who prefers to drop them.
-LABEL_OF_REASON: dict[Reason, Label] = {
+# memory_limit -> 0: the same argument as timeout (an answer that needs a gigabyte to compare).
+# nested_boxed -> 0: `\boxed{1 \boxed{3}}` commits to no single answer; crediting whichever box
+# matches would teach the value model that hedging pays.
+# error -> no label (None): the grader itself crashed, which says nothing about the answer. Every
+# label is a claim about the trajectory (0 wrong, 1 correct, 2 unfinished) and none holds, so the
+# row keeps its reason and a null label, and the label stage leaves it out (it drops roll-outs
+# without a label), instead of training on a made-up class.
+LABEL_OF_REASON: dict[Reason, Label | None] = {
     Reason.MATCH: Label.CORRECT,
     Reason.MISMATCH: Label.WRONG,
     Reason.NO_BOXED: Label.WRONG,
     Reason.UNPARSEABLE: Label.WRONG,
     Reason.TIMEOUT: Label.WRONG,
+    Reason.MEMORY_LIMIT: Label.WRONG,
+    Reason.NESTED_BOXED: Label.WRONG,
+    Reason.ERROR: None,
     Reason.NO_THINK_END: Label.INCOMPLETE,
     Reason.TRUNCATED: Label.INCOMPLETE,
 }
@@ -57,12 +70,13 @@ class Verdict:
     """One graded response.
 
     Attributes:
-        label: 1 correct, 0 finished but wrong, 2 incomplete.
+        label: 1 correct, 0 finished but wrong, 2 incomplete; None when the grader failed
+            (reason ``error``).
         reason: why (see `Reason`).
         answer: the extracted final answer (content of the last boxed), or None if none was read.
     """
 
-    label: Label
+    label: Label | None
     reason: Reason
     answer: str | None
 
@@ -72,5 +86,6 @@ class Verdict:
         return cls(LABEL_OF_REASON[reason], reason, answer)
 
     def to_dict(self) -> dict[str, int | str | None]:
-        """Plain JSON-ready form: ``{"label": int, "reason": str, "answer": str | None}``."""
-        return {"label": int(self.label), "reason": str(self.reason), "answer": self.answer}
+        """Plain JSON-ready form: ``{"label": int | None, "reason": str, "answer": str | None}``."""
+        label = None if self.label is None else int(self.label)
+        return {"label": label, "reason": str(self.reason), "answer": self.answer}

@@ -186,8 +186,8 @@ def _grade(runs: _Runs, problems: list[Problem], engines: Engines) -> None:
         truncated=[t.truncated for t, _ in flat],
     )
     for (trace, _), verdict in zip(flat, verdicts, strict=True):
-        trace.correct = int(verdict.label) == 1
-        trace.answer_key = verdict.answer if int(verdict.label) != 2 else None
+        trace.correct = verdict.label == 1
+        trace.answer_key = verdict.answer if verdict.label != 2 else None
     grouper = AnswerGrouper(engines.grader)
     for per_problem in runs.traces.values():
         groups = grouper.group_many([[t.answer_key for t in traces] for traces in per_problem])

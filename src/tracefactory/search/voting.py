@@ -41,7 +41,7 @@ class AnswerGrouper:
         verdicts = self.grader.grade_many(
             [(f"\\boxed{{{b}}}", a) for a, b in pairs], thinking="none"
         )
-        same = {pair for pair, v in zip(pairs, verdicts, strict=True) if int(v.label) == 1}
+        same = {pair for pair, v in zip(pairs, verdicts, strict=True) if v.label == 1}
         return [
             _assign(answers, values, same)
             for answers, values in zip(answer_lists, distinct, strict=True)

@@ -1,0 +1,71 @@
+"""Every grading call is bounded: extraction runs in the workers, in linear time; a worker has a
+memory limit; a worker that hits it, dies or crashes gives a verdict with its reason, never a
+crashed stage, and is replaced."""
+
+import importlib
+import io
+import json
+import os
+import signal
+import threading
+import time
+
+from tracefactory.grading import Grader, Label, Reason
+from tracefactory.grading.compare import ComparisonSettings
+from tracefactory.grading.worker import serve
+
+UNCLOSED_BOXES = "</think>" + "\\boxed{" * 20_000
+
+
+def test_adversarial_response_is_graded_in_bounded_time(shared_grader: Grader):
+    start = time.monotonic()
+    verdicts = shared_grader.grade_many([(UNCLOSED_BOXES, "3"), (UNCLOSED_BOXES + "}", "3")])
+    assert [v.reason for v in verdicts] == [Reason.NO_BOXED, Reason.NO_BOXED]
+    assert time.monotonic() - start < 5.0
+
+
+def test_extraction_never_runs_in_the_calling_process(monkeypatch, shared_grader: Grader):
+    def refuse(*args, **kwargs):
+        raise AssertionError("extraction ran in the calling process")
+
+    for module in ("tracefactory.grading.extract", "tracefactory.grading.grader"):
+        monkeypatch.setattr(importlib.import_module(module), "extract", refuse, raising=False)
+    verdict = shared_grader.grade(r"</think>\boxed{3}", "3", thinking="r1_open")
+    assert verdict.reason is Reason.MATCH
+
+
+def test_memory_limit_gives_a_verdict_and_a_fresh_worker():
+    with Grader(workers=1, timeout_s=30.0, memory_mb=400, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        start = time.monotonic()
+        verdict = grader.grade(r"</think>\boxed{2^{2^{32}}}", "3")
+        elapsed = time.monotonic() - start
+        assert (verdict.label, verdict.reason) == (Label.WRONG, Reason.MEMORY_LIMIT)
+        assert elapsed < 20.0, f"memory limit reported after {elapsed:.1f} s"
+        assert grader.replaced_workers == 1
+        assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
+
+
+def test_worker_killed_mid_comparison_is_an_error_not_a_wrong_answer():
+    with Grader(workers=1, timeout_s=20.0, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        pid = grader._pool._workers[0].process.pid
+        threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+        verdict = grader.grade(r"</think>\boxed{10^{10^{9}}}", "3")  # busy for seconds
+        assert (verdict.label, verdict.reason) == (None, Reason.ERROR)
+        assert verdict.to_dict()["label"] is None
+        assert grader.replaced_workers == 1
+        assert grader.errors == 1
+        assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
+
+
+def test_crash_inside_a_task_is_reported_as_error_and_the_worker_goes_on():
+    tasks = [
+        {"id": 0, "kind": "compare", "gold": "3"},  # no answer: the comparison raises KeyError
+        {"id": 1, "kind": "compare", "gold": "3", "answer": "3"},
+    ]
+    replies = io.StringIO()
+    requests = io.StringIO("".join(json.dumps(task) + "\n" for task in tasks))
+    serve(requests, replies, ComparisonSettings(), soft_s=5.0)
+    lines = [json.loads(line) for line in replies.getvalue().splitlines()]
+    assert [line["reason"] for line in lines[1:]] == ["error", "match"]
