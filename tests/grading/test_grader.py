@@ -4,6 +4,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -162,3 +164,29 @@ def test_nested_boxes_are_not_credited_through_the_grader(shared_grader: Grader)
         verdict = shared_grader.grade(response, "3")
         assert (verdict.label, verdict.reason) == (Label.WRONG, Reason.NESTED_BOXED), response
     assert shared_grader.grade(r"\boxed{\boxed{3}}", "3").reason is Reason.MATCH
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from tracefactory.cli import main; main()", "grade", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b'{"gold": "1", "response": "caf\xe9"}\n', (), "pairs.jsonl:1: not UTF-8 (byte 0xe9"),
+        (b'{"gold": "1", "response": null}\n', (), "pairs.jsonl:1: 'response' is null"),
+        (b'{"gold": null, "response": "x"}\n', (), "pairs.jsonl:1: 'gold' is null"),
+        (b'{"gold": "1", "response": "x"}\n', ("--timeout-s", "0"), "--timeout-s 0.0: input"),
+        (b'{"gold": "1", "response": "x"}\n', ("--workers", "0"), "--workers 0: input"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_line_and_a_failing_exit(
+    tmp_path: Path, content: bytes, args: tuple[str, ...], message: str
+):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_bytes(content)
+    result = _run_cli("--pairs", str(pairs), *args)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
