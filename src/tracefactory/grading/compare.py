@@ -9,16 +9,19 @@ for a hang no signal interrupts.
 
 Known math-verify failure modes and what we do (each covered in tests/grading):
 
-- leading zeros ``016`` vs ``16``, ``\\text{13}``, units (``864 \\mbox{ inches}^2``), percent
-  (``38\\%`` equals ``38``; ``38\\%`` does not equal ``0.38``), intervals, tuples, unordered root
-  lists, ``\\pm`` (expanded to both roots), ``x=3`` vs ``3``: math-verify 0.9 already handles them
-  with the settings below; the tests pin that down.
-- markdown bold ``**73**``: stripped before parsing (math-verify reads it as nothing).
-- E-notation ``1.87e6``: math-verify reads ``e`` as Euler's number; rewritten to
-  ``1.87\\times10^{6}``.
-- a side condition ``A = ..., \\quad \\text{for } \\omega^2 \\neq 4``: cut at the ``\\text{for``.
-- a function-name prefix ``x(t)=...`` / ``v(r)=...`` against a gold without ``=``: the prefix is
-  dropped (math-verify only drops a bare-symbol ``x=``).
+- leading zeros ``016`` vs ``16``, ``\\text{13}``, units and nouns (``864 \\mbox{ inches}^2``,
+  ``12 apples``), percent (``38\\%`` equals ``38``, not ``0.38``), degrees (``30^\\circ`` equals
+  ``30``), intervals, tuples (``1,000`` is 1000 but ``(1,000)`` a tuple), unordered root lists,
+  ``\\pm`` (expanded to both roots; ``\\pm 3`` is not ``3``), ``x=3`` vs ``3``, ``\\dfrac``,
+  ``\\tfrac``, ``\\frac12``, ``\\sqrt2``, the Unicode minus: math-verify 0.9 already handles
+  them with the settings below; the tests pin that down.
+- thin-space thousands, repeating decimals, other Unicode symbols, ``\\text{5 cm}``, markdown
+  bold, E-notation, side conditions, ``x(t)=`` prefixes: rewritten first (normalize.py).
+- two different numbers within the float tolerance (``\\frac{1}{2004!}`` vs ``\\frac{1}{2006!}``,
+  ``2^{-100}`` vs ``2^{-101}``: math-verify rounds both to 0 at 6 decimals): when math-verify says
+  equal, two numbers written without a decimal point are compared again, exactly if both are
+  rational, else to 30 significant digits. A written decimal may be a rounding (``0.333333`` for
+  ``1/3``), so math-verify's tolerance stands whenever either side has one.
 - math-verify is asymmetric (``verify(gold, pred)``); we accept either direction.
 - math-verify turns any exception into "not equal" (a crash would read as a wrong answer); we
   call it with ``raise_on_error`` so that the worker answers ``error`` instead.
@@ -33,22 +36,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from tracefactory.grading.normalize import normalize_answer
 from tracefactory.grading.verdict import Reason
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# `, \quad \text{for } \omega^2 \neq 4`: a side condition after the answer, not part of it.
-_SIDE_CONDITION = re.compile(
-    r"\s*,?\s*(?:\\q?quad\s*)*\\(?:text|mbox|textrm)\{\s*(?:for|if|when|where|provided)\b.*$"
-)
-_MARKDOWN_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_E_NOTATION = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)$")
-# `f(x) =`, `x(t)=`, `Y(s) =`, `v_0(t) =` at the start of an answer: a named function, not an
-# equation to solve.
-_NAMED_PREFIX = re.compile(
-    r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*(?:\\left)?\(\s*\w+\s*(?:\\right)?\)\s*="
-)
+# A decimal point (0.5, .5, 5.) or a percent: math-verify's tolerance and its reading of 50% as
+# both 50 and 1/2 stand for these.
+_INEXACT = re.compile(r"\d\.\d|(?<!\d)\.\d|\d\.(?!\d)|%|percent")
+_EXACT_DIGITS = 30  # significant digits two exact irrational numbers are compared to
 
 
 @dataclass(frozen=True)
@@ -71,21 +68,6 @@ class ComparisonSettings:
 class ComparisonTimeout(BaseException):
     """Raised by the worker's alarm. A BaseException, so math-verify's ``except Exception``
     (which turns any error into ``False``) cannot swallow it and call a timeout a mismatch."""
-
-
-def normalize_answer(text: str, *, other_has_equals: bool) -> str:
-    """String-level fixes applied before parsing (see the module docstring for why each)."""
-    text = text.strip().strip("$").strip()
-    text = _MARKDOWN_BOLD.sub(r"\1", text)
-    text = _SIDE_CONDITION.sub("", text)
-    e_notation = _E_NOTATION.match(text)
-    if e_notation:
-        text = f"{e_notation.group(1)}\\times10^{{{e_notation.group(2)}}}"
-    if not other_has_equals:
-        prefix = _NAMED_PREFIX.match(text)
-        if prefix and text.count("=") == 1:
-            text = text[prefix.end() :].strip()
-    return text
 
 
 def _parse(latex: str) -> list:
@@ -132,10 +114,51 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     if verify(parsed_gold, parsed_answer, **options) or verify(
         parsed_answer, parsed_gold, **options
     ):
-        return Reason.MATCH
+        tolerated = _numbers_differ(gold_text, parsed_gold, answer_text, parsed_answer)
+        return Reason.MISMATCH if tolerated else Reason.MATCH
     if not _has_expression(parsed_gold):
         logger.warning("gold answer %r parses to no expression", gold[:200])
     return Reason.MISMATCH if _has_expression(parsed_answer) else Reason.UNPARSEABLE
+
+
+def _exact_number(text: str, parsed: list) -> object | None:
+    """The sympy number an answer denotes when written without a decimal point or a percent.
+
+    A written decimal may be a rounding, so it keeps math-verify's tolerance; None then, and for
+    anything that is not a single number.
+    """
+    import sympy
+
+    if _INEXACT.search(text):
+        return None
+    expression = next((item for item in parsed if not isinstance(item, str)), None)
+    if not isinstance(expression, sympy.Expr) or not expression.is_number:
+        return None
+    return expression.doit()
+
+
+def _numbers_differ(
+    gold_text: str, parsed_gold: list, answer_text: str, parsed_answer: list
+) -> bool:
+    """Whether two answers math-verify called equal are different exact numbers.
+
+    math-verify rounds to `float_rounding` decimals, so ``1/2004!`` equals ``1/2006!`` and
+    ``2^{-100}`` equals ``2^{-101}`` (both round to 0). Rationals are compared exactly; other exact
+    numbers (``e^{-100}``) to `_EXACT_DIGITS` significant digits.
+    """
+    import sympy
+
+    gold_value = _exact_number(gold_text, parsed_gold)
+    answer_value = _exact_number(answer_text, parsed_answer)
+    if gold_value is None or answer_value is None:
+        return False
+    if gold_value.is_Rational and answer_value.is_Rational:
+        return gold_value != answer_value
+    gold_n, answer_n = sympy.N(gold_value, _EXACT_DIGITS), sympy.N(answer_value, _EXACT_DIGITS)
+    if not (gold_n.is_Float and answer_n.is_Float):  # complex, infinite or unevaluated: keep
+        return False
+    scale = max(abs(gold_n), abs(answer_n))
+    return abs(gold_n - answer_n) > scale * sympy.Float(10) ** (5 - _EXACT_DIGITS)
 
 
 def _raise_timeout(signum: int, frame: object) -> None:
