@@ -69,3 +69,13 @@ def test_crash_inside_a_task_is_reported_as_error_and_the_worker_goes_on():
     serve(requests, replies, ComparisonSettings(), soft_s=5.0)
     lines = [json.loads(line) for line in replies.getvalue().splitlines()]
     assert [line["reason"] for line in lines[1:]] == ["error", "match"]
+
+
+def test_failed_extraction_batch_is_retried_one_response_at_a_time():
+    """A batch lost with its worker says nothing about its responses: each is extracted again."""
+    with Grader(workers=1, timeout_s=1.0, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        os.kill(grader._pool._workers[0].process.pid, signal.SIGSTOP)
+        pairs = [(rf"</think>\boxed{{{n}}}", str(n)) for n in range(3)]
+        assert [v.reason for v in grader.grade_many(pairs)] == [Reason.MATCH] * 3
+        assert grader.replaced_workers == 1

@@ -33,6 +33,9 @@ from tracefactory.section import Section
 
 logger = logging.getLogger(__name__)
 
+_BATCH_RESPONSES = 64  # responses per extraction task
+_BATCH_CHARS = 1 << 20  # characters per extraction task (a longer response goes alone)
+
 
 class GraderConfig(Section):
     """Grader settings (the ``grading`` section of params.yaml)."""
@@ -139,17 +142,9 @@ class Grader:
             allowed = [f.value for f in ThinkingFormat]
             raise ConfigError(f"thinking={thinking!r} is not one of {allowed}") from error
         _require_strings(pairs)
-        tasks = [
-            {
-                "kind": "extract",
-                "response": response,
-                "thinking": str(fmt),
-                "truncated": bool(truncated and truncated[i]),
-            }
-            for i, (response, _gold) in enumerate(pairs)
-        ]
+        flags = [bool(truncated and truncated[i]) for i in range(len(pairs))]
         with self._lock:
-            extractions = self._pool.run(tasks)
+            extractions = self._extract_all([r for r, _ in pairs], flags, fmt)
             to_compare = {
                 (gold, item["answer"])
                 for item, (_r, gold) in zip(extractions, pairs, strict=True)
@@ -163,6 +158,38 @@ class Grader:
             )
             for item, (_r, gold) in zip(extractions, pairs, strict=True)
         ]
+
+    def _extract_all(
+        self, responses: list[str], truncated: list[bool], thinking: ThinkingFormat
+    ) -> list[dict]:
+        """``{"reason", "answer"}`` per response, extracted in the workers in batches.
+
+        Batching spares a pipe round trip per response (extraction takes microseconds). A batch
+        whose task failed (timeout, memory limit, error) is retried one response per task, so
+        only the response at fault gets that reason.
+        """
+        results: list[dict | None] = [None] * len(responses)
+        batches = _batches(responses)
+        while batches:
+            tasks = [
+                {
+                    "kind": "extract",
+                    "thinking": str(thinking),
+                    "items": [[responses[i], truncated[i]] for i in batch],
+                }
+                for batch in batches
+            ]
+            retry = []
+            for batch, reply in zip(batches, self._pool.run(tasks), strict=True):
+                if "results" in reply:
+                    for i, (reason, answer) in zip(batch, reply["results"], strict=True):
+                        results[i] = {"reason": reason, "answer": answer}
+                elif len(batch) == 1:
+                    results[batch[0]] = {"reason": reply["reason"], "answer": None}
+                else:
+                    retry += [[i] for i in batch]
+            batches = retry
+        return results
 
     def _compare_all(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Reason]:
         """Reasons for (gold, answer) keys: cached ones, then the rest through the pool."""
@@ -189,6 +216,24 @@ class Grader:
         self._cache.move_to_end(key)
         while len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)
+
+
+def _batches(responses: list[str]) -> list[list[int]]:
+    """Indices of `responses` cut into batches of at most `_BATCH_RESPONSES` responses and
+    about `_BATCH_CHARS` characters."""
+    batches: list[list[int]] = []
+    size = 0
+    for index, response in enumerate(responses):
+        if (
+            not batches
+            or len(batches[-1]) >= _BATCH_RESPONSES
+            or size + len(response) > _BATCH_CHARS
+        ):
+            batches.append([])
+            size = 0
+        batches[-1].append(index)
+        size += len(response)
+    return batches
 
 
 def _require_strings(pairs: Sequence[tuple[str, str]]) -> None:

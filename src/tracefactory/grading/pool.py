@@ -166,7 +166,7 @@ class WorkerPool:
                         continue
                     next_task += 1
             self._wait_and_collect(replies)
-        reasons = [reply["reason"] for reply in replies.values()]
+        reasons = [reply.get("reason") for reply in replies.values()]
         self.timeouts += reasons.count(Reason.TIMEOUT)
         self.errors += reasons.count(Reason.ERROR)
         return [replies[index] for index in range(len(tasks))]
@@ -195,7 +195,7 @@ class WorkerPool:
                     continue
                 replies[message.pop("id")] = message
                 worker.task = None
-                if message["reason"] == Reason.MEMORY_LIMIT:  # the worker exits after saying so
+                if message.get("reason") == Reason.MEMORY_LIMIT:  # the worker exits after saying so
                     self._replace(index, replies, Reason.ERROR, why="it hit its memory limit")
                     break
             else:

@@ -5,8 +5,9 @@ stdout. Everything that touches the untrusted response runs here, bounded three 
 worker's own SIGALRM (tasks run in its main thread, so the alarm works), an address-space limit
 (``RLIMIT_AS``) set before any task, and the parent's hard kill as the backstop.
 
-Two task kinds: ``extract`` (response -> answer or a final reason) and ``compare`` (gold and
-answer -> reason), so the parent can cache comparisons by (gold, answer) between the two.
+Two task kinds: ``extract`` (a batch of responses -> an answer or a final reason each) and
+``compare`` (gold and answer -> reason), so the parent can cache comparisons by (gold, answer)
+between the two.
 """
 
 from __future__ import annotations
@@ -77,19 +78,26 @@ def limit_memory(memory_mb: int) -> None:
 
 
 def run_task(task: dict, settings: ComparisonSettings, soft_s: float) -> dict:
-    """One task's reply: ``{"id", "reason"}`` plus ``"answer"`` for an extraction."""
+    """One task's reply: ``{"id", "reason"}`` for a comparison; ``{"id", "results"}`` (one
+    ``[reason or None, answer or None]`` per response) for an extraction batch, or
+    ``{"id", "reason": "timeout"}`` if the batch ran out of time."""
     if task["kind"] == "extract":
-        extraction = bounded(
-            lambda: extract(
-                task["response"], thinking=task["thinking"], truncated=task["truncated"]
-            ),
-            soft_s,
-        )
-        reason = extraction.reason if extraction is not None else Reason.TIMEOUT
-        answer = extraction.answer if extraction is not None else None
-        return {"id": task["id"], "reason": reason and str(reason), "answer": answer}
+        results = bounded(lambda: _extract_batch(task["items"], task["thinking"]), soft_s)
+        if results is None:
+            return {"id": task["id"], "reason": str(Reason.TIMEOUT)}
+        return {"id": task["id"], "results": results}
     reason = bounded(lambda: compare_answers(task["gold"], task["answer"], settings), soft_s)
     return {"id": task["id"], "reason": str(reason or Reason.TIMEOUT)}
+
+
+def _extract_batch(items: list[list], thinking: str) -> list[list[str | None]]:
+    """``[reason or None, answer or None]`` for each ``[response, truncated]`` item."""
+    results = []
+    for response, truncated in items:
+        extraction = extract(response, thinking=thinking, truncated=truncated)
+        reason = None if extraction.reason is None else str(extraction.reason)
+        results.append([reason, extraction.answer])
+    return results
 
 
 def serve(
@@ -119,7 +127,7 @@ def serve(
         reply = _run_watched(task, settings, soft_s, watch)
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
-        if reply["reason"] == Reason.MEMORY_LIMIT:
+        if reply.get("reason") == Reason.MEMORY_LIMIT:
             return
 
 
@@ -127,7 +135,7 @@ def _run_watched(
     task: dict, settings: ComparisonSettings, soft_s: float, watch: _MemoryWatch | None
 ) -> dict:
     """`run_task`, with a memory limit hit or a crash turned into its reason."""
-    memory_hit = {"id": task["id"], "reason": str(Reason.MEMORY_LIMIT), "answer": None}
+    memory_hit = {"id": task["id"], "reason": str(Reason.MEMORY_LIMIT)}
     try:
         if watch is not None:
             watch.armed = True
@@ -136,7 +144,7 @@ def _run_watched(
         return memory_hit
     except Exception:  # a crash in our code, math-verify or sympy: logged, reported as error
         logger.exception("grading task %s crashed", task["id"])
-        return {"id": task["id"], "reason": str(Reason.ERROR), "answer": None}
+        return {"id": task["id"], "reason": str(Reason.ERROR)}
     finally:
         if watch is not None:
             watch.armed = False
