@@ -12,6 +12,7 @@ Workers read input shards by path: on a multi-node cluster, ``data/`` must be on
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +23,8 @@ from tracefactory.grading.grader import Grader
 from tracefactory.grading.verdict import GRADER_VERSION, Reason
 from tracefactory.io import TableReader
 from tracefactory.stage import Shard, ShardResult, Stage
+
+logger = logging.getLogger(__name__)
 
 
 class VerifyStage(Stage):
@@ -97,6 +100,13 @@ class VerifyStage(Stage):
         counts = {"traces": rows.height}
         for reason, n in rows["reason"].value_counts().iter_rows():
             counts[f"reason_{Reason(reason)}"] = n
+        if counts.get(f"reason_{Reason.ERROR}"):
+            logger.warning(
+                "%s: the grader failed on %d traces (reason error, no label: the label stage "
+                "leaves them out); the workers' log says why",
+                shard.name,
+                counts[f"reason_{Reason.ERROR}"],
+            )
         return ShardResult(rows.to_arrow(), counts)
 
     def _responses(self, table: str, path: Path) -> pl.DataFrame:
