@@ -141,6 +141,7 @@ def _run_watched(
             watch.armed = True
         reply = run_task(task, settings, soft_s)
     except (MemoryError, MemoryLimitHit):
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the watch may have cut `bounded` short
         return memory_hit
     except Exception:  # a crash in our code, math-verify or sympy: logged, reported as error
         logger.exception("grading task %s crashed", task["id"])
