@@ -23,8 +23,12 @@ Known math-verify failure modes and what we do (each covered in tests/grading):
   rational, else to 30 significant digits. A written decimal may be a rounding (``0.333333`` for
   ``1/3``), so math-verify's tolerance stands whenever either side has one.
 - math-verify is asymmetric (``verify(gold, pred)``); we accept either direction.
-- math-verify turns any exception into "not equal" (a crash would read as a wrong answer); we
-  call it with ``raise_on_error`` so that the worker answers ``error`` instead.
+- math-verify's ``parse`` turns any exception into "no expression" (a crash would read as an
+  unparseable, i.e. wrong, answer); we call it with ``raise_on_error`` so that the worker answers
+  ``error`` instead, as it does for a crash anywhere in our own code. ``verify`` keeps its own
+  rule: it tries every pair of parsed forms and an exception in one pair means that pair is not
+  equal (it raises on purpose for nan and zoo, ``12:00`` vs ``1:00``), so raising there would
+  turn wrong answers, and even matches found by another pair, into errors.
 """
 
 from __future__ import annotations
@@ -109,7 +113,6 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
         "strict": settings.strict,
         "allow_set_relation_comp": settings.allow_set_relation_comp,
         "timeout_seconds": None,
-        "raise_on_error": True,  # a crash is the worker's `error`, not a silent "not equal"
     }
     if verify(parsed_gold, parsed_answer, **options) or verify(
         parsed_answer, parsed_gold, **options

@@ -10,6 +10,8 @@ each is anchored so that it cannot change what an answer means:
   answer is rewritten to its exact fraction (math-verify drops the bar and reads 0.3).
 - Unicode math (``–5``, ``2√2``, ``∞``, ``≤``): the LaTeX command (math-verify reads only some);
   an en dash only where a minus sign can stand, so the range ``1–2`` never becomes ``-1``.
+- ``\\sqrt(2)`` (a radicand in parentheses, which math-verify drops: ``4\\sqrt(2)`` read as 4):
+  ``\\sqrt{2}``.
 - one text wrapper around a whole answer that starts with a number (``\\text{5 cm}``,
   ``\\textbf{12 apples}``): removed, so it parses like ``5 cm`` (math-verify reads ``\\text{5}``
   but not ``\\text{5 cm}``). Words stay wrapped: ``\\text{no}`` bare would parse as n*o = o*n.
@@ -56,6 +58,8 @@ _UNICODE = {
 }
 # An en dash where a minus sign can stand (not `1–2`, a range): start, space, bracket, `,`, `=`.
 _DASH_AS_MINUS = re.compile(r"(^|[\s(\[{,=])\u2013")
+# \sqrt(2): not LaTeX (the radicand takes braces), and math-verify then reads 4\sqrt(2) as 4.
+_PAREN_ROOT = re.compile(r"\\sqrt\s*\(([^()]*)\)")
 _UNICODE_ROOT = re.compile(r"√\s*(\d+|[A-Za-z]|\{[^{}]*\}|\([^()]*\))")
 # Only around a number and its unit or noun: `\text{no}` unwrapped would parse as n*o == o*n.
 _TEXT_WRAPPER = re.compile(
@@ -105,7 +109,7 @@ def normalize_answer(text: str, *, other_has_equals: bool) -> str:
     text = text.strip().strip("$").strip()
     text = _MARKDOWN_BOLD.sub(r"\1", text)
     text = _SIDE_CONDITION.sub("", text)
-    text = _latex_unicode(text)
+    text = _PAREN_ROOT.sub(r"\\sqrt{\1}", _latex_unicode(text))
     wrapped = _TEXT_WRAPPER.match(text)
     if wrapped:
         text = wrapped.group(1).strip()
