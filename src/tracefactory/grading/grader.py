@@ -42,7 +42,7 @@ class GraderConfig(Section):
 
     workers: int = Field(2, ge=1)  # worker processes grading in parallel
     timeout_s: float = Field(5.0, gt=0)  # hard limit per extraction or comparison, seconds
-    memory_mb: int = Field(1024, ge=256)  # address-space limit per worker process, MiB
+    memory_mb: int = Field(512, ge=256)  # address-space limit per worker process, MiB (idle ~85)
     thinking: ThinkingFormat = ThinkingFormat.R1_OPEN  # r1_open | r1 | sky_t1 | none | auto
     float_rounding: int = Field(6, ge=0)  # decimal places floats are rounded to (math-verify)
     numeric_precision: int = Field(15, ge=1)  # significant digits of numeric equality (math-verify)
