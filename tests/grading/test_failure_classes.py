@@ -145,6 +145,14 @@ OTHER_MISMATCHES = [
     (r"1 - \frac{1}{e}", r"1 + \frac{1}{e}"),
     ("19, 46, 82", "21, 36, 82"),
     (r"-\infty", r"\infty"),
+    (r"1, 2, \ldots, n", r"1, 3, 5, \ldots, 2n-1"),  # math-verify reads both as 2
+    (r"1:2:3:\ldots", r"1:4:9:\ldots"),
+    (r"2, 4, 6, \dots", r"2, 4, 8, \dots"),
+]
+ELLIPSIS_MATCHES = [
+    (r"1, 2, \ldots, n", r"1,2,\dots,n"),
+    (r"1, 2, 3, \ldots", "1, 2, 3, ..."),
+    (r"1, 3, 5, \cdots, 2n-1", r"1,\ 3,\ 5,\ \ldots,\ 2n-1"),
 ]
 
 MATCHES = (
@@ -158,6 +166,7 @@ MATCHES = (
     + DEGREE_PERCENT_MATCHES
     + INTERVAL_TUPLE_MATCHES
     + FRACTION_ROOT_MATCHES
+    + ELLIPSIS_MATCHES
 )
 MISMATCHES = (
     TOLERANCE_MISMATCHES

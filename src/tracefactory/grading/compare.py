@@ -22,6 +22,9 @@ Known math-verify failure modes and what we do (each covered in tests/grading):
   equal, two numbers written without a decimal point are compared again, exactly if both are
   rational, else to 30 significant digits. A written decimal may be a rounding (``0.333333`` for
   ``1/3``), so math-verify's tolerance stands whenever either side has one.
+- a pattern with an ellipsis (``1, 2, \\ldots, n`` parses to 2, so it matched
+  ``1, 3, 5, \\ldots, 2n-1``): compared as text, without spaces and with one ellipsis spelling.
+  An equivalent pattern written differently is then a mismatch: the safe side.
 - math-verify is asymmetric (``verify(gold, pred)``); we accept either direction.
 - math-verify's ``parse`` turns any exception into "no expression" (a crash would read as an
   unparseable, i.e. wrong, answer); we call it with ``raise_on_error`` so that the worker answers
@@ -40,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tracefactory.grading.normalize import normalize_answer
+from tracefactory.grading.normalize import canonical_text, has_ellipsis, normalize_answer
 from tracefactory.grading.verdict import Reason
 
 logger = logging.getLogger(__name__)
@@ -106,6 +109,9 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     answer_text = normalize_answer(answer, other_has_equals="=" in gold)
     if gold_text == answer_text:
         return Reason.MATCH
+    if has_ellipsis(gold_text) or has_ellipsis(answer_text):  # math-verify reads 1, 2, ..., n as 2
+        same = canonical_text(gold_text) == canonical_text(answer_text)
+        return Reason.MATCH if same else Reason.MISMATCH
     parsed_gold, parsed_answer = _parse(gold_text), _parse(answer_text)
     options = {
         "float_rounding": settings.float_rounding,

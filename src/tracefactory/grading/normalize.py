@@ -61,6 +61,8 @@ _DASH_AS_MINUS = re.compile(r"(^|[\s(\[{,=])\u2013")
 # \sqrt(2): not LaTeX (the radicand takes braces), and math-verify then reads 4\sqrt(2) as 4.
 _PAREN_ROOT = re.compile(r"\\sqrt\s*\(([^()]*)\)")
 _UNICODE_ROOT = re.compile(r"√\s*(\d+|[A-Za-z]|\{[^{}]*\}|\([^()]*\))")
+_ELLIPSIS = re.compile(r"\\[lc]?dots|\.\.\.|\u2026")
+_SPACING = re.compile(r"\s+|\\[,:; !]|\\left|\\right|~")
 # Only around a number and its unit or noun: `\text{no}` unwrapped would parse as n*o == o*n.
 _TEXT_WRAPPER = re.compile(
     r"^\\(?:text|textbf|textrm|textit|mathrm|mathbf|mbox)\{\s*([+-]?\.?\d[^{}]*)\}$"
@@ -93,6 +95,16 @@ def _latex_unicode(text: str) -> str:
     for symbol, latex in _UNICODE.items():
         text = text.replace(symbol, latex)
     return text.strip()
+
+
+def has_ellipsis(text: str) -> bool:
+    """Whether `text` is a pattern with an ellipsis (``1, 3, 5, \\ldots, 2n-1``)."""
+    return _ELLIPSIS.search(text) is not None
+
+
+def canonical_text(text: str) -> str:
+    """`text` without spaces or sizing commands, every ellipsis written ``...``."""
+    return _ELLIPSIS.sub("...", _SPACING.sub("", text))
 
 
 def normalize_answer(text: str, *, other_has_equals: bool) -> str:
