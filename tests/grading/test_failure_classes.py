@@ -149,6 +149,14 @@ OTHER_MISMATCHES = [
     (r"1:2:3:\ldots", r"1:4:9:\ldots"),
     (r"2, 4, 6, \dots", r"2, 4, 8, \dots"),
 ]
+# Forms that need evaluation or simplification, not string rewrites.
+EXPRESSION_MATCHES = [
+    (r"\sqrt{17}", "4.123105625617661"),
+    (r"1,\frac{9}{2}", "1,4.5"),
+    (r"\frac{x+2}{7}", r"\frac{x}{7}+\frac{2}{7}"),
+    (r"\tan^2(y)+1", r"\sec^2(y)"),
+    ("x^2+2x+1", "(x+1)^2"),
+]
 ELLIPSIS_MATCHES = [
     (r"1, 2, \ldots, n", r"1,2,\dots,n"),
     (r"1, 2, 3, \ldots", "1, 2, 3, ..."),
@@ -167,6 +175,7 @@ MATCHES = (
     + INTERVAL_TUPLE_MATCHES
     + FRACTION_ROOT_MATCHES
     + ELLIPSIS_MATCHES
+    + EXPRESSION_MATCHES
 )
 MISMATCHES = (
     TOLERANCE_MISMATCHES
