@@ -6,6 +6,8 @@ incomplete, so unfinished thinking is never rewarded); the answer is the last to
 ``\\boxed{...}`` (or ``\\fbox{...}``) of that text; a finished response without one is wrong; a
 final box holding another box (``\\boxed{1 \\boxed{3}}``) is a hedge between two answers, not one
 answer, so it is wrong too (reason ``nested_boxed``; math-verify would happily pick the inner box).
+Several separate boxes are not a hedge: real responses box each part of a multi-part answer, or
+repeat the final answer in another form, and the last box is the answer.
 
 Extraction runs inside the grader's bounded workers, like comparison: the response is untrusted and
 can be megabytes. Every function here is linear in the response's length (one regex pass for the
