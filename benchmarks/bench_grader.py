@@ -9,12 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
 from tracefactory.grading import Grader
 
-DEFAULT_PAIRS = Path("/work/shared/benchmarks/real_outputs.jsonl")
+DEFAULT_PAIRS = (
+    Path(
+        os.environ.get(
+            "TRACEFACTORY_BENCHMARKS", Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+        )
+    )
+    / "real_outputs.jsonl"
+)  # $TRACEFACTORY_BENCHMARKS, or ../shared/benchmarks beside the repository
 
 
 def load_pairs(path: Path) -> list[tuple[str, str]]:

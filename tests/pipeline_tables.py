@@ -29,6 +29,7 @@ class TableSpec:
     success_rate: float = 0.5
     problem_splits: dict[int, str] = field(default_factory=dict)  # index -> problems split
     ungraded: int = 0  # roll-outs left without a verdict
+    errored: int = 0  # roll-outs (first ones) whose grading crashed: reason error, null label
     seed: int = 0
 
 
@@ -101,6 +102,8 @@ def write_tables(root: Path, spec: TableSpec | None = None) -> dict[str, Path]:
                             grader_version="1",
                         )
                     )
+    for verdict in verdicts[: spec.errored]:
+        verdict.update(label=None, reason="error")
     if spec.ungraded:
         verdicts = verdicts[: -spec.ungraded]
     tables = {

@@ -1,13 +1,13 @@
-"""Every row of /work/shared/benchmarks/real_outputs.jsonl where our verdict (label 1 or not)
+"""Every row of the shared real_outputs.jsonl where our verdict (label 1 or not)
 disagrees with the source's own ``judged_correct``, with the reason. test_real_outputs.py fails if a
 disagreement appears that is not listed here, or a listed one stops disagreeing.
 
 Kinds of reasons:
 - "source credited thinking": the only boxed answer is inside the thinking; the final section was
   cut by the length cap (4096-token DeepScaleR runs, one Sky-T1 run cut right after
-  <|begin_of_solution|>). Issue 3: never reward unfinished thinking.
+  <|begin_of_solution|>). Rule: never reward unfinished thinking.
 - "source credited an unboxed candidate": no boxed answer in the final section; the source harness
-  took the last number or word. Issue 3: a finished response without a boxed answer is wrong.
+  took the last number or word. Rule: a finished response without a boxed answer is wrong.
 - "source label wrong": the answer is equivalent to the gold answer (the 'review_note' rows).
 - "grader limitation": equivalence is the wrong test for this question.
 """

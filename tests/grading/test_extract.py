@@ -1,8 +1,10 @@
 """Extraction rules: pure string work, no workers."""
 
+import time
+
 import pytest
 
-from tracefactory.grading import Reason, ThinkingFormat, extract
+from tracefactory.grading import Extraction, Reason, ThinkingFormat, extract
 from tracefactory.grading.extract import last_boxed
 
 
@@ -58,3 +60,38 @@ def test_sky_t1_format():
 def test_truncated_is_incomplete_whatever_the_content(thinking):
     result = extract(r"</think>\boxed{3}", thinking=thinking, truncated=True)
     assert (result.answer, result.reason) == (None, Reason.TRUNCATED)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "</think>" + "\\boxed{" * 20_000,  # unclosed openings: each used to scan to the end
+        "</think>" + "\\fbox{" * 10_000 + "\\boxed {" * 10_000 + "}",
+        "</think>" + "{" * 20_000 + "\\boxed{" * 20_000 + "x",
+        "</think>" + "\\boxed{" * 20_000 + "x" + "}" * 20_000,  # balanced, 20,000 deep
+    ],
+)
+def test_extraction_is_linear_time_on_adversarial_boxes(response: str):
+    start = time.perf_counter()
+    extract(response, thinking="r1_open")
+    # A bound, not a speed goal: the quadratic scan took 16-300 s on inputs of this size.
+    assert time.perf_counter() - start < 8.0
+
+
+def test_nested_box_is_a_hedge_not_an_answer():
+    hedges = [r"\boxed{1 \boxed{3}}", r"\boxed{\boxed{1} or \boxed{3}}", r"\boxed{1, \fbox{3}}"]
+    for response in hedges:
+        result = extract(response, thinking="none")
+        assert result.reason is Reason.NESTED_BOXED, response
+    assert extract(r"\boxed{1 \boxed{3}}", thinking="none").answer == r"1 \boxed{3}"
+
+
+def test_a_box_that_only_wraps_a_box_is_unwrapped():
+    for response in [r"\boxed{\boxed{3}}", r"\boxed{ \boxed{ \fbox{3} } }"]:
+        assert extract(response, thinking="none") == Extraction(answer="3", reason=None)
+
+
+def test_double_backslash_before_boxed_still_opens_a_box():
+    assert last_boxed(r"line\\boxed{4}") == "4"
+    assert last_boxed(r"line\\\boxed{4}") == "4"
+    assert last_boxed(r"a \\{ \boxed{5}") == "5"

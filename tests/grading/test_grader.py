@@ -4,6 +4,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,7 +54,7 @@ def test_stuck_worker_is_killed_and_replaced():
     """A SIGSTOPped worker cannot run its own alarm: only the parent's hard kill can end it."""
     with Grader(workers=1, timeout_s=1.0, cache_size=0) as grader:
         grader.grade(r"</think>\boxed{1}", "1")
-        os.kill(grader._workers[0].process.pid, signal.SIGSTOP)
+        os.kill(grader._pool._workers[0].process.pid, signal.SIGSTOP)
         start = time.monotonic()
         verdict = grader.grade(r"</think>\boxed{2}", "2")
         assert verdict.reason is Reason.TIMEOUT
@@ -64,7 +66,7 @@ def test_stuck_worker_is_killed_and_replaced():
 def test_dead_idle_worker_is_replaced_without_losing_the_task():
     with Grader(workers=1, timeout_s=5.0, cache_size=0) as grader:
         grader.grade(r"</think>\boxed{1}", "1")
-        worker = grader._workers[0].process
+        worker = grader._pool._workers[0].process
         worker.kill()
         worker.wait()
         assert grader.grade(r"</think>\boxed{2}", "2").reason is Reason.MATCH
@@ -106,12 +108,13 @@ def test_grading_inside_a_ray_actor_matches_the_main_thread(shared_grader: Grade
     assert in_actor == in_main
 
 
-def test_cache_answers_repeats_without_workers():
+def test_cache_answers_repeated_comparisons_by_gold_and_answer():
     with Grader(workers=1, timeout_s=5.0) as grader:
         first = grader.grade(r"</think>\boxed{016}", "16")
-        grader._workers[0].kill()  # a cache hit must not need a worker
-        assert grader.grade(r"</think>\boxed{016}", "16") == first
-        assert ("16", "016", grader.version) in grader._cache
+        assert grader._cache[("16", "016", grader.version)] is Reason.MATCH
+        grader._cache[("16", "016", grader.version)] = Reason.MISMATCH  # what a cache hit returns
+        other_response = grader.grade(r"reasoning </think> so \boxed{016}.", "16")
+        assert (first.reason, other_response.reason) == (Reason.MATCH, Reason.MISMATCH)
 
 
 def test_grade_function_is_bounded_and_defaults_to_r1_open():
@@ -145,3 +148,48 @@ def test_cli_prints_one_json_verdict_per_pair(tmp_path: Path):
         {"label": 2, "reason": "truncated", "answer": None},
         {"label": 2, "reason": "no_think_end", "answer": None},
     ]
+
+
+def test_missing_response_or_gold_is_an_error_not_the_text_none(shared_grader: Grader):
+    with pytest.raises(ConfigError, match="pair 1: response is NoneType"):
+        shared_grader.grade_many([(r"\boxed{3}", "3"), (None, "None")])
+    with pytest.raises(ConfigError, match="pair 0: gold is NoneType"):
+        shared_grader.grade_many([(r"\boxed{None}", None)])
+    with pytest.raises(ConfigError, match="response is NoneType"):
+        grade(None, "None")
+
+
+def test_nested_boxes_are_not_credited_through_the_grader(shared_grader: Grader):
+    hedges = [r"\boxed{1 \boxed{3}}", r"\boxed{3 \boxed{3}}", r"\boxed{\boxed{1} \boxed{3}}"]
+    for response in hedges:
+        verdict = shared_grader.grade(response, "3")
+        assert (verdict.label, verdict.reason) == (TrajectoryClass.WRONG, Reason.NESTED_BOXED), (
+            response
+        )
+    assert shared_grader.grade(r"\boxed{\boxed{3}}", "3").reason is Reason.MATCH
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from tracefactory.cli import main; main()", "grade", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b'{"gold": "1", "response": "caf\xe9"}\n', (), "pairs.jsonl:1: not UTF-8 (byte 0xe9"),
+        (b'{"gold": "1", "response": null}\n', (), "pairs.jsonl:1: 'response' is null"),
+        (b'{"gold": null, "response": "x"}\n', (), "pairs.jsonl:1: 'gold' is null"),
+        (b'{"gold": "1", "response": "x"}\n', ("--timeout-s", "0"), "--timeout-s 0.0: input"),
+        (b'{"gold": "1", "response": "x"}\n', ("--workers", "0"), "--workers 0: input"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_line_and_a_failing_exit(
+    tmp_path: Path, content: bytes, args: tuple[str, ...], message: str
+):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_bytes(content)
+    result = _run_cli("--pairs", str(pairs), *args)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr

@@ -1,19 +1,19 @@
-"""Agreement with the source judgements of /work/shared/benchmarks/real_outputs.jsonl (never copied
+"""Agreement with the source judgements of the shared real_outputs.jsonl (never copied
 into the repo). Every disagreement must be listed, with its reason, in
 real_outputs_disagreements.py.
 """
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 from real_outputs_disagreements import DISAGREEMENTS, KNOWN_FALSE_NEGATIVES
+from shared_files import BENCHMARKS
 
 from tracefactory.grading import Grader
 from tracefactory.schemas import TrajectoryClass
 
-REAL_OUTPUTS = Path("/work/shared/benchmarks/real_outputs.jsonl")
+REAL_OUTPUTS = BENCHMARKS / "real_outputs.jsonl"
 logger = logging.getLogger(__name__)
 
 

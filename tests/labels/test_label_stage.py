@@ -79,6 +79,17 @@ def test_ungraded_and_held_out_problems_are_counted_not_labelled(tmp_path):
     assert summary.stats["rollouts"] == labels.num_rows
 
 
+def test_traces_the_grader_failed_on_are_left_out_and_counted(tmp_path):
+    """A verdict with reason error has no label: no class is known, so nothing is trained on."""
+    write_tables(tmp_path, TableSpec(hopeless=set(), errored=2))
+    errored = TableReader(tmp_path / "verdicts").scan().filter(pl.col("reason") == "error")
+    errored_ids = set(errored.collect()["trace_id"])
+    summary, labels = _run(tmp_path)
+    assert len(errored_ids) == 2
+    assert summary.stats["dropped_no_verdict"] == 2
+    assert not errored_ids & set(labels.read().column("rollout_id").to_pylist())
+
+
 def test_split_is_by_problem_and_deterministic(tmp_path):
     write_tables(tmp_path, TableSpec(problems=40, hopeless=set(), success_rate=0.9))
     _, labels = _run(tmp_path, val_fraction=0.3, problems_per_shard=7)

@@ -2,23 +2,36 @@
 
 Model output is untrusted: parsing it can build huge sympy objects, and even ``str()`` of one can
 hang (NOTES-toolchain.md). So this module runs in workers (the parent imports it only for
-`ComparisonSettings`), and only reasons (strings) ever leave a worker. The worker bounds each
-comparison with its own SIGALRM (a worker is a fresh interpreter running tasks in its main thread,
-where signals work); the parent's hard kill is the backstop for a hang no signal interrupts.
+`ComparisonSettings`), and only reasons and extracted answers (strings) ever leave a worker. The
+worker bounds each comparison with its own SIGALRM (a worker is a fresh interpreter running tasks
+in its main thread, where signals work) and a memory limit; the parent's hard kill is the backstop
+for a hang no signal interrupts.
 
 Known math-verify failure modes and what we do (each covered in tests/grading):
 
-- leading zeros ``016`` vs ``16``, ``\\text{13}``, units (``864 \\mbox{ inches}^2``), percent
-  (``38\\%`` equals ``38``; ``38\\%`` does not equal ``0.38``), intervals, tuples, unordered root
-  lists, ``\\pm`` (expanded to both roots), ``x=3`` vs ``3``: math-verify 0.9 already handles them
-  with the settings below; the tests pin that down.
-- markdown bold ``**73**``: stripped before parsing (math-verify reads it as nothing).
-- E-notation ``1.87e6``: math-verify reads ``e`` as Euler's number; rewritten to
-  ``1.87\\times10^{6}``.
-- a side condition ``A = ..., \\quad \\text{for } \\omega^2 \\neq 4``: cut at the ``\\text{for``.
-- a function-name prefix ``x(t)=...`` / ``v(r)=...`` against a gold without ``=``: the prefix is
-  dropped (math-verify only drops a bare-symbol ``x=``).
+- leading zeros ``016`` vs ``16``, ``\\text{13}``, units and nouns (``864 \\mbox{ inches}^2``,
+  ``12 apples``), percent (``38\\%`` equals ``38``, not ``0.38``), degrees (``30^\\circ`` equals
+  ``30``), intervals, tuples (``1,000`` is 1000 but ``(1,000)`` a tuple), unordered root lists,
+  ``\\pm`` (expanded to both roots; ``\\pm 3`` is not ``3``), ``x=3`` vs ``3``, ``\\dfrac``,
+  ``\\tfrac``, ``\\frac12``, ``\\sqrt2``, the Unicode minus: math-verify 0.9 already handles
+  them with the settings below; the tests pin that down.
+- thin-space thousands, repeating decimals, other Unicode symbols, ``\\text{5 cm}``, markdown
+  bold, E-notation, side conditions, ``x(t)=`` prefixes: rewritten first (normalize.py).
+- two different numbers within the float tolerance (``\\frac{1}{2004!}`` vs ``\\frac{1}{2006!}``,
+  ``2^{-100}`` vs ``2^{-101}``: math-verify rounds both to 0 at 6 decimals): when math-verify says
+  equal, two numbers written without a decimal point are compared again, exactly if both are
+  rational, else to 30 significant digits. A written decimal may be a rounding (``0.333333`` for
+  ``1/3``), so math-verify's tolerance stands whenever either side has one.
+- a pattern with an ellipsis (``1, 2, \\ldots, n`` parses to 2, so it matched
+  ``1, 3, 5, \\ldots, 2n-1``): compared as text, without spaces and with one ellipsis spelling.
+  An equivalent pattern written differently is then a mismatch: the safe side.
 - math-verify is asymmetric (``verify(gold, pred)``); we accept either direction.
+- math-verify's ``parse`` turns any exception into "no expression" (a crash would read as an
+  unparseable, i.e. wrong, answer); we call it with ``raise_on_error`` so that the worker answers
+  ``error`` instead, as it does for a crash anywhere in our own code. ``verify`` keeps its own
+  rule: it tries every pair of parsed forms and an exception in one pair means that pair is not
+  equal (it raises on purpose for nan and zoo, ``12:00`` vs ``1:00``), so raising there would
+  turn wrong answers, and even matches found by another pair, into errors.
 """
 
 from __future__ import annotations
@@ -26,23 +39,20 @@ from __future__ import annotations
 import logging
 import re
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from tracefactory.grading.normalize import canonical_text, has_ellipsis, normalize_answer
 from tracefactory.grading.verdict import Reason
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-# `, \quad \text{for } \omega^2 \neq 4`: a side condition after the answer, not part of it.
-_SIDE_CONDITION = re.compile(
-    r"\s*,?\s*(?:\\q?quad\s*)*\\(?:text|mbox|textrm)\{\s*(?:for|if|when|where|provided)\b.*$"
-)
-_MARKDOWN_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_E_NOTATION = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)$")
-# `f(x) =`, `x(t)=`, `Y(s) =`, `v_0(t) =` at the start of an answer: a named function, not an
-# equation to solve.
-_NAMED_PREFIX = re.compile(
-    r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*(?:\\left)?\(\s*\w+\s*(?:\\right)?\)\s*="
-)
+# A decimal point (0.5, .5, 5.) or a percent: math-verify's tolerance and its reading of 50% as
+# both 50 and 1/2 stand for these.
+_INEXACT = re.compile(r"\d\.\d|(?<!\d)\.\d|\d\.(?!\d)|%|percent")
+_EXACT_DIGITS = 30  # significant digits two exact irrational numbers are compared to
 
 
 @dataclass(frozen=True)
@@ -67,21 +77,6 @@ class ComparisonTimeout(BaseException):
     (which turns any error into ``False``) cannot swallow it and call a timeout a mismatch."""
 
 
-def normalize_answer(text: str, *, other_has_equals: bool) -> str:
-    """String-level fixes applied before parsing (see the module docstring for why each)."""
-    text = text.strip().strip("$").strip()
-    text = _MARKDOWN_BOLD.sub(r"\1", text)
-    text = _SIDE_CONDITION.sub("", text)
-    e_notation = _E_NOTATION.match(text)
-    if e_notation:
-        text = f"{e_notation.group(1)}\\times10^{{{e_notation.group(2)}}}"
-    if not other_has_equals:
-        prefix = _NAMED_PREFIX.match(text)
-        if prefix and text.count("=") == 1:
-            text = text[prefix.end() :].strip()
-    return text
-
-
 def _parse(latex: str) -> list:
     """math-verify parse of one bare answer, its own timeout off (the worker's alarm bounds it)."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
@@ -90,6 +85,7 @@ def _parse(latex: str) -> list:
         f"${latex}$",
         extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
         parsing_timeout=None,
+        raise_on_error=True,
     )
 
 
@@ -113,6 +109,9 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     answer_text = normalize_answer(answer, other_has_equals="=" in gold)
     if gold_text == answer_text:
         return Reason.MATCH
+    if has_ellipsis(gold_text) or has_ellipsis(answer_text):  # math-verify reads 1, 2, ..., n as 2
+        same = canonical_text(gold_text) == canonical_text(answer_text)
+        return Reason.MATCH if same else Reason.MISMATCH
     parsed_gold, parsed_answer = _parse(gold_text), _parse(answer_text)
     options = {
         "float_rounding": settings.float_rounding,
@@ -124,25 +123,67 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     if verify(parsed_gold, parsed_answer, **options) or verify(
         parsed_answer, parsed_gold, **options
     ):
-        return Reason.MATCH
+        tolerated = _numbers_differ(gold_text, parsed_gold, answer_text, parsed_answer)
+        return Reason.MISMATCH if tolerated else Reason.MATCH
     if not _has_expression(parsed_gold):
         logger.warning("gold answer %r parses to no expression", gold[:200])
     return Reason.MISMATCH if _has_expression(parsed_answer) else Reason.UNPARSEABLE
+
+
+def _exact_number(text: str, parsed: list) -> object | None:
+    """The sympy number an answer denotes when written without a decimal point or a percent.
+
+    A written decimal may be a rounding, so it keeps math-verify's tolerance; None then, and for
+    anything that is not a single number.
+    """
+    import sympy
+
+    if _INEXACT.search(text):
+        return None
+    expression = next((item for item in parsed if not isinstance(item, str)), None)
+    if not isinstance(expression, sympy.Expr) or not expression.is_number:
+        return None
+    return expression.doit()
+
+
+def _numbers_differ(
+    gold_text: str, parsed_gold: list, answer_text: str, parsed_answer: list
+) -> bool:
+    """Whether two answers math-verify called equal are different exact numbers.
+
+    math-verify rounds to `float_rounding` decimals, so ``1/2004!`` equals ``1/2006!`` and
+    ``2^{-100}`` equals ``2^{-101}`` (both round to 0). Rationals are compared exactly; other exact
+    numbers (``e^{-100}``) to `_EXACT_DIGITS` significant digits.
+    """
+    import sympy
+
+    gold_value = _exact_number(gold_text, parsed_gold)
+    answer_value = _exact_number(answer_text, parsed_answer)
+    if gold_value is None or answer_value is None:
+        return False
+    if gold_value.is_Rational and answer_value.is_Rational:
+        return gold_value != answer_value
+    gold_n, answer_n = sympy.N(gold_value, _EXACT_DIGITS), sympy.N(answer_value, _EXACT_DIGITS)
+    if not (gold_n.is_Float and answer_n.is_Float):  # complex, infinite or unevaluated: keep
+        return False
+    scale = max(abs(gold_n), abs(answer_n))
+    return abs(gold_n - answer_n) > scale * sympy.Float(10) ** (5 - _EXACT_DIGITS)
 
 
 def _raise_timeout(signum: int, frame: object) -> None:
     raise ComparisonTimeout()
 
 
-def compare_bounded(
-    gold: str, answer: str, settings: ComparisonSettings, soft_timeout_s: float
-) -> Reason:
-    """`compare_answers` under a SIGALRM of `soft_timeout_s`; ``timeout`` if it fires."""
+def bounded(work: Callable[[], T], soft_timeout_s: float) -> T | None:
+    """``work()`` under a SIGALRM of `soft_timeout_s`; None if the alarm fires first.
+
+    Only for a process's main thread (the grader's workers), where the signal is delivered.
+    """
     signal.signal(signal.SIGALRM, _raise_timeout)
     signal.setitimer(signal.ITIMER_REAL, soft_timeout_s)
     try:
-        return compare_answers(gold, answer, settings)
+        return work()
     except ComparisonTimeout:
-        return Reason.TIMEOUT
+        return None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -1,10 +1,18 @@
 """Answer extraction: pure string work on the untrusted response, no math-verify, no sympy.
 
-Rules (issue 3; paper section 3): a response cut by the length cap is incomplete; in a thinking
+Rules (the paper, section 3): a response cut by the length cap is incomplete; in a thinking
 format only the text after the thinking's closing tag counts (an unclosed thinking section is
 incomplete, so unfinished thinking is never rewarded); the answer is the last top-level balanced
-``\\boxed{...}`` (or ``\\fbox{...}``) of that text; a finished response without one is wrong.
-Extraction is cheap and safe, so it runs in the calling process; only comparison goes to workers.
+``\\boxed{...}`` (or ``\\fbox{...}``) of that text; a finished response without one is wrong; a
+final box holding another box (``\\boxed{1 \\boxed{3}}``) is a hedge between two answers, not one
+answer, so it is wrong too (reason ``nested_boxed``; math-verify would happily pick the inner box).
+Several separate boxes are not a hedge: real responses box each part of a multi-part answer, or
+repeat the final answer in another form, and the last box is the answer.
+
+Extraction runs inside the grader's bounded workers, like comparison: the response is untrusted and
+can be megabytes. Every function here is linear in the response's length (one regex pass for the
+thinking tags and one brace scan for the boxes), so a response of 20,000 unclosed ``\\boxed{``
+costs milliseconds, not the minutes a brace match per opening would.
 """
 
 from __future__ import annotations
@@ -44,10 +52,16 @@ _THINKING_TAGS: dict[ThinkingFormat, tuple[str, str]] = {
     ThinkingFormat.SKY_T1: ("<|begin_of_thought|>", "<|end_of_thought|>"),
 }
 
-# \boxed{...}, \boxed {...}, \fbox{...}; the brace is matched by hand below.
-_BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# One token of the brace scan: a box opening (\boxed{, \boxed {, \fbox{), a `\\` line break (kept
+# apart so `\\{` is a break then a brace, yet `\\boxed{` still opens a box), an escaped brace
+# (\{ \}, never changes the depth), or a brace.
+_BRACE_TOKEN = re.compile(
+    r"(?P<box>\\(?:boxed|fbox)\s*\{)|\\\\(?!(?:boxed|fbox)\s*\{)|\\[{}]|(?P<brace>[{}])"
+)
 # \boxed 5 (no braces): the answer runs to the next whitespace or `$`.
 _BOX_BARE = re.compile(r"\\boxed ([^\s${}]+)")
+_BOX_WORD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_NOT_SPACE = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -93,47 +107,82 @@ def final_section(response: str, thinking: ThinkingFormat | str) -> str | None:
     return response[last_close + len(close_tag) :]
 
 
-def _matching_brace(text: str, open_index: int) -> int | None:
-    """Index of the `}` closing the `{` at `open_index`, or None if unbalanced (skips `\\{`)."""
-    depth = 0
-    index = open_index
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            index += 2  # an escaped character (\{, \}) never changes the depth
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return None
+@dataclass(frozen=True)
+class _Box:
+    """A balanced box: ``text[start:]`` opens it, its content is ``text[content:close]``."""
+
+    start: int
+    content: int
+    close: int
+
+
+def _balanced_boxes(text: str) -> list[_Box]:
+    """Every balanced braced box of `text`, in one pass (linear time, whatever the nesting).
+
+    A stack of open braces (each a box opening or a plain brace) is popped at every ``}``;
+    an opening never closed is simply left on the stack, so a cut-off box costs nothing.
+    """
+    stack: list[tuple[int, int] | None] = []
+    boxes: list[_Box] = []
+    for token in _BRACE_TOKEN.finditer(text):
+        if token.group("box") is not None:
+            stack.append((token.start(), token.end()))
+        elif token.group("brace") == "{":
+            stack.append(None)
+        elif token.group("brace") == "}" and stack:
+            opened = stack.pop()
+            if opened is not None:
+                boxes.append(_Box(opened[0], opened[1], token.start()))
+    return boxes
+
+
+def _last_top_level(text: str, boxes: list[_Box]) -> _Box | None:
+    """The last non-empty box not inside another balanced box (boxes nest or are disjoint)."""
+    found, end = None, -1
+    for box in sorted(boxes, key=lambda b: b.start):
+        if box.start > end:  # not inside the previous top-level box
+            end = box.close
+            if text[box.content : box.close].strip():
+                found = box
+    return found
+
+
+def _unwrap(text: str, box: _Box, boxes: list[_Box]) -> _Box:
+    """The innermost box of a chain that only repeats itself: ``\\boxed{\\boxed{3}}`` -> 3."""
+    by_start = {b.start: b for b in boxes if box.start < b.start < box.close}
+    while True:
+        first = _NOT_SPACE.search(text, box.content, box.close)
+        inner = by_start.get(first.start()) if first else None
+        if inner is None or text[inner.close + 1 : box.close].strip():
+            return box
+        box = inner
+
+
+def final_box(text: str) -> tuple[str, bool] | None:
+    """Content of the last top-level, balanced, non-empty box of `text`, and whether it holds
+    another box (``\\boxed{1 \\boxed{3}}``: two candidate answers in one).
+
+    A box that only wraps another box is unwrapped first. An unbalanced box (cut off) is skipped;
+    an empty box (the prompt's own "within \\boxed{}") is not an answer. ``\\boxed 5`` counts
+    when it comes after the last braced box.
+    """
+    boxes = _balanced_boxes(text)
+    found = _last_top_level(text, boxes)
+    bares = list(_BOX_BARE.finditer(text))
+    bare = bares[-1] if bares else None
+    if bare is not None and (found is None or bare.start() > found.start):
+        return bare.group(1).strip(), False
+    if found is None:
+        return None
+    found = _unwrap(text, found, boxes)
+    nested = _BOX_WORD.search(text, found.content, found.close) is not None
+    return text[found.content : found.close].strip(), nested
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last top-level, balanced, non-empty ``\\boxed{}``/``\\fbox{}`` in `text`.
-
-    Boxes nested inside a box belong to it; an unbalanced box (cut off) is skipped; an empty box
-    (e.g. the prompt's own "within \\boxed{}") is not an answer.
-    """
-    found: tuple[int, str] | None = None
-    position = 0
-    while (match := _BOX_OPENING.search(text, position)) is not None:
-        brace = match.end() - 1
-        close = _matching_brace(text, brace)
-        if close is None:
-            position = match.end()
-            continue
-        content = text[brace + 1 : close].strip()
-        if content:
-            found = (match.start(), content)
-        position = close + 1
-    for bare in _BOX_BARE.finditer(text):
-        if found is None or bare.start() > found[0]:
-            found = (bare.start(), bare.group(1).strip())
-    return None if found is None else found[1]
+    """Content of the final box of `text` (see `final_box`), or None if there is none."""
+    box = final_box(text)
+    return None if box is None else box[0]
 
 
 def extract(
@@ -154,7 +203,8 @@ def extract(
     section = final_section(response, thinking)
     if section is None:
         return Extraction(answer=None, reason=Reason.NO_THINK_END)
-    answer = last_boxed(section)
-    if answer is None:
+    box = final_box(section)
+    if box is None:
         return Extraction(answer=None, reason=Reason.NO_BOXED)
-    return Extraction(answer=answer, reason=None)
+    answer, nested = box
+    return Extraction(answer=answer, reason=Reason.NESTED_BOXED if nested else None)

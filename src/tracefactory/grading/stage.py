@@ -13,6 +13,8 @@ worker: nodes need no shared filesystem.
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
 
 from tracefactory.config import WorkerConfig, params_hash
@@ -23,6 +25,8 @@ from tracefactory.grading.verdict import GRADER_VERSION, Reason
 from tracefactory.io import TableReader
 from tracefactory.models import require_same_tokenizer
 from tracefactory.stage import Shard, ShardResult, Stage
+
+logger = logging.getLogger(__name__)
 
 
 class VerifyStage(Stage):
@@ -103,7 +107,7 @@ class VerifyStage(Stage):
         )
         rows = inputs.select("trace_id", "problem_id").with_columns(
             pl.lit(table).alias("trace_table"),
-            pl.Series("label", [int(v.label) for v in verdicts], dtype=pl.Int8),
+            pl.Series("label", [v.to_dict()["label"] for v in verdicts], dtype=pl.Int8),
             pl.Series("reason", [str(v.reason) for v in verdicts], dtype=pl.String),
             pl.Series("answer", [v.answer for v in verdicts], dtype=pl.String),
             pl.lit(self._grader.version).alias("grader_version"),
@@ -111,6 +115,13 @@ class VerifyStage(Stage):
         counts = {"traces": rows.height}
         for reason, n in rows["reason"].value_counts().iter_rows():
             counts[f"reason_{Reason(reason)}"] = n
+        if counts.get(f"reason_{Reason.ERROR}"):
+            logger.warning(
+                "%s: the grader failed on %d traces (reason error, no label: the label stage "
+                "leaves them out); the workers' log says why",
+                shard.name,
+                counts[f"reason_{Reason.ERROR}"],
+            )
         return ShardResult(rows.to_arrow(), counts)
 
     def _responses(self, table: str, name: str) -> pl.DataFrame:

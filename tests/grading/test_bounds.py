@@ -1,0 +1,83 @@
+"""Every grading call is bounded: extraction runs in the workers, in linear time; a worker has a
+memory limit; a worker that hits it, dies or crashes gives a verdict with its reason, never a
+crashed stage, and is replaced."""
+
+import importlib
+import io
+import json
+import os
+import signal
+import threading
+import time
+
+from tracefactory.grading import Grader, Reason
+from tracefactory.grading.compare import ComparisonSettings
+from tracefactory.grading.worker import serve
+from tracefactory.schemas import TrajectoryClass
+
+UNCLOSED_BOXES = "</think>" + "\\boxed{" * 20_000
+
+
+def test_adversarial_response_is_graded_in_bounded_time(shared_grader: Grader):
+    start = time.monotonic()
+    verdicts = shared_grader.grade_many([(UNCLOSED_BOXES, "3"), (UNCLOSED_BOXES + "}", "3")])
+    assert [v.reason for v in verdicts] == [Reason.NO_BOXED, Reason.NO_BOXED]
+    # A bound, not a speed goal: the quadratic scan this replaces took over 90 s here.
+    assert time.monotonic() - start < 45.0
+
+
+def test_extraction_never_runs_in_the_calling_process(monkeypatch, shared_grader: Grader):
+    def refuse(*args, **kwargs):
+        raise AssertionError("extraction ran in the calling process")
+
+    for module in ("tracefactory.grading.extract", "tracefactory.grading.grader"):
+        monkeypatch.setattr(importlib.import_module(module), "extract", refuse, raising=False)
+    verdict = shared_grader.grade(r"</think>\boxed{3}", "3", thinking="r1_open")
+    assert verdict.reason is Reason.MATCH
+
+
+def test_memory_limit_gives_a_verdict_and_a_fresh_worker():
+    with Grader(workers=1, timeout_s=30.0, memory_mb=400, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        start = time.monotonic()
+        verdict = grader.grade(r"</think>\boxed{2^{2^{32}}}", "3")
+        elapsed = time.monotonic() - start
+        assert (verdict.label, verdict.reason) == (TrajectoryClass.WRONG, Reason.MEMORY_LIMIT)
+        assert elapsed < 25.0, f"memory limit reported after {elapsed:.1f} s (timeout is 30 s)"
+        assert grader.replaced_workers >= 1  # the worker at fault was replaced
+        assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
+
+
+def test_worker_killed_mid_comparison_is_an_error_not_a_wrong_answer():
+    with Grader(workers=1, timeout_s=20.0, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        pid = grader._pool._workers[0].process.pid
+        threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+        verdict = grader.grade(r"</think>\boxed{10^{10^{9}}}", "3")  # busy for seconds
+        assert (verdict.label, verdict.reason) == (None, Reason.ERROR)
+        assert verdict.to_dict()["label"] is None
+        assert grader.replaced_workers >= 1  # the worker at fault was replaced
+        assert grader.errors == 1
+        assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
+
+
+def test_crash_inside_a_task_is_reported_as_error_and_the_worker_goes_on():
+    tasks = [
+        {"id": 0, "kind": "compare", "gold": "3"},  # no answer: the comparison raises KeyError
+        {"id": 1, "kind": "compare", "gold": "3", "answer": "3"},
+    ]
+    replies = io.StringIO()
+    requests = io.StringIO("".join(json.dumps(task) + "\n" for task in tasks))
+    serve(requests, replies, ComparisonSettings(), soft_s=5.0)
+    lines = [json.loads(line) for line in replies.getvalue().splitlines()]
+    assert [line["reason"] for line in lines[1:]] == ["error", "match"]
+
+
+def test_failed_extraction_batch_is_retried_one_response_at_a_time():
+    """A batch lost with its worker says nothing about its responses: each is extracted again."""
+    with Grader(workers=1, timeout_s=1.0, cache_size=0) as grader:
+        grader.grade(r"</think>\boxed{1}", "1")
+        os.kill(grader._pool._workers[0].process.pid, signal.SIGSTOP)
+        pairs = [(rf"</think>\boxed{{{n}}}", str(n)) for n in range(3)]
+        assert [v.reason for v in grader.grade_many(pairs)] == [Reason.MATCH] * 3
+        assert grader.replaced_workers >= 1  # the worker at fault was replaced
