@@ -153,3 +153,19 @@ def test_kept_continuations_give_identical_blocks_and_feed_one_token_per_row(tin
     assert [r.samples[0].token_ids for r in expected] == [r.samples[0].token_ids for r in got]
     rows, longest = len(second), max(len(r.samples[0].token_ids) for r in got)
     assert fed[0] <= rows * longest  # a first token per row, then one per row per step
+
+
+def test_finished_rows_leave_the_batch_and_the_rest_is_unchanged(tiny_model_dir, tokenizer):
+    """Three samples end after 2 tokens, one runs 30: the later steps feed one row, not four,
+    and the long sample is the one generated alone."""
+    backend = TransformersBackend(str(tiny_model_dir), batch_size=4)
+    prompt = tuple(tokenizer.encode("3+4*2=?\n<think>\n", add_special_tokens=False))
+    short = GenerationRequest("short", prompt, (1, 2, 3), SamplingSpec(2))
+    long = GenerationRequest("long", prompt, (4,), SamplingSpec(30))
+    fed = _fed_tokens(backend)
+    together = backend.generate([short, long])
+    steps_all_rows = 4 * 29
+    assert fed[0] < len(prompt) + steps_all_rows / 2
+    alone = backend.generate([long])
+    assert together[1].samples[0].token_ids == alone[0].samples[0].token_ids
+    assert len(alone[0].samples[0].token_ids) == 30

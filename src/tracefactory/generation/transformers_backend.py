@@ -175,20 +175,30 @@ class TransformersBackend(GenerationBackend):
         tokens: list[list[int]] = [[] for _ in rows]
         logprobs: list[list[float]] = [[] for _ in rows]
         reasons: list[FinishReason | None] = [None] * len(rows)
+        live = list(range(len(rows)))  # the row of each cache row
         for _ in range(max_new):
-            chosen, chosen_logprobs = _sample(state.logits, temperature, top_p, generators)
-            for b, row in enumerate(rows):
+            gens = [generators[b] for b in live]
+            chosen, chosen_logprobs = _sample(state.logits, temperature, top_p, gens)
+            for j, b in enumerate(live):
                 if reasons[b] is None:
-                    reasons[b] = _append(row, tokens[b], logprobs[b], chosen[b], chosen_logprobs[b])
-            if all(reason is not None for reason in reasons):
+                    reasons[b] = _append(
+                        rows[b], tokens[b], logprobs[b], chosen[j], chosen_logprobs[j]
+                    )
+            finished = [j for j, b in enumerate(live) if reasons[b] is not None]
+            if len(finished) == len(live):
                 break
+            if 4 * len(finished) >= len(live):  # drop finished rows: later steps cost less
+                self._keep(state, [(j, prompts[live[j]], tokens[live[j]]) for j in finished], kept)
+                index = [j for j, b in enumerate(live) if reasons[b] is None]
+                live = [live[j] for j in index]
+                temperature, top_p = temperature[index], top_p[index]
+                _select_rows(state, torch.tensor(index, device=self.device))
             next_ids = torch.tensor(
-                [t[-1] if r is None else self.pad_id for t, r in zip(tokens, reasons, strict=True)],
+                [tokens[b][-1] if reasons[b] is None else self.pad_id for b in live],
                 device=self.device,
             )[:, None]
             self._step(state, next_ids)
-        if self.kept_bytes:
-            self._keep(prompts, tokens, state, kept)
+        self._keep(state, [(j, prompts[b], tokens[b]) for j, b in enumerate(live)], kept)
         return [Sample(t, r, lp) for t, r, lp in zip(tokens, reasons, logprobs, strict=True)]
 
     def _prefill(self, prompts: list[tuple[int, ...]]) -> _Decoding:
@@ -258,15 +268,18 @@ class TransformersBackend(GenerationBackend):
         )
         state.logits = out.logits[:, -1, :].float()
 
-    def _keep(self, prompts, tokens: list[list[int]], state: _Decoding, kept: dict) -> None:
-        """Copy each sample's cache (prompt and tokens but the last: a finished row is fed pad
-        ids after its last token) into ``kept`` while the budget lasts."""
+    def _keep(self, state: _Decoding, samples: list[tuple[int, tuple, list[int]]], kept: dict):
+        """Copy finished samples' caches into ``kept`` while the budget lasts. A sample is (cache
+        row, prompt, tokens); its cache holds the prompt and the tokens but the last (a finished
+        row is fed pad ids after its last token)."""
+        if not self.kept_bytes:
+            return
         used = sum(k.nbytes + v.nbytes for kv in kept.values() for k, v in kv)
-        for b, (prompt, generated) in enumerate(zip(prompts, tokens, strict=True)):
+        for row, prompt, generated in samples:
             first = state.prompt_width - len(prompt)
             end = state.prompt_width + len(generated) - 1
             kv = [
-                (layer.keys[b, :, first:end].clone(), layer.values[b, :, first:end].clone())
+                (layer.keys[row, :, first:end].clone(), layer.values[row, :, first:end].clone())
                 for layer in state.cache.layers
             ]
             size = sum(k.nbytes + v.nbytes for k, v in kv)
@@ -296,6 +309,13 @@ def _append(
     if len(tokens) >= row.sampling.max_new_tokens:
         return FinishReason.LENGTH
     return None
+
+
+def _select_rows(state: _Decoding, index: torch.Tensor) -> None:
+    """Keep only the cache rows ``index`` (the unfinished samples)."""
+    state.cache.batch_select_indices(index)
+    state.attention_mask = state.attention_mask[index]
+    state.position_ids = state.position_ids[index]
 
 
 def _prefix_roots(heads: list[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[int, ...]]:
