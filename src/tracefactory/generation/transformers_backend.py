@@ -151,7 +151,8 @@ class TransformersBackend(GenerationBackend):
 
     @torch.inference_mode()
     def _encode(self, sequences: list[tuple[int, ...]]) -> dict[tuple[int, ...], _Kv]:
-        """Keys and values of every sequence (views into its batch's cache)."""
+        """Keys and values of every sequence (copied out of the padded batch cache, which is
+        then freed: memory holds the sequences' own tokens only)."""
         encoded = {}
         for start in range(0, len(sequences), self.batch_size):
             batch = sequences[start : start + self.batch_size]
@@ -159,7 +160,7 @@ class TransformersBackend(GenerationBackend):
             for b, sequence in enumerate(batch):
                 first = state.prompt_width - len(sequence)
                 encoded[sequence] = [
-                    (layer.keys[b, :, first:], layer.values[b, :, first:])
+                    (layer.keys[b, :, first:].clone(), layer.values[b, :, first:].clone())
                     for layer in state.cache.layers
                 ]
         return encoded
