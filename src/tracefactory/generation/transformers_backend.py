@@ -5,7 +5,8 @@ depend on its batch mates (and so on sharding and actor count). This loop gives 
 ``torch.Generator`` seeded with the sample's seed and draws exactly one uniform per generated token
 from it, picking the token by inverse CDF over the vocabulary in id order (an order that small
 numeric differences between batch shapes cannot permute). A request's samples are then the same
-whether it is generated alone or batched with others.
+whether it is generated alone or batched with others. Finished samples leave the batch (once a
+quarter of its rows are done), so the long ones decode without paying for the short ones.
 
 Prefix reuse (what vLLM's prefix caching gives the GPU path): a prompt's tokens but its last are
 encoded once per call for every prompt that starts with them (the samples of one request, the cuts
