@@ -81,3 +81,91 @@ def test_tiny_top_p_is_greedy(backend, tokenizer):
     greedy = backend.generate([_request(tokenizer, "4*4=?\n<think>\n", [1], temperature=0.0)])
     nucleus = backend.generate([_request(tokenizer, "4*4=?\n<think>\n", [9], top_p=1e-6)])
     assert greedy[0].samples[0].token_ids == nucleus[0].samples[0].token_ids
+
+
+def _fed_tokens(backend: TransformersBackend) -> list[int]:
+    """A counter of the token positions fed to the model (padding included), via a real hook."""
+    fed = [0]
+
+    def count(module, args, kwargs):
+        fed[0] += kwargs["input_ids"].numel()
+
+    backend.model.register_forward_pre_hook(count, with_kwargs=True)
+    return fed
+
+
+def _rollout_requests(backend, tokenizer) -> list[GenerationRequest]:
+    """Roll-out requests as the rollout stage makes them: each roll-in cut at three positions,
+    two seeds per cut, next to a one-token prompt (nothing to reuse)."""
+    texts = ["3+4*2=?\n<think>\n", "6*6-1=? (mod 7)\n<think>\n"]
+    rollins = backend.generate([_request(tokenizer, t, [1, 2], max_new=40) for t in texts])
+    requests = [_request(tokenizer, "5", [3], max_new=10)]
+    for text, result in zip(texts, rollins, strict=True):
+        prompt = tuple(tokenizer.encode(text, add_special_tokens=False))
+        for k, sample in enumerate(result.samples):
+            n = len(sample.token_ids)
+            for cut in sorted({1, n // 2, n - 1}):
+                spec = SamplingSpec(60 - cut, stop_token_ids=(tokenizer.eos_token_id,))
+                context = prompt + tuple(sample.token_ids[:cut])
+                requests.append(GenerationRequest(f"{k}/{cut}", context, (cut, 100 + cut), spec))
+    return requests
+
+
+def test_prefix_reuse_gives_identical_rollouts_and_encodes_each_rollin_once(tiny_model_dir):
+    """Identical token ids with and without prefix reuse. Reuse changes float rounding only
+    (about 1e-7 in float32 on CPU); a sample would differ only if one of its uniforms fell
+    within that of a token's CDF boundary, which these seeds do not."""
+    plain = TransformersBackend(str(tiny_model_dir), batch_size=4, prefix_reuse=False)
+    reuse = TransformersBackend(str(tiny_model_dir), batch_size=4)
+    assert reuse.prefix_reuse
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    requests = _rollout_requests(plain, tokenizer)
+    plain_fed, reuse_fed = _fed_tokens(plain), _fed_tokens(reuse)
+    expected, got = plain.generate(requests), reuse.generate(requests)
+    for ours, theirs in zip(expected, got, strict=True):
+        assert [s.token_ids for s in ours.samples] == [s.token_ids for s in theirs.samples]
+        assert [s.finish_reason for s in ours.samples] == [s.finish_reason for s in theirs.samples]
+        for a, b in zip(ours.samples, theirs.samples, strict=True):
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+    assert reuse_fed[0] < plain_fed[0] * 0.8
+
+
+def test_kept_continuations_give_identical_blocks_and_feed_one_token_per_row(tiny_model_dir):
+    """A next call whose prompts extend the last call's samples feeds each row only its last
+    prompt token (plus its generated tokens), with the same samples as re-encoding."""
+    plain = TransformersBackend(str(tiny_model_dir), batch_size=4, prefix_reuse=False)
+    reuse = TransformersBackend(str(tiny_model_dir), batch_size=4)
+    reuse.keep_continuations(1 << 30)
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    first = [_request(tokenizer, t, [1, 2], max_new=8) for t in ("2+2=?\n", "1*3-6=?\n")]
+    expected, got = plain.generate(first), reuse.generate(first)
+    assert [s.token_ids for r in expected for s in r.samples] == [
+        s.token_ids for r in got for s in r.samples
+    ]
+    spec = SamplingSpec(8, stop_token_ids=(tokenizer.eos_token_id,))
+    second = [
+        GenerationRequest(f"{i}/{k}", request.prompt_ids + tuple(s.token_ids), (7 + k,), spec)
+        for i, (request, result) in enumerate(zip(first, got, strict=True))
+        for k, s in enumerate(result.samples)
+    ]
+    fed = _fed_tokens(reuse)
+    expected, got = plain.generate(second), reuse.generate(second)
+    assert [r.samples[0].token_ids for r in expected] == [r.samples[0].token_ids for r in got]
+    rows, longest = len(second), max(len(r.samples[0].token_ids) for r in got)
+    assert fed[0] <= rows * longest  # a first token per row, then one per row per step
+
+
+def test_finished_rows_leave_the_batch_and_the_rest_is_unchanged(tiny_model_dir, tokenizer):
+    """Three samples end after 2 tokens, one runs 30: the later steps feed one row, not four,
+    and the long sample is the one generated alone."""
+    backend = TransformersBackend(str(tiny_model_dir), batch_size=4)
+    prompt = tuple(tokenizer.encode("3+4*2=?\n<think>\n", add_special_tokens=False))
+    short = GenerationRequest("short", prompt, (1, 2, 3), SamplingSpec(2))
+    long = GenerationRequest("long", prompt, (4,), SamplingSpec(30))
+    fed = _fed_tokens(backend)
+    together = backend.generate([short, long])
+    steps_all_rows = 4 * 29
+    assert fed[0] < len(prompt) + steps_all_rows / 2
+    alone = backend.generate([long])
+    assert together[1].samples[0].token_ids == alone[0].samples[0].token_ids
+    assert len(alone[0].samples[0].token_ids) == 30

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tracefactory.cli import app
 from tracefactory.errors import ShardError
-from tracefactory.io import TableReader
+from tracefactory.io import ShardWriter, TableReader
 from tracefactory.labels.build import value_split
 from tracefactory.labels.stage import LabelStage
 from tracefactory.stage import run_stage
@@ -115,6 +115,29 @@ def test_rerun_skips_finished_shards(tmp_path):
     second, again = _run(tmp_path, problems_per_shard=2)
     assert second.shards_skipped == first.shards_planned == 3
     assert again.num_rows == labels.num_rows
+
+
+def test_rows_do_not_depend_on_shard_size(tmp_path):
+    """A shard reads the range of its problem ids; a problem in that range with roll-ins but no
+    roll-outs (p002 here, inside the shard p001-p003) must add no row, count or drop."""
+    write_tables(tmp_path / "all", TableSpec(problems=7, hopeless={0, 4}))
+    for name in ("problems", "rollins", "verdicts"):
+        shutil.copytree(tmp_path / "all" / name, tmp_path / name)
+    frame = pl.from_arrow(TableReader(tmp_path / "all" / "rollouts").read())
+    writer = ShardWriter(
+        tmp_path / "rollouts", "rollouts", TableReader(tmp_path / "all" / "rollouts").metadata
+    )
+    writer.write("part-0", frame.filter(pl.col("problem_id") != "p002"))
+    writer.finalize()
+    rows, summaries = {}, {}
+    for size in (1, 2, 100):
+        shutil.rmtree(tmp_path / "labels", ignore_errors=True)
+        summaries[size], labels = _run(tmp_path, problems_per_shard=size)
+        rows[size] = labels.read().to_pylist()
+    assert rows[1] == rows[2] == rows[100]
+    assert "p002" not in {row["problem_id"] for row in rows[2]}
+    assert summaries[2].shards_planned == 3
+    assert summaries[1].stats == summaries[2].stats == summaries[100].stats
 
 
 def test_rollout_of_unknown_rollin_names_it(tmp_path):

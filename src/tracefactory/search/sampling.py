@@ -5,6 +5,11 @@ is the block size (clipped to the response cap), and the stop ids are those that
 and configured stop ids), plus the delimiter token(s) for line blocks (blocks of a fixed token
 count, or ending at a delimiter). Any ``GenerationBackend`` works (transformers on CPU, vLLM on
 GPUs).
+
+A search's next requests continue the blocks just sampled, so a backend that can keep each
+sample's KV cache until its next call (the transformers backend's ``keep_continuations``) is asked
+to: a beam then feeds only its newest token instead of re-encoding its whole prefix. vLLM's prefix
+caching does the same on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from tracefactory.search.interfaces import Block, BlockRequest
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+KEPT_CACHE_BYTES = 2 << 30  # the policy's KV cache kept from one block to the next, at most
 
 
 class EngineBlockSampler:
@@ -40,6 +47,9 @@ class EngineBlockSampler:
         self.backend, self.tokenizer, self.sampling = backend, tokenizer, sampling
         self.eos_ids = sampling.spec(tokenizer).stop_token_ids
         self.delimiter_ids = tuple(delimiter_ids)
+        keep = getattr(backend, "keep_continuations", None)
+        if keep is not None:
+            keep(KEPT_CACHE_BYTES)
 
     def __call__(self, requests: list[BlockRequest], delimited: bool = True) -> list[list[Block]]:
         """Sample every request's blocks; ``delimited=False`` ignores delimiters (whole traces)."""
