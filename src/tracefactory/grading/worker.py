@@ -74,7 +74,10 @@ def limit_memory(memory_mb: int) -> None:
     """Cap this process's address space at `memory_mb` MiB: a huge allocation then fails with
     MemoryError inside the worker instead of swapping the machine."""
     limit = memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError) as error:  # e.g. macOS refuses RLIMIT_AS; time bounds remain
+        logger.warning("grader worker runs without a memory limit: %s", error)
 
 
 def run_task(task: dict, settings: ComparisonSettings, soft_s: float) -> dict:
