@@ -1,0 +1,140 @@
+"""What makes an artifact trustworthy: content checksums of files and one writer per table.
+
+A checksum here is xxh3-128 of a file's bytes, streamed: it detects any change or damage (it is
+not meant to resist tampering) and costs about what reading the file costs. Large read-only files
+(model weights, source datasets) are hashed once and cached by (path, size, mtime, ctime, inode),
+so a rerun's fingerprint is cheap; a replaced or edited file changes ctime and is hashed again.
+
+A table is written by one process at a time: ``TableLock`` holds an exclusive lock beside the
+table's folder and records who holds it, so a second writer fails at once, naming the holder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import socket
+import sys
+from pathlib import Path
+
+import xxhash
+from filelock import FileLock, Timeout
+
+from tracefactory.errors import TableLockedError
+
+logger = logging.getLogger(__name__)
+
+CHECKSUM_ALGORITHM = "xxh3_128"
+_CHUNK = 8 << 20  # bytes read per step: large enough to stream at disk speed
+_CACHE_ENV = "TRACEFACTORY_CACHE"  # folder of the digest cache (default: ~/.cache/tracefactory)
+_memory_cache: dict[str, tuple[list[int], str]] = {}
+
+
+def file_checksum(path: str | Path) -> str:
+    """xxh3-128 of the file's bytes, read in chunks (memory stays flat for any size)."""
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cached_file_checksum(path: str | Path) -> str:
+    """``file_checksum``, remembered across runs while the file's identity is unchanged.
+
+    The identity is (size, mtime, ctime, inode): rewriting, replacing or touching the file changes
+    one of them, so a cached digest is never reused for other bytes.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    key = str(path)
+    known = _memory_cache.get(key) or _disk_cache().get(key)
+    if known is not None and list(known[0]) == identity:
+        _memory_cache[key] = (identity, known[1])
+        return known[1]
+    digest = file_checksum(path)
+    _memory_cache[key] = (identity, digest)
+    _save_to_disk_cache(key, identity, digest)
+    return digest
+
+
+def _cache_file() -> Path:
+    folder = os.environ.get(_CACHE_ENV) or Path.home() / ".cache" / "tracefactory"
+    return Path(folder) / "file-checksums.json"
+
+
+def _disk_cache() -> dict[str, tuple[list[int], str]]:
+    try:
+        return json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}  # no cache yet, or a damaged one: hashing again is always correct
+
+
+def _save_to_disk_cache(key: str, identity: list[int], digest: str) -> None:
+    """Best effort: a cache that cannot be written only costs a rehash next time."""
+    cache_file = _cache_file()
+    try:
+        cache = _disk_cache()
+        cache[key] = (identity, digest)
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    except OSError as e:
+        logger.debug("checksum cache %s not written: %s", cache_file, e)
+
+
+class TableLock:
+    """An exclusive lock on one table folder, held by the writer for its whole run.
+
+    The lock file sits beside the folder (``.<name>.lock``), not in it, so the table's content (what
+    DVC hashes) never includes it; a sidecar ``.<name>.lock.json`` names the holder (pid, host,
+    command). The operating system releases the lock when its process dies, so a killed run never
+    leaves a table locked.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory.with_name(f".{directory.name}.lock")
+        self.holder_path = directory.with_name(f".{directory.name}.lock.json")
+        self._lock = FileLock(self.path, timeout=0)
+
+    def acquire(self) -> None:
+        """Take the lock or fail at once.
+
+        Raises:
+            TableLockedError: another process (named) is writing this table.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise TableLockedError(
+                f"{self.directory} is being written by another run ({self._holder()}); wait for it "
+                f"to finish or stop it, then rerun (one writer per table)"
+            ) from None
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": shlex.join(sys.argv),
+        }
+        self.holder_path.write_text(json.dumps(holder))
+
+    @property
+    def held(self) -> bool:
+        return self._lock.is_locked
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self.holder_path.unlink(missing_ok=True)
+            self._lock.release()
+
+    def _holder(self) -> str:
+        try:
+            holder = json.loads(self.holder_path.read_text())
+            return f"pid {holder['pid']} on {holder['host']}: {holder['command']}"
+        except (OSError, ValueError, KeyError):
+            return "holder unknown"
