@@ -98,8 +98,9 @@ class TableLock:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.path = directory.with_name(f".{directory.name}.lock")
-        self.holder_path = directory.with_name(f".{directory.name}.lock.json")
+        real = directory.resolve()  # every spelling of a folder (./x, x/, a symlink) shares a lock
+        self.path = real.with_name(f".{real.name}.lock")
+        self.holder_path = real.with_name(f".{real.name}.lock.json")
         self._lock = FileLock(self.path, timeout=0)
 
     def acquire(self) -> None:
