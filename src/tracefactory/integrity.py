@@ -17,6 +17,7 @@ import os
 import shlex
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import xxhash
@@ -39,6 +40,29 @@ def file_checksum(path: str | Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def shard_damage(path: Path, listed: Mapping, content: bool) -> str | None:
+    """What differs between a file and its manifest entry (``bytes``, ``checksum``), or None.
+
+    The size costs a ``stat``; ``content`` also compares the checksum (one read of the file).
+    """
+    if not path.is_file():
+        return "listed in the manifest but missing"
+    size = path.stat().st_size
+    if size != listed["bytes"]:
+        return (
+            f"{size} bytes, the manifest says {listed['bytes']} (truncated or changed after the "
+            f"table was written)"
+        )
+    if content:
+        actual = file_checksum(path)
+        if actual != listed["checksum"]:
+            return (
+                f"content checksum {actual}, the manifest says {listed['checksum']} (damaged or "
+                f"changed after the table was written)"
+            )
+    return None
 
 
 def cached_file_checksum(path: str | Path) -> str:

@@ -39,7 +39,7 @@ from tracefactory.datafiles import (
     read_dataset,
 )
 from tracefactory.errors import SchemaError, ShardError, StageInputError
-from tracefactory.integrity import CHECKSUM_ALGORITHM, TableLock, file_checksum
+from tracefactory.integrity import CHECKSUM_ALGORITHM, TableLock, file_checksum, shard_damage
 from tracefactory.schemas import TableSchema, load_schema
 
 logger = logging.getLogger(__name__)
@@ -302,8 +302,9 @@ class ShardWriter:
 
     def _staleness(self, path: Path) -> str | None:
         listed = self._listed.get(path.stem)
-        if listed is not None and path.stat().st_size != listed["bytes"]:
-            return f"{path.stat().st_size} bytes, the manifest says {listed['bytes']}"
+        damage = listed and shard_damage(path, listed, content=False)
+        if damage:
+            return damage
         try:
             found = pq.read_schema(path).metadata or {}
         except (pa.ArrowInvalid, OSError) as e:
@@ -366,35 +367,19 @@ class TableReader:
                 f"older tracefactory); {self._fix} to rewrite the table"
             )
         self.paths = [self.directory / f"{name}.parquet" for name in self.shards]
-        for path in self.paths:
-            self._check_size(path)
+        self._check(self.paths, content=False)
         self._verified: set[Path] = set()
 
-    def _check_size(self, path: Path) -> None:
-        expected = self.shards[path.stem]["bytes"]
-        if not path.is_file():
-            raise StageInputError(f"{path}: listed in the manifest but missing; {self._fix}")
-        size = path.stat().st_size
-        if size != expected:
-            raise StageInputError(
-                f"{path}: {size} bytes, the manifest says {expected} (truncated or changed after "
-                f"the table was written); delete it and {self._fix}"
-            )
-
-    def _verify(self, paths: list[Path]) -> None:
-        """Check each shard's content checksum, once per reader."""
+    def _check(self, paths: list[Path], content: bool) -> None:
+        """Check shards against the manifest: sizes, and with ``content`` checksums (once each)."""
         for path in paths:
-            if path in self._verified:
+            if content and path in self._verified:
                 continue
-            self._check_size(path)
-            expected = self.shards[path.stem]["checksum"]
-            actual = file_checksum(path)
-            if actual != expected:
-                raise StageInputError(
-                    f"{path}: content checksum {actual}, the manifest says {expected} (damaged or "
-                    f"changed after the table was written); delete it and {self._fix}"
-                )
-            self._verified.add(path)
+            damage = shard_damage(path, self.shards[path.stem], content)
+            if damage:
+                raise StageInputError(f"{path}: {damage}; delete it and {self._fix}")
+            if content:
+                self._verified.add(path)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -419,7 +404,7 @@ class TableReader:
         if not self.paths:
             schema = load_schema(self.manifest["table"]).arrow
             return pl.from_arrow(schema.empty_table()).lazy()
-        self._verify(self.paths)
+        self._check(self.paths, content=True)
         return pl.scan_parquet(self.paths)
 
     @property
@@ -438,7 +423,7 @@ class TableReader:
             raise StageInputError(
                 f"{self.directory}: no shard {shard!r} in its manifest; {self._fix}"
             )
-        self._verify([path])
+        self._check([path], content=True)
         return pl.scan_parquet(path)
 
     def lookup(self, column: str, values: list, columns: list[str]) -> pl.DataFrame:
@@ -450,7 +435,7 @@ class TableReader:
         self, columns: list[str] | None = None, batch_size: int = 4096
     ) -> Iterator[pa.RecordBatch]:
         """Stream the table as record batches without loading it whole."""
-        self._verify(self.paths)
+        self._check(self.paths, content=True)
         dataset = pads.dataset(self.paths, format="parquet")
         yield from dataset.to_batches(columns=columns, batch_size=batch_size)
 
@@ -458,7 +443,7 @@ class TableReader:
         """The whole table in memory (for small tables)."""
         if not self.paths:
             return load_schema(self.manifest["table"]).arrow.empty_table()
-        self._verify(self.paths)
+        self._check(self.paths, content=True)
         return pads.dataset(self.paths, format="parquet").to_table(columns=columns)
 
 
