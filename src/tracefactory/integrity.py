@@ -101,7 +101,7 @@ def _save_to_disk_cache(key: str, identity: list[int], digest: str) -> None:
     """Best effort: a cache that cannot be written only costs a rehash next time."""
     cache_file = _cache_file()
     try:
-        cache = _disk_cache()
+        cache = {k: v for k, v in _disk_cache().items() if os.path.exists(k)}  # drop deleted
         cache[key] = (identity, digest)
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
