@@ -7,6 +7,9 @@ so a rerun's fingerprint is cheap; a replaced or edited file changes ctime and i
 
 A table is written by one process at a time: ``TableLock`` holds an exclusive lock beside the
 table's folder and records who holds it, so a second writer fails at once, naming the holder.
+The writer's other checks live here too: which shards on disk may be resumed (``stale_reason``),
+whether a shard still matches its manifest entry (``shard_damage``), and the package versions
+recorded with every table.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import shlex
 import socket
 import sys
 from collections.abc import Mapping
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import xxhash
 from filelock import FileLock, Timeout
 
@@ -31,6 +37,26 @@ CHECKSUM_ALGORITHM = "xxh3_128"
 _CHUNK = 8 << 20  # bytes read per step: large enough to stream at disk speed
 _CACHE_ENV = "TRACEFACTORY_CACHE"  # folder of the digest cache (default: ~/.cache/tracefactory)
 _memory_cache: dict[str, tuple[list[int], str]] = {}
+_VERSIONED_PACKAGES = (
+    "tracefactory",
+    "torch",
+    "transformers",
+    "vllm",
+    "ray",
+    "math-verify",
+    "pyarrow",
+)
+
+
+def package_versions() -> str:
+    """JSON object of the versions of the packages that shape the data (absent ones omitted)."""
+    versions = {}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return json.dumps(versions, sort_keys=True)
 
 
 def file_checksum(path: str | Path) -> str:
@@ -62,6 +88,42 @@ def shard_damage(path: Path, listed: Mapping, content: bool) -> str | None:
                 f"content checksum {actual}, the manifest says {listed['checksum']} (damaged or "
                 f"changed after the table was written)"
             )
+    return None
+
+
+def listed_shards(
+    manifest_path: Path, metadata: Mapping[str, str], keys: tuple[str, ...]
+) -> dict[str, dict]:
+    """Size and checksum of each shard an existing manifest lists, if its ``keys`` match
+    ``metadata`` (the writer's params); otherwise, or without a readable manifest, none."""
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        if any(manifest["metadata"].get(k) != metadata.get(k) for k in keys):
+            return {}
+        return {
+            s["name"]: {"bytes": s["bytes"], "checksum": s["checksum"]} for s in manifest["shards"]
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # no manifest, or one from another format: nothing to hold shards to
+
+
+def stale_reason(
+    path: Path, listed: Mapping | None, metadata: Mapping[str, str], keys: tuple[str, ...]
+) -> str | None:
+    """Why a shard on disk must not be resumed (None: it may): another size than its manifest
+    entry, an unreadable footer, or footer ``keys`` that differ from ``metadata``."""
+    damage = listed and shard_damage(path, listed, content=False)
+    if damage:
+        return damage
+    try:
+        found = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as e:
+        return f"unreadable ({e})"
+    for key in keys:
+        ours = metadata.get(key)
+        theirs = found.get(key.encode(), b"").decode() or None
+        if ours != theirs:
+            return f"written with {key}={theirs}, this run has {ours}"
     return None
 
 

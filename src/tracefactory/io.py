@@ -24,7 +24,6 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import polars as pl
@@ -39,7 +38,15 @@ from tracefactory.datafiles import (
     read_dataset,
 )
 from tracefactory.errors import SchemaError, ShardError, StageInputError
-from tracefactory.integrity import CHECKSUM_ALGORITHM, TableLock, file_checksum, shard_damage
+from tracefactory.integrity import (
+    CHECKSUM_ALGORITHM,
+    TableLock,
+    file_checksum,
+    listed_shards,
+    package_versions,
+    shard_damage,
+    stale_reason,
+)
 from tracefactory.schemas import TableSchema, load_schema
 
 logger = logging.getLogger(__name__)
@@ -61,26 +68,6 @@ _TMP_PREFIX = ".tmp-"
 _COUNTS_KEY = "shard_counts"
 # Metadata keys that must agree between a resumed run and the shards already on disk.
 _RESUME_KEYS = ("params_hash", "schema_version", "tokenizer_hash")
-_VERSIONED_PACKAGES = (
-    "tracefactory",
-    "torch",
-    "transformers",
-    "vllm",
-    "ray",
-    "math-verify",
-    "pyarrow",
-)
-
-
-def package_versions() -> str:
-    """JSON object of the versions of the packages that shape the data (absent ones omitted)."""
-    versions = {}
-    for name in _VERSIONED_PACKAGES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return json.dumps(versions, sort_keys=True)
 
 
 def _as_arrow(data: pa.Table | pl.DataFrame | list[dict], schema: TableSchema) -> pa.Table:
@@ -134,7 +121,8 @@ class ShardWriter:
             for leftover in self.directory.glob(f"{_TMP_PREFIX}*"):
                 logger.info("removing %s left by an interrupted write", leftover)
                 leftover.unlink()
-            self._listed = self._listed_in_manifest()
+            manifest = self.directory / MANIFEST_NAME
+            self._listed = listed_shards(manifest, self.metadata, _RESUME_KEYS)
             self._stale = self._find_stale()
         except BaseException:
             self._lock.release()
@@ -258,20 +246,6 @@ class ShardWriter:
             )
         return entry
 
-    def _listed_in_manifest(self) -> dict[str, dict]:
-        """Size and checksum of each shard in the existing manifest, if it has our params."""
-        try:
-            manifest = json.loads((self.directory / MANIFEST_NAME).read_text())
-            theirs = manifest["metadata"]
-            if any(theirs.get(k) != self.metadata.get(k) for k in _RESUME_KEYS):
-                return {}
-            return {
-                s["name"]: {"bytes": s["bytes"], "checksum": s["checksum"]}
-                for s in manifest["shards"]
-            }
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}  # no manifest, or one from another format: nothing to hold shards to
-
     def _check_unique_keys(self, files: list[Path]) -> None:
         if not files:
             return
@@ -294,27 +268,11 @@ class ShardWriter:
         size than the manifest recorded. Resuming must never mix two configurations."""
         stale = set()
         for path in _shard_files(self.directory):
-            why = self._staleness(path)
+            why = stale_reason(path, self._listed.get(path.stem), self.metadata, _RESUME_KEYS)
             if why:
                 logger.warning("%s will be replaced once this run writes a shard: %s", path, why)
                 stale.add(path)
         return stale
-
-    def _staleness(self, path: Path) -> str | None:
-        listed = self._listed.get(path.stem)
-        damage = listed and shard_damage(path, listed, content=False)
-        if damage:
-            return damage
-        try:
-            found = pq.read_schema(path).metadata or {}
-        except (pa.ArrowInvalid, OSError) as e:
-            return f"unreadable ({e})"
-        for key in _RESUME_KEYS:
-            ours = self.metadata.get(key)
-            theirs = found.get(key.encode(), b"").decode() or None
-            if ours != theirs:
-                return f"written with {key}={theirs}, this run has {ours}"
-        return None
 
     def _retire_stale(self) -> None:
         """Remove the old manifest and the stale shards (once per run, just before the first new
