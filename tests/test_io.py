@@ -65,6 +65,7 @@ def test_a_shard_is_never_written_twice(tmp_path):
 def test_completed_lists_finished_shards_for_resume(tmp_path):
     first = ShardWriter(tmp_path / "problems", "problems", META)
     first.write("shard-00000", _problems(0, 2))
+    first.close()  # the run ends without finalizing (interrupted)
     second = ShardWriter(tmp_path / "problems", "problems", META)  # a rerun
     assert second.completed() == {"shard-00000"}
     with pytest.raises(ShardError, match="1 shard"):

@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tracefactory"
-CORE = ("config", "io", "schemas", "stage", "stats", "errors", "models", "ray_cluster")
+CORE = (
+    "config",
+    "io",
+    "datafiles",
+    "integrity",
+    "schemas",
+    "stage",
+    "stats",
+    "errors",
+    "models",
+    "ray_cluster",
+)
 STAGES = (
     "problems",
     "generation",

@@ -115,8 +115,26 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def params_hash(*sections: BaseModel | int | str) -> str:
-    """Short stable hash of the params a stage's output depends on (stored in table metadata)."""
-    payload = [s.model_dump(mode="json") if isinstance(s, BaseModel) else s for s in sections]
+def params_hash(*sections: BaseModel | dict | int | str) -> str:
+    """Short stable hash of the params a stage's output depends on (stored in table metadata).
+
+    Locations (keys ending in ``_dir`` or ``_dirs``) are left out: where a table lives is not what
+    it contains, and an input table's content enters through its fingerprint instead, so the same
+    folder spelled ``./data/rollins`` or moved elsewhere leaves finished work valid.
+    """
+    payload = [
+        _without_locations(s.model_dump(mode="json") if isinstance(s, BaseModel) else s)
+        for s in sections
+    ]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _without_locations(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_locations(v) for k, v in value.items() if not k.endswith(("_dir", "_dirs"))
+        }
+    if isinstance(value, list):
+        return [_without_locations(v) for v in value]
+    return value

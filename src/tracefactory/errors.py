@@ -23,3 +23,7 @@ class ShardError(TracefactoryError):
 
 class StageInputError(TracefactoryError):
     """A stage's input table is missing or incomplete (its producing stage has not finished)."""
+
+
+class TableLockedError(TracefactoryError):
+    """Another process is writing the table (one writer per table at a time)."""

@@ -1,4 +1,5 @@
-"""Sharded Parquet tables and input datasets: the one place that reads and writes data files.
+"""Sharded Parquet tables: the one place that reads and writes stage tables (input datasets and
+published dataset folders are in ``tracefactory.datafiles``, re-exported here).
 
 A table is a folder of shards (``<shard>.parquet``) plus a manifest (``_manifest.json``). A shard
 is written to a hidden temporary name and renamed into place, so its final name is its completion
@@ -8,12 +9,13 @@ when every shard is in place; readers refuse a folder without one, so a downstre
 reads half a table.
 
 Every shard is validated against its contract in ``schemas/`` and carries the table metadata
-(producer, params hash, package versions, schema version, tokenizer) in its Parquet footer.
+(producer, params hash, package versions, schema version, tokenizer) in its Parquet footer. The
+manifest records each shard's size and content checksum, which readers check; one writer holds a
+table at a time (``tracefactory.integrity.TableLock``).
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -22,7 +24,6 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import polars as pl
@@ -30,11 +31,36 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from tracefactory.config import BenchmarkConfig
-from tracefactory.errors import ConfigError, SchemaError, ShardError, StageInputError
+from tracefactory.datafiles import (
+    SplitFileWriter,
+    dataset_fingerprint,
+    read_benchmark,
+    read_dataset,
+)
+from tracefactory.errors import SchemaError, ShardError, StageInputError
+from tracefactory.integrity import (
+    CHECKSUM_ALGORITHM,
+    TableLock,
+    file_checksum,
+    listed_shards,
+    package_versions,
+    shard_damage,
+    stale_reason,
+)
 from tracefactory.schemas import TableSchema, load_schema
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MANIFEST_NAME",
+    "ShardWriter",
+    "SplitFileWriter",
+    "TableReader",
+    "dataset_fingerprint",
+    "package_versions",
+    "read_benchmark",
+    "read_dataset",
+]
 
 MANIFEST_NAME = "_manifest.json"
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
@@ -42,32 +68,6 @@ _TMP_PREFIX = ".tmp-"
 _COUNTS_KEY = "shard_counts"
 # Metadata keys that must agree between a resumed run and the shards already on disk.
 _RESUME_KEYS = ("params_hash", "schema_version", "tokenizer_hash")
-_DATASET_FORMATS = {
-    ".jsonl": "json",
-    ".json": "json",
-    ".parquet": "parquet",
-    ".csv": "csv",
-}
-_VERSIONED_PACKAGES = (
-    "tracefactory",
-    "torch",
-    "transformers",
-    "vllm",
-    "ray",
-    "math-verify",
-    "pyarrow",
-)
-
-
-def package_versions() -> str:
-    """JSON object of the versions of the packages that shape the data (absent ones omitted)."""
-    versions = {}
-    for name in _VERSIONED_PACKAGES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return json.dumps(versions, sort_keys=True)
 
 
 def _as_arrow(data: pa.Table | pl.DataFrame | list[dict], schema: TableSchema) -> pa.Table:
@@ -84,6 +84,12 @@ def _as_arrow(data: pa.Table | pl.DataFrame | list[dict], schema: TableSchema) -
 class ShardWriter:
     """Writes the shards of one table atomically and records which are complete.
 
+    One writer per table: the constructor takes the table's lock (``TableLock``) and ``close``
+    releases it (use the writer as a context manager). Shards written under other params, or
+    damaged, are *stale*: they stay in place, and the manifest with them, until this run's first
+    shard is ready to replace them. A run that fails before producing anything (a bad source path,
+    an unreachable cluster, a corrupt input) so leaves the table exactly as it was.
+
     Args:
         directory: the table's folder (``data/<stage>``); created if missing.
         schema: the table's contract name in ``schemas/`` (or a loaded ``TableSchema``).
@@ -92,6 +98,7 @@ class ShardWriter:
 
     Raises:
         SchemaError: if ``metadata`` lacks a key the contract requires.
+        TableLockedError: if another process is writing this table.
     """
 
     def __init__(
@@ -108,18 +115,36 @@ class ShardWriter:
         if missing:
             raise SchemaError(f"table {self.schema.name!r}: metadata lacks {missing}")
         self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until finalize()
-        for leftover in self.directory.glob(f"{_TMP_PREFIX}*"):
-            logger.info("removing %s left by an interrupted write", leftover)
-            leftover.unlink()
-        self._drop_stale_shards()
+        self._lock = TableLock(self.directory)
+        self._lock.acquire()
+        try:
+            for leftover in self.directory.glob(f"{_TMP_PREFIX}*"):
+                logger.info("removing %s left by an interrupted write", leftover)
+                leftover.unlink()
+            manifest = self.directory / MANIFEST_NAME
+            self._listed = listed_shards(manifest, self.metadata, _RESUME_KEYS)
+            self._stale = self._find_stale()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._written: dict[str, dict] = {}  # this run's shards: bytes and checksum
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the table's lock (the writer cannot write afterwards)."""
+        self._lock.release()
 
     def shard_path(self, shard: str) -> Path:
         return self.directory / f"{shard}.parquet"
 
     def completed(self) -> set[str]:
-        """Names of the shards already written (a rerun skips these)."""
-        return {p.stem for p in _shard_files(self.directory)}
+        """Names of the shards already written for these params (a rerun skips these)."""
+        return {p.stem for p in _shard_files(self.directory) if p not in self._stale}
 
     def write(
         self,
@@ -130,7 +155,9 @@ class ShardWriter:
         """Validate ``data`` and write it as shard ``shard``: temp file, fsync, rename.
 
         ``counts`` (what producing the shard did and dropped) travel in the shard's footer, so
-        the table's totals survive a resumed run that skips the shard.
+        the table's totals survive a resumed run that skips the shard. The first write of a run
+        removes the stale shards and the old manifest: only now is there something to replace
+        them with.
 
         Raises:
             ShardError: if the name is not a valid shard name or the shard already exists.
@@ -140,8 +167,10 @@ class ShardWriter:
             raise ShardError(
                 f"invalid shard name {shard!r}: use letters, digits, '_', '.', '-', '='"
             )
+        if not self._lock.held:
+            raise ShardError(f"the writer of {self.directory} is closed")
         final = self.shard_path(shard)
-        if final.exists():
+        if final.exists() and final not in self._stale:
             raise ShardError(f"shard {shard!r} of {self.directory} is already complete")
         table = self.schema.validate(_as_arrow(data, self.schema))
         footer = {**self.metadata, _COUNTS_KEY: json.dumps(dict(counts or {}), sort_keys=True)}
@@ -152,21 +181,26 @@ class ShardWriter:
                 pq.write_table(table, sink, compression="zstd")
                 sink.flush()
                 os.fsync(sink.fileno())
+            entry = {"bytes": tmp.stat().st_size, "checksum": file_checksum(tmp)}
+            self._retire_stale()
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        self._written[shard] = entry
         _fsync_directory(self.directory)
         return final
 
     def finalize(self, expected: set[str] | None = None) -> dict:
-        """Check the table is whole and unique by key, then write its manifest.
+        """Check the table is whole and unique by key, write its manifest (which records every
+        shard's rows, size and content checksum) and release the table's lock.
 
         Args:
             expected: shard names that must all be present (the stage's plan).
 
         Raises:
-            ShardError: if an expected shard is missing or a key appears twice.
+            ShardError: if an expected shard is missing, a key appears twice, or a shard kept from
+                an earlier run no longer has the checksum its manifest recorded.
         """
         done = self.completed()
         if expected is not None and not expected <= done:
@@ -174,27 +208,43 @@ class ShardWriter:
             raise ShardError(
                 f"{self.directory}: {len(missing)} shard(s) missing, e.g. {missing[:3]}"
             )
+        if self._stale:
+            self._retire_stale()
         files = _shard_files(self.directory)
         self._check_unique_keys(files)
         shards, counts = [], Counter()
         for path in files:  # one footer read per shard: rows and the counts it carries
             footer = pq.ParquetFile(path).metadata
-            shards.append(
-                {"name": path.stem, "rows": footer.num_rows, "bytes": path.stat().st_size}
-            )
+            shards.append({"name": path.stem, "rows": footer.num_rows, **self._checksum(path)})
             counts.update(json.loads((footer.metadata or {}).get(_COUNTS_KEY.encode(), b"{}")))
         manifest = {
             "table": self.schema.name,
             "schema_version": self.schema.version,
             "rows": sum(s["rows"] for s in shards),
             "counts": dict(sorted(counts.items())),
+            "checksum": CHECKSUM_ALGORITHM,
             "shards": shards,
             "metadata": self.metadata,
         }
         tmp = self.directory / f"{_TMP_PREFIX}{MANIFEST_NAME}"
         tmp.write_text(json.dumps(manifest, indent=1))
         os.replace(tmp, self.directory / MANIFEST_NAME)
+        self.close()  # the table is whole: the next writer may take it
         return manifest
+
+    def _checksum(self, path: Path) -> dict:
+        """Size and checksum of a shard: this run's from ``write``; an earlier run's hashed now and
+        held to what the old manifest recorded, so damage is never blessed into a new manifest."""
+        if path.stem in self._written:
+            return self._written[path.stem]
+        entry = {"bytes": path.stat().st_size, "checksum": file_checksum(path)}
+        listed = self._listed.get(path.stem)
+        if listed is not None and listed != entry:
+            raise ShardError(
+                f"{path}: changed since its table was written (manifest: {listed}, now: {entry}); "
+                f"delete it and rerun this stage to rewrite it"
+            )
+        return entry
 
     def _check_unique_keys(self, files: list[Path]) -> None:
         if not files:
@@ -213,29 +263,39 @@ class ShardWriter:
                 f"{self.directory}: key {key!r} is not unique, e.g. {duplicates[key].to_list()}"
             )
 
-    def _drop_stale_shards(self) -> None:
-        """Remove shards written under other params: resuming must never mix two configurations."""
-        stale = []
+    def _find_stale(self) -> set[Path]:
+        """Shards this run must not resume: written under other params, unreadable, or of another
+        size than the manifest recorded. Resuming must never mix two configurations."""
+        stale = set()
         for path in _shard_files(self.directory):
-            found = pq.read_schema(path).metadata or {}
-            for key in _RESUME_KEYS:
-                ours = self.metadata.get(key)
-                theirs = found.get(key.encode(), b"").decode() or None
-                if ours != theirs:
-                    stale.append((path, key, theirs, ours))
-                    break
-        for path, key, theirs, ours in stale:
-            logger.warning(
-                "removing %s: written with %s=%s, this run has %s", path, key, theirs, ours
-            )
-            path.unlink()
+            why = stale_reason(path, self._listed.get(path.stem), self.metadata, _RESUME_KEYS)
+            if why:
+                logger.warning("%s will be replaced once this run writes a shard: %s", path, why)
+                stale.add(path)
+        return stale
+
+    def _retire_stale(self) -> None:
+        """Remove the old manifest and the stale shards (once per run, just before the first new
+        shard lands): the table is incomplete from here until ``finalize``."""
+        (self.directory / MANIFEST_NAME).unlink(missing_ok=True)
+        for path in sorted(self._stale):
+            logger.info("removing stale %s", path)
+            path.unlink(missing_ok=True)
+        self._stale = set()
 
 
 class TableReader:
     """Reads a finished table (one whose manifest exists), streaming where possible.
 
+    Every shard's size is checked against the manifest when the reader opens (a ``stat`` per
+    shard), and its content checksum the first time the reader reads it (``scan_shard``, ``scan``,
+    ``lookup``, ``read``, ``iter_batches``): one extra sequential read of each shard, at memory
+    bandwidth for xxh3, small beside what any stage does with the rows.
+
     Raises:
-        StageInputError: if the folder or its manifest is missing, or a listed shard is gone.
+        StageInputError: if the folder or its manifest is missing, a listed shard is gone, or a
+            shard's size or checksum is not what the manifest recorded (naming the file and the
+            stage to rerun).
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -247,11 +307,37 @@ class TableReader:
                 f"input table {self.directory} {hint}: run the stage that produces it first "
                 f"(e.g. `dvc repro`)"
             )
-        self.manifest = json.loads(manifest_path.read_text())
-        self.paths = [self.directory / f"{s['name']}.parquet" for s in self.manifest["shards"]]
-        gone = [p for p in self.paths if not p.is_file()]
-        if gone:
-            raise StageInputError(f"{self.directory}: manifest lists missing shard(s) {gone[:3]}")
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+            self.shards = {s["name"]: s for s in self.manifest["shards"]}
+            producer = self.manifest["metadata"].get("producer", "")
+        except (ValueError, KeyError, TypeError) as e:
+            raise StageInputError(
+                f"{manifest_path}: not a readable manifest ({e}); rerun the stage that writes "
+                f"{self.directory}"
+            ) from e
+        self._fix = (
+            f"rerun the {producer!r} stage (`tracefactory {producer}` or `dvc repro {producer}`)"
+        )
+        if self.manifest.get("checksum") != CHECKSUM_ALGORITHM:
+            raise StageInputError(
+                f"{manifest_path}: records no {CHECKSUM_ALGORITHM} shard checksums (written by an "
+                f"older tracefactory); {self._fix} to rewrite the table"
+            )
+        self.paths = [self.directory / f"{name}.parquet" for name in self.shards]
+        self._check(self.paths, content=False)
+        self._verified: set[Path] = set()
+
+    def _check(self, paths: list[Path], content: bool) -> None:
+        """Check shards against the manifest: sizes, and with ``content`` checksums (once each)."""
+        for path in paths:
+            if content and path in self._verified:
+                continue
+            damage = shard_damage(path, self.shards[path.stem], content)
+            if damage:
+                raise StageInputError(f"{path}: {damage}; delete it and {self._fix}")
+            if content:
+                self._verified.add(path)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -259,11 +345,13 @@ class TableReader:
 
     @property
     def fingerprint(self) -> str:
-        """Short hash identifying this table's content (its shards' names, rows and sizes, and
-        the params it was made with). A downstream stage puts it in its own params hash, so its
-        resumable shards are dropped when its input changed."""
-        identity = [self.manifest["shards"], self.manifest["metadata"].get("params_hash")]
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        """Short hash of this table's content: every shard's name, rows, size and checksum (the
+        bytes include the footer's params hash). A downstream stage puts it in its own params
+        hash, so its resumable shards are replaced when its input's content changed, wherever the
+        input lives."""
+        shards = [[s["name"], s["rows"], s["bytes"], s["checksum"]] for s in self.shards.values()]
+        identity = [self.manifest["table"], self.manifest["checksum"], shards]
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
     @property
     def num_rows(self) -> int:
@@ -274,6 +362,7 @@ class TableReader:
         if not self.paths:
             schema = load_schema(self.manifest["table"]).arrow
             return pl.from_arrow(schema.empty_table()).lazy()
+        self._check(self.paths, content=True)
         return pl.scan_parquet(self.paths)
 
     @property
@@ -285,13 +374,14 @@ class TableReader:
         """A lazy frame over one shard: a stage's unit of input.
 
         Raises:
-            StageInputError: if the table has no such shard.
+            StageInputError: if the table has no such shard, or the shard is damaged.
         """
         path = self.directory / f"{shard}.parquet"
-        if shard not in self.shard_names or not path.is_file():
+        if shard not in self.shards:
             raise StageInputError(
-                f"{self.directory}: shard {shard!r} is gone; rerun the stage that produces it"
+                f"{self.directory}: no shard {shard!r} in its manifest; {self._fix}"
             )
+        self._check([path], content=True)
         return pl.scan_parquet(path)
 
     def lookup(self, column: str, values: list, columns: list[str]) -> pl.DataFrame:
@@ -303,6 +393,7 @@ class TableReader:
         self, columns: list[str] | None = None, batch_size: int = 4096
     ) -> Iterator[pa.RecordBatch]:
         """Stream the table as record batches without loading it whole."""
+        self._check(self.paths, content=True)
         dataset = pads.dataset(self.paths, format="parquet")
         yield from dataset.to_batches(columns=columns, batch_size=batch_size)
 
@@ -310,60 +401,8 @@ class TableReader:
         """The whole table in memory (for small tables)."""
         if not self.paths:
             return load_schema(self.manifest["table"]).arrow.empty_table()
+        self._check(self.paths, content=True)
         return pads.dataset(self.paths, format="parquet").to_table(columns=columns)
-
-
-class SplitFileWriter:
-    """Parquet files of one dataset config, rotated every ``rows_per_file`` rows, one sequence per
-    split, named as the Hub expects (``<split>-00000-of-00002.parquet``) when closed.
-
-    For published dataset folders, which ``datasets.load_dataset`` reads; stage tables use
-    ``ShardWriter``. Every write is validated against ``schema``.
-    """
-
-    def __init__(self, folder: Path, schema: TableSchema, metadata: dict, rows_per_file: int):
-        self.folder, self.schema, self.rows_per_file = folder, schema, rows_per_file
-        self.arrow = schema.arrow.with_metadata(metadata)
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        self.in_file: dict[str, int] = {}
-        self.paths: dict[str, list[Path]] = {}
-        self.rows: dict[str, int] = {}
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def write(self, split: str, table: pa.Table) -> None:
-        table = self.schema.validate(table).replace_schema_metadata(self.arrow.metadata)
-        while table.num_rows:
-            writer = self._writer(split)
-            room = self.rows_per_file - self.in_file[split]
-            writer.write_table(table.slice(0, room))
-            taken = min(room, table.num_rows)
-            self.in_file[split] += taken
-            self.rows[split] = self.rows.get(split, 0) + taken
-            table = table.slice(taken)
-
-    def _writer(self, split: str) -> pq.ParquetWriter:
-        if split in self.writers and self.in_file[split] < self.rows_per_file:
-            return self.writers[split]
-        if split in self.writers:
-            self.writers.pop(split).close()
-        paths = self.paths.setdefault(split, [])
-        paths.append(self.folder / f"{split}-{len(paths):05d}.parquet")
-        self.writers[split] = pq.ParquetWriter(paths[-1], self.arrow, compression="zstd")
-        self.in_file[split] = 0
-        return self.writers[split]
-
-    def close(self) -> tuple[dict[str, list[str]], dict[str, int]]:
-        """Close every file and rename them ``<split>-<i>-of-<n>.parquet`` (the Hub convention)."""
-        for writer in self.writers.values():
-            writer.close()
-        names: dict[str, list[str]] = {}
-        for split, paths in self.paths.items():
-            names[split] = []
-            for i, path in enumerate(paths):
-                final = path.with_name(f"{split}-{i:05d}-of-{len(paths):05d}.parquet")
-                path.rename(final)
-                names[split].append(final.name)
-        return names, dict(self.rows)
 
 
 def _shard_files(directory: Path) -> list[Path]:
@@ -378,77 +417,3 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _local_format(path: str) -> str | None:
-    """The `datasets` builder for a local path, or None if ``path`` is not a local file."""
-    for suffix, builder in _DATASET_FORMATS.items():
-        if path.endswith(suffix) and (Path(path).is_file() or glob.glob(path)):
-            return builder
-    if Path(path).exists():
-        raise ConfigError(
-            f"{path}: unsupported local file type; use one of {sorted(_DATASET_FORMATS)}"
-        )
-    return None
-
-
-def read_dataset(
-    path: str, subset: str | None, split: str, columns: list[str], limit: int | None = None
-):
-    """Read ``columns`` of a local file or Hub dataset as a `datasets.Dataset`.
-
-    A local file (``.jsonl``/``.json``/``.parquet``/``.csv``, globs allowed) is read with
-    ``load_dataset(<format>, data_files=...)``, a Hub id with ``load_dataset(id, subset, split)``.
-
-    Raises:
-        ConfigError: the dataset cannot be loaded, or lacks one of ``columns`` (naming the
-            columns it has).
-    """
-    import datasets
-
-    builder = _local_format(path)
-    try:
-        if builder is not None:
-            dataset = datasets.load_dataset(builder, data_files={split: path}, split=split)
-        else:
-            dataset = datasets.load_dataset(path, subset, split=split)
-    except Exception as e:  # datasets raises many types (FileNotFound, Hub, builder errors)
-        where = "local file" if builder else "Hub dataset (or a local path that does not exist)"
-        raise ConfigError(f"cannot load {where} {path!r} (split {split!r}): {e}") from e
-    missing = [c for c in columns if c not in dataset.column_names]
-    if missing:
-        raise ConfigError(
-            f"dataset {path!r} has no column(s) {missing}; its columns are {dataset.column_names}"
-        )
-    if limit is not None:
-        dataset = dataset.select(range(min(limit, len(dataset))))
-    return dataset.select_columns(columns)
-
-
-def read_benchmark(benchmark: BenchmarkConfig, with_answers: bool = True) -> pl.DataFrame:
-    """A benchmark file's problems as ``benchmark, benchmark_row, problem`` (and ``answer``).
-
-    One reader for decontamination (problems only) and evaluation (with gold answers), so both
-    see the same rows. Cells are read as text: answers are often numbers (AIME's ``204``).
-
-    Raises:
-        ConfigError: the benchmark has no path, cannot be read, or lacks a configured column.
-    """
-    if benchmark.path is None:
-        raise ConfigError(f"benchmark {benchmark.name!r} has no path (a file or Hub id)")
-    columns = [benchmark.problem_column] + ([benchmark.answer_column] if with_answers else [])
-    dataset = read_dataset(
-        benchmark.path, benchmark.subset, benchmark.split, columns, benchmark.limit
-    )
-    frame = pl.DataFrame(
-        {
-            "benchmark": [benchmark.name] * len(dataset),
-            "benchmark_row": list(range(len(dataset))),
-            "problem": [None if v is None else str(v) for v in dataset[benchmark.problem_column]],
-        },
-        schema={"benchmark": pl.String, "benchmark_row": pl.Int64, "problem": pl.String},
-    )
-    if with_answers:
-        answers = [None if v is None else str(v) for v in dataset[benchmark.answer_column]]
-        frame = frame.with_columns(pl.Series("answer", answers, dtype=pl.String))
-    return frame

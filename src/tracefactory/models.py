@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracefactory.errors import ConfigError
+from tracefactory.integrity import cached_file_checksum
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 _SHIPPED_PREFIX = "tracefactory:"
+# Files of a model folder that shape what it generates: config, tokenizer and weights.
+_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
 
 
 _PACKAGE_DIR = Path(__file__).parent
@@ -74,20 +77,26 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
 
 
 def model_fingerprint(model: str) -> str:
-    """What identifies a model's weights, for the params hash of the tables it generates.
+    """What identifies a model, for the params hash of the tables it generates.
 
-    A local folder (the shipped tiny policy included) is identified by its config and, per weight
-    file, its name, size and a hash of its first MiB: retraining the policy then invalidates
-    resumable shards. A Hub id identifies itself (pin a revision in the id's cache for more).
+    A local folder (the shipped tiny policy included) is identified by the full content of the
+    files ``from_pretrained`` loads (config, tokenizer, weights; not its README), so retraining
+    the policy or swapping a tokenizer file replaces resumable shards. Each file's checksum is
+    cached by its identity (size, mtime, ctime, inode): a multi-GB checkpoint is read once, not
+    on every run. Where the folder lives does not count. A Hub id identifies itself (pin a
+    revision in the id's cache for more).
     """
     folder = Path(resolve_model(model))
     if not folder.is_dir():
         return model
-    digest = hashlib.sha256((folder / "config.json").read_bytes())
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        with open(weights, "rb") as f:
-            head = f.read(1 << 20)
-        digest.update(f"{weights.name}:{weights.stat().st_size}:".encode() + head)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES and not p.name.startswith(".")
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(folder)}:{cached_file_checksum(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 

@@ -104,17 +104,25 @@ def run_stage(
 
     Raises:
         ShardError: a shard failed (its error is chained), or its worker died too often. Shards
-            finished before the failure stay on disk.
+            finished before the failure stay on disk; a run that fails before its first shard
+            leaves the table (stale shards and manifest included) as it was.
+        TableLockedError: another process is writing the same table.
     """
-    writer = ShardWriter(output_dir, stage.output_schema, stage.metadata())
-    plan = stage.plan()
-    names = [s.name for s in plan]
-    if len(set(names)) != len(names):
-        raise ShardError(f"stage {stage.name!r} planned duplicate shard names")
-    done = writer.completed()
-    todo = [s for s in plan if s.name not in done]
-    skipped = len(plan) - len(todo)
-    logger.info("%s: %d shards planned, %d already complete", stage.name, len(plan), skipped)
+    with ShardWriter(output_dir, stage.output_schema, stage.metadata()) as writer:
+        plan = stage.plan()
+        names = [s.name for s in plan]
+        if len(set(names)) != len(names):
+            raise ShardError(f"stage {stage.name!r} planned duplicate shard names")
+        done = writer.completed()
+        todo = [s for s in plan if s.name not in done]
+        skipped = len(plan) - len(todo)
+        logger.info("%s: %d shards planned, %d already complete", stage.name, len(plan), skipped)
+        _run_pools(stage, todo, writer, ray_config)
+        manifest = writer.finalize(expected=set(names))
+    return StageSummary(len(plan), skipped, manifest["rows"], manifest["counts"])
+
+
+def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config) -> None:
     pools = stage.pools()
     unknown = {s.pool for s in todo} - pools.keys()
     if unknown:
@@ -129,8 +137,6 @@ def run_stage(
         else:
             _run_on_ray(stage, pool, pool_todo, writer, progress, workers, ray_config)
     progress.close()
-    manifest = writer.finalize(expected=set(names))
-    return StageSummary(len(plan), skipped, manifest["rows"], manifest["counts"])
 
 
 def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult, progress):

@@ -13,7 +13,6 @@ land in one table. A rerun skips every finished shard of every policy.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -111,7 +110,7 @@ class RollinStage(Stage):
                 self.run_seed,
                 TableReader(self.config.problems_dir).fingerprint,
                 *(model_fingerprint(p.model) for p in policies),
-                json.dumps(hashed, sort_keys=True),
+                hashed,
             ),
             "tokenizer": policies[0].model,
             "tokenizer_hash": next(iter(hashes.values())),

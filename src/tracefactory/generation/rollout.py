@@ -14,7 +14,6 @@ roll-ins' token ids for it (``read``), never the whole table (22 GB of token ids
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -128,7 +127,7 @@ class RolloutStage(Stage):
                 self.run_seed,
                 self.rollins.fingerprint,
                 model_fingerprint(model),
-                json.dumps(hashed, sort_keys=True),
+                hashed,
             ),
             "tokenizer": model,
             "tokenizer_hash": ours,

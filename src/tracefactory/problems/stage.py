@@ -13,7 +13,7 @@ from collections import Counter
 import polars as pl
 
 from tracefactory.config import params_hash
-from tracefactory.io import read_benchmark
+from tracefactory.io import dataset_fingerprint, read_benchmark
 from tracefactory.problems.clean import DropReason
 from tracefactory.problems.config import SPLITS, ProblemsConfig
 from tracefactory.problems.select import Selection, select_problems
@@ -54,7 +54,18 @@ class ProblemsStage(Stage):
         return [Shard("problems-00000")]
 
     def metadata(self) -> dict[str, str]:
-        return {"producer": self.name, "params_hash": params_hash(self.config, self.seed)}
+        return {"producer": self.name, "params_hash": params_hash(self._identity(), self.seed)}
+
+    def _identity(self) -> dict:
+        """The config with each local source and benchmark file replaced by its content checksum:
+        a replaced file changes the hash, a respelled or moved path does not."""
+        identity = self.config.model_dump(mode="json")
+        for source in identity["sources"]:
+            if source["path"] is not None:
+                source["path"] = dataset_fingerprint(source["path"])
+        for benchmark in identity["decontamination"]["benchmarks"]:
+            benchmark["path"] = dataset_fingerprint(benchmark["path"])
+        return identity
 
     def process(self, shard: Shard, inputs: None) -> ShardResult:
         rows = load_sources(self.config.sources, self.seed)

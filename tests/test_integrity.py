@@ -1,0 +1,263 @@
+"""Fault injection on real tables: two writers, a replaced input, a failed or respelled rerun, a
+truncated or damaged shard. Each case once gave a wrong result with exit code 0 or deleted
+finished work."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from pipeline_tables import TableSpec, label_config, labelled_run
+
+from tracefactory.errors import (
+    ShardError,
+    StageInputError,
+    TableLockedError,
+    TracefactoryError,
+)
+from tracefactory.grading.config import VerifyConfig
+from tracefactory.grading.stage import VerifyStage
+from tracefactory.io import MANIFEST_NAME, ShardWriter, TableReader
+from tracefactory.labels.stage import LabelStage
+from tracefactory.models import SHIPPED_MODELS, model_fingerprint
+from tracefactory.problems.config import (
+    BenchmarkConfig,
+    DecontaminationConfig,
+    ProblemsConfig,
+    SourceConfig,
+)
+from tracefactory.problems.stage import ProblemsStage
+from tracefactory.stage import run_stage
+
+META = {"producer": "problems", "params_hash": "h1"}
+
+
+@pytest.fixture(autouse=True)
+def _private_checksum_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEFACTORY_CACHE", str(tmp_path / "cache"))
+
+
+def _problems(start: int, count: int, answer: str = "1") -> list[dict]:
+    return [
+        {
+            "problem_id": f"p{i}",
+            "source": "s",
+            "problem": f"q{i}",
+            "answer": answer,
+            "split": "train",
+        }
+        for i in range(start, start + count)
+    ]
+
+
+def _finished(directory, shards: int = 2, meta: dict = META, answer: str = "1"):
+    writer = ShardWriter(directory, "problems", meta)
+    for i in range(shards):
+        writer.write(f"shard-{i:05d}", _problems(2 * i, 2, answer))
+    writer.finalize()
+    return directory
+
+
+def _snapshot(directory) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def _flip_byte(path, position: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(position)
+        byte = f.read(1)
+        f.seek(position)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+# One writer per table.
+
+
+def test_a_second_writer_fails_at_once_naming_the_table_and_the_running_process(tmp_path):
+    table = tmp_path / "labels"
+    script = (
+        "import sys, tracefactory.io as tio\n"
+        f"writer = tio.ShardWriter({str(table)!r}, 'problems', {META!r})\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        expected = rf"{re.escape(str(table))} is being written by another run \(pid {holder.pid} on"
+        with pytest.raises(TableLockedError, match=expected):
+            ShardWriter(table, "problems", {**META, "params_hash": "other params"})
+    finally:
+        holder.kill()
+        holder.wait()
+    ShardWriter(table, "problems", META).close()  # a killed holder leaves the table free
+
+
+def test_the_lock_lives_beside_the_table_not_in_it(tmp_path):
+    before = _snapshot(_finished(tmp_path / "problems"))
+    writer = ShardWriter(tmp_path / "problems", "problems", META)
+    assert _snapshot(tmp_path / "problems") == before  # DVC hashes the folder: no lock inside
+    writer.close()
+
+
+# Inputs are fingerprinted, not just params.
+
+
+def _write_jsonl(path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _local_problems_config(tmp_path, source, benchmarks=()) -> ProblemsConfig:
+    return ProblemsConfig(
+        output_dir=str(tmp_path / "problems"),
+        sources=[SourceConfig(name="local", path=str(source))],
+        decontamination=DecontaminationConfig(
+            ngram=4, benchmarks=[BenchmarkConfig(name="bench", path=str(b)) for b in benchmarks]
+        ),
+    )
+
+
+def _problem_texts(directory) -> list[str]:
+    return sorted(TableReader(directory).read().column("problem").to_pylist())
+
+
+def test_a_replaced_local_source_file_replaces_the_problems_table(tmp_path):
+    source = tmp_path / "source.jsonl"
+    _write_jsonl(source, [{"problem": "What is 2 plus 3?", "answer": "5"}])
+    config = _local_problems_config(tmp_path, source)
+    run_stage(ProblemsStage(config, 0), config.output_dir)
+    _write_jsonl(source, [{"problem": "What is 4 plus 4?", "answer": "8"}])
+    summary = run_stage(ProblemsStage(config, 0), config.output_dir)
+    assert summary.shards_skipped == 0
+    assert _problem_texts(config.output_dir) == ["What is 4 plus 4?"]
+
+
+def test_a_replaced_benchmark_file_replaces_the_problems_table(tmp_path):
+    source, bench = tmp_path / "source.jsonl", tmp_path / "bench.jsonl"
+    problem = "Find the sum of the first ten odd numbers."
+    _write_jsonl(source, [{"problem": problem, "answer": "100"}])
+    _write_jsonl(bench, [{"problem": problem, "answer": "100"}])
+    config = _local_problems_config(tmp_path, source, [bench])
+    run_stage(ProblemsStage(config, 0), config.output_dir)
+    assert _problem_texts(config.output_dir) == []  # contaminated
+    _write_jsonl(bench, [{"problem": "An unrelated benchmark question here.", "answer": "1"}])
+    run_stage(ProblemsStage(config, 0), config.output_dir)
+    assert _problem_texts(config.output_dir) == [problem]
+
+
+def test_model_fingerprint_reads_every_weight_byte_and_not_the_location(tmp_path):
+    policy = shutil.copytree(SHIPPED_MODELS["tiny"], tmp_path / "policy")
+    moved = shutil.copytree(policy, tmp_path / "elsewhere" / "policy")
+    original = model_fingerprint(str(policy))
+    assert model_fingerprint(str(moved)) == original
+    assert model_fingerprint(str(policy) + "/") == original  # respelled
+    weights = policy / "model.safetensors"
+    assert weights.stat().st_size > 2 << 20  # the change below lies past the first MiB
+    _flip_byte(weights, weights.stat().st_size - 1)
+    assert model_fingerprint(str(policy)) != original
+
+
+def test_table_fingerprint_follows_content_at_equal_size(tmp_path):
+    one = _finished(tmp_path / "one", answer="1")
+    two = _finished(tmp_path / "two", answer="2")
+    assert [p.stat().st_size for p in sorted(one.glob("*.parquet"))] == [
+        p.stat().st_size for p in sorted(two.glob("*.parquet"))
+    ]
+    assert TableReader(one).fingerprint != TableReader(two).fingerprint
+
+
+# A failed or changed run never deletes finished work before it has something better.
+
+
+def test_a_failed_start_deletes_nothing(tmp_path):
+    source = tmp_path / "source.jsonl"
+    _write_jsonl(source, [{"problem": "What is 2 plus 3?", "answer": "5"}])
+    config = _local_problems_config(tmp_path, source)
+    run_stage(ProblemsStage(config, 0), config.output_dir)
+    before = _snapshot(tmp_path / "problems")
+    broken = _local_problems_config(tmp_path, tmp_path / "missing.jsonl")  # other params, too
+    with pytest.raises(TracefactoryError, match="missing.jsonl"):
+        run_stage(ProblemsStage(broken, 0), broken.output_dir)
+    assert _snapshot(tmp_path / "problems") == before
+    assert _problem_texts(config.output_dir) == ["What is 2 plus 3?"]
+
+
+def test_stale_shards_and_manifest_stay_until_the_first_new_shard(tmp_path):
+    table = _finished(tmp_path / "problems", shards=2)
+    rerun = ShardWriter(table, "problems", {**META, "params_hash": "h2"})
+    assert rerun.completed() == set()
+    assert TableReader(table).num_rows == 4  # still the whole old table
+    rerun.write("shard-00000", _problems(10, 1))
+    assert not (table / MANIFEST_NAME).exists()
+    assert sorted(p.name for p in table.glob("*.parquet")) == ["shard-00000.parquet"]
+    rerun.finalize()
+    assert TableReader(table).num_rows == 1
+
+
+def test_the_same_folders_spelled_differently_keep_finished_labels(tmp_path, monkeypatch):
+    root = labelled_run(tmp_path / "run", TableSpec(problems=4))
+    before = _snapshot(root / "labels")
+    monkeypatch.chdir(tmp_path)
+    respelled = label_config(tmp_path / "." / "run").model_copy(
+        update={"problems_dir": "./run/problems", "output_dir": "run/./labels"}
+    )
+    summary = run_stage(LabelStage(respelled), respelled.output_dir)
+    assert summary.shards_skipped == summary.shards_planned
+    assert _snapshot(root / "labels") == before
+
+
+# Corruption is detected where it happens.
+
+
+def test_a_truncated_input_shard_fails_naming_it_and_leaves_the_output_untouched(tmp_path):
+    root = labelled_run(tmp_path, TableSpec(problems=4))
+    labels = _snapshot(root / "labels")
+    shard = root / "rollouts" / "part-1.parquet"
+    size = shard.stat().st_size
+    shard.write_bytes(shard.read_bytes()[: size // 2])
+    message = rf"{re.escape(str(shard))}: {size // 2} bytes, the manifest says {size} .*rerun"
+    with pytest.raises(StageInputError, match=message):
+        config = label_config(root)
+        run_stage(LabelStage(config), config.output_dir)
+    assert _snapshot(root / "labels") == labels
+    with pytest.raises(StageInputError, match=message):
+        paths = {f"{t}_dir": str(root / t) for t in ("problems", "rollins", "rollouts")}
+        VerifyStage(VerifyConfig(**paths, output_dir=str(root / "verdicts2"), use_ray=False))
+
+
+def test_a_damaged_shard_of_the_right_size_fails_when_read(tmp_path):
+    table = _finished(tmp_path / "problems")
+    shard = table / "shard-00001.parquet"
+    _flip_byte(shard, shard.stat().st_size // 2)
+    reader = TableReader(table)  # sizes agree: opening stays cheap
+    reader.scan_shard("shard-00000").collect()
+    with pytest.raises(StageInputError, match=rf"{re.escape(str(shard))}: content checksum"):
+        reader.scan_shard("shard-00001")
+    with pytest.raises(StageInputError, match="rerun the 'problems' stage"):
+        TableReader(table).scan()
+
+
+def test_a_damaged_finished_shard_is_never_blessed_into_a_new_manifest(tmp_path):
+    table = _finished(tmp_path / "problems")
+    _flip_byte(table / "shard-00000.parquet", 200)
+    rerun = ShardWriter(table, "problems", META)
+    with pytest.raises(ShardError, match="shard-00000.parquet: changed since"):
+        rerun.finalize(expected={"shard-00000", "shard-00001"})
+
+
+def test_the_manifest_records_each_shard_size_and_checksum(tmp_path):
+    from tracefactory.integrity import file_checksum
+
+    table = _finished(tmp_path / "problems", shards=1)
+    manifest = json.loads((table / MANIFEST_NAME).read_text())
+    shard = table / "shard-00000.parquet"
+    assert manifest["shards"][0]["bytes"] == shard.stat().st_size
+    assert manifest["shards"][0]["checksum"] == file_checksum(shard)
