@@ -14,6 +14,7 @@ from typing import IO
 
 from tracefactory.grading.compare import ComparisonSettings, compare_bounded
 from tracefactory.grading.verdict import Reason
+from tracefactory.stats import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def main() -> None:
     soft_s = options.pop("soft_timeout_s")
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    setup_logging("WARNING")  # the pipeline's one timestamped format, on stderr
     serve(sys.stdin, replies, ComparisonSettings(**options), soft_s)
 
 
