@@ -13,10 +13,11 @@ plots/accuracy.json}``. The work itself lives in ``tracefactory.search`` (runner
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 
 from tracefactory.params import load_params
 from tracefactory.search.runner import run_evaluation
-from tracefactory.stats import setup_logging
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--params", default="params.yaml", help="params file")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of params.yaml")
     args = parser.parse_args(argv)
-    setup_logging()
+    logging.basicConfig(level=os.environ.get("TRACEFACTORY_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     params = load_params(args.params, args.overrides)
     return run_evaluation(params.evaluate, params.seed)
 

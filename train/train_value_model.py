@@ -35,7 +35,7 @@ from tracefactory.errors import ConfigError
 from tracefactory.models import resolve_model
 from tracefactory.params import load_params
 from tracefactory.schemas import TrajectoryClass
-from tracefactory.stats import Progress, setup_logging, write_metrics
+from tracefactory.stats import Progress, write_metrics
 from tracefactory.valuemodel import metrics as vm_metrics
 from tracefactory.valuemodel.config import TrainConfig, ValueTarget
 from tracefactory.valuemodel.data import (
@@ -339,7 +339,7 @@ def finish(model, val, cfg, rates, autocast, curve, totals, data_stats, max_step
 
 
 if __name__ == "__main__":
-    setup_logging()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         main(sys.argv[1:])

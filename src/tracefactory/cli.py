@@ -25,10 +25,11 @@ import typer
 from tracefactory import __version__
 from tracefactory.errors import ConfigError, TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
-from tracefactory.params import Params, apply_profile, describe_params, load_params
+from tracefactory.params import apply_profile, describe_params, load_params
 from tracefactory.stage import run_stage
 from tracefactory.stats import setup_logging, write_metrics
 from tracefactory.summaries import SUMMARIES, SUMMARY_NAME
+from tracefactory.toyworld.cli import tiny_policy_app
 
 app = typer.Typer(
     help=(
@@ -42,16 +43,13 @@ app = typer.Typer(
 )
 params_app = typer.Typer(help="Show, check and apply parameter profiles.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
-tiny_policy_app = typer.Typer(
-    help="The embedded default's tiny policy (shipped in the package).", no_args_is_help=True
-)
 app.add_typer(tiny_policy_app, name="tiny-policy")
 
 ParamsPath = Annotated[
     Path, typer.Option("--params", help="Params file (the embedded default is params.yaml).")
 ]
 REPORTS = Path("reports")
-# Set by --debug: expected failures then show their traceback instead of one line.
+# --debug: an expected failure shows its traceback, not one line.
 _DEBUG = {"on": os.environ.get("TRACEFACTORY_DEBUG") == "1"}
 
 
@@ -64,14 +62,7 @@ def _overrides(example: str) -> object:
 
 
 def _reports(stage: str) -> object:
-    return Annotated[
-        Path, typer.Option(help=f"Folder for metrics.json and summary.json (reports/{stage}).")
-    ]
-
-
-def load(params_path: Path, overrides: list[str] | None) -> Params:
-    """Load and validate params for a subcommand (a ConfigError becomes one line and exit 2)."""
-    return load_params(params_path, overrides or [])
+    return Annotated[Path, typer.Option(help=f"Folder for metrics and summary (reports/{stage}).")]
 
 
 def write_reports(stage: str, folder: Path, detail: dict) -> None:
@@ -103,15 +94,13 @@ def main_options(
 @params_app.command("show")
 def params_show(
     params: ParamsPath = Path("params.yaml"),
-    overrides: _overrides("rollout.cuts_per_rollin=4") = None,
+    overrides: RolloutOverrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="The resolved params as JSON.")] = False,
 ) -> None:
     """Print every key with its resolved value, its default and what it means, after validation."""
-    resolved = load(params, overrides)
-    if as_json:
-        print(json.dumps(resolved.model_dump(mode="json"), indent=2))
-        return
-    print(describe_params(resolved))
+    resolved = load_params(params, overrides or [])
+    as_text = json.dumps(resolved.model_dump(mode="json"), indent=2) if as_json else None
+    print(as_text or describe_params(resolved))
 
 
 @params_app.command("apply")
@@ -127,23 +116,23 @@ def params_apply(
     print(f"applied {profile} to {params}")
 
 
-ProblemsOverrides = _overrides("problems.decontamination.ngram=13")
-RollinOverrides = _overrides("rollin.samples_per_problem=8")
-RolloutOverrides = _overrides("rollout.cuts_per_rollin=4")
-VerifyOverrides = _overrides("verify.grader.timeout_s=10")
-LabelOverrides = _overrides("label.val_fraction=0.2")
-DatasetOverrides = _overrides("dataset.pretty_name='my traces'")
+ProblemsOverrides, ProblemsReports = _overrides("problems.dedupe.near=true"), _reports("problems")
+RollinOverrides, RollinReports = _overrides("rollin.samples_per_problem=8"), _reports("rollin")
+RolloutOverrides, RolloutReports = _overrides("rollout.cuts_per_rollin=4"), _reports("rollout")
+VerifyOverrides, VerifyReports = _overrides("verify.grader.timeout_s=10"), _reports("verify")
+LabelOverrides, LabelReports = _overrides("label.val_fraction=0.2"), _reports("label")
+DatasetOverrides, DatasetReports = _overrides("dataset.license=mit"), _reports("dataset")
 PublishOverrides = _overrides("publish.repo_id=my-org/my-value-data")
 TrainOverrides = _overrides("train.max_lr=3e-4")
 EvaluateOverrides = _overrides("evaluate.search_seeds=4")
-ProblemsReports = _reports("problems")
-RollinReports = _reports("rollin")
-RolloutReports = _reports("rollout")
-VerifyReports = _reports("verify")
-LabelReports = _reports("label")
-DatasetReports = _reports("dataset")
-TrainReports = _reports("train")
-EvaluateReports = _reports("evaluate")
+TrainReports = Annotated[
+    Path | None,
+    typer.Option(help="Folder for the reports (default: train.reports_dir, reports/train)."),
+]
+EvaluateReports = Annotated[
+    Path | None,
+    typer.Option(help="Folder for the reports (default: evaluate.output_dir, reports/evaluate)."),
+]
 
 
 @app.command()
@@ -160,7 +149,7 @@ def problems(
     """
     from tracefactory.problems.stage import ProblemsStage, report_from_counts
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     stage = ProblemsStage(config.problems, config.seed)
     summary = run_stage(stage, config.problems.output_dir)
     write_reports("problems", reports, report_from_counts(summary.stats, config.problems))
@@ -182,7 +171,7 @@ def rollin(
     from tracefactory.generation.metrics import generation_metrics
     from tracefactory.generation.rollin import run_rollin
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     ray_config = config.ray if config.rollin.use_ray else None
     summary = run_rollin(config.rollin, config.seed, ray_config)
     write_reports("rollin", reports, generation_metrics(summary, config.rollin.output_dir))
@@ -202,7 +191,7 @@ def rollout(
     from tracefactory.generation.metrics import generation_metrics
     from tracefactory.generation.rollout import run_rollout
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     ray_config = config.ray if config.rollout.use_ray else None
     summary = run_rollout(config.rollout, config.seed, ray_config)
     write_reports("rollout", reports, generation_metrics(summary, config.rollout.output_dir))
@@ -222,7 +211,7 @@ def verify(
     """
     from tracefactory.grading.stage import VerifyStage
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     section = config.verify
     ray = config.ray if section.use_ray else None
     summary = run_stage(VerifyStage(section), section.output_dir, ray)
@@ -244,7 +233,7 @@ def label(
     """
     from tracefactory.labels.stage import LabelStage
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     summary = run_stage(LabelStage(config.label), config.label.output_dir)
     write_reports("label", reports, dataclasses.asdict(summary))
 
@@ -263,7 +252,7 @@ def dataset(
     """
     from tracefactory.dataset.export import export_dataset
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     summary = export_dataset(config.dataset, config)
     write_reports("dataset", reports, {"rows": summary.rows})
     print(f"built {summary.folder}: rows {summary.rows}")
@@ -287,7 +276,7 @@ def publish(
     from tracefactory.dataset.export import export_dataset
     from tracefactory.dataset.publish import connect, upload_dataset
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     session = connect() if config.publish.repo_id else None
     if build:
         summary = export_dataset(config.dataset, config)
@@ -306,7 +295,7 @@ def publish(
 def train(
     params: ParamsPath = Path("params.yaml"),
     overrides: TrainOverrides = None,
-    reports: TrainReports = REPORTS / "train",
+    reports: TrainReports = None,
 ) -> None:
     """Train the value model on data/labels: runs the recipe train/train_value_model.py.
 
@@ -320,18 +309,19 @@ def train(
         raise ConfigError(
             f"{recipe} not found: run from the repository root (recipes live in train/)"
         )
-    overrides = [*(overrides or []), f"train.reports_dir={reports.as_posix()}"]
-    load(params, overrides)  # a bad value fails here, before the recipe starts
+    overrides = [*(overrides or []), *([f"train.reports_dir={reports}"] if reports else [])]
+    config = load_params(params, overrides)  # a bad value fails before the recipe starts
     namespace = runpy.run_path(str(recipe))
-    detail = namespace["main"](["--params", str(params), *overrides])
-    write_metrics(reports / SUMMARY_NAME, SUMMARIES["train"](detail))
+    argv = ["--params", str(params), *(arg for o in overrides for arg in ("--set", o))]
+    detail = namespace["main"](argv)
+    write_metrics(Path(config.train.reports_dir) / SUMMARY_NAME, SUMMARIES["train"](detail))
 
 
 @app.command()
 def evaluate(
     params: ParamsPath = Path("params.yaml"),
     overrides: EvaluateOverrides = None,
-    reports: EvaluateReports = REPORTS / "evaluate",
+    reports: EvaluateReports = None,
 ) -> None:
     """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
 
@@ -342,9 +332,10 @@ def evaluate(
     """
     from tracefactory.search.runner import run_evaluation
 
-    config = load(params, [*(overrides or []), f"evaluate.output_dir={reports.as_posix()}"])
+    overrides = [*(overrides or []), *([f"evaluate.output_dir={reports}"] if reports else [])]
+    config = load_params(params, overrides or [])
     detail = run_evaluation(config.evaluate, config.seed)
-    write_metrics(reports / SUMMARY_NAME, SUMMARIES["evaluate"](detail))
+    write_metrics(Path(config.evaluate.output_dir) / SUMMARY_NAME, SUMMARIES["evaluate"](detail))
 
 
 @app.command()
@@ -378,40 +369,6 @@ def grade(
     grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
 
 
-@tiny_policy_app.command("train")
-def tiny_policy_train(
-    out: Annotated[
-        Path | None, typer.Option(help="Policy folder (default: the shipped one).")
-    ] = None,
-    weak_out: Annotated[
-        Path | None, typer.Option(help="Weaker mid-training checkpoint (default: shipped).")
-    ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Training seed; the same seed gives the same weights.")
-    ] = 0,
-    steps: Annotated[
-        int, typer.Option(help="Optimizer steps (1,000: about 7 min on one core).")
-    ] = 1000,
-    eval_problems: Annotated[
-        int, typer.Option(help="Held-out problems measured for the card.")
-    ] = 200,
-    eval_samples: Annotated[int, typer.Option(help="Samples per measured problem.")] = 8,
-) -> None:
-    """Train the tiny policy from scratch on CPU and write its model card (measured properties).
-
-    Deterministic for a seed. The shipped policy was made with the defaults; retraining it
-    changes every downstream table (the stages see the new weights and start over).
-    """
-    from tracefactory.toyworld import POLICY_DIR, WEAK_POLICY_DIR
-    from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig, train_and_write_cards
-
-    config = TinyPolicyTrainConfig(seed=seed, steps=steps)
-    card = train_and_write_cards(
-        config, out or POLICY_DIR, weak_out or WEAK_POLICY_DIR, eval_problems, eval_samples
-    )
-    print(json.dumps(card["test"], indent=2))
-
-
 def _fail(message: str, code: int) -> None:
     """Print an expected failure as one line (the traceback with --debug) and exit ``code``."""
     if _DEBUG["on"]:
@@ -421,8 +378,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def main() -> None:
-    """Entry point. Expected failures (tracefactory's own errors, a missing file, Ctrl-C) print
-    one line and exit non-zero instead of a traceback; ``--debug`` adds the traceback."""
+    """Entry point; expected failures exit non-zero with one line (see the module docstring)."""
     setup_logging()
     try:
         app(standalone_mode=False)
