@@ -70,17 +70,22 @@ class Progress:
             logger.info(self.line())
 
     def close(self) -> None:
-        logger.info("%s finished: %s", self.stage, self.line())
+        logger.info(self.line(finished=True))
 
-    def line(self) -> str:
+    def line(self, finished: bool = False) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        rates = " ".join(f"{n / elapsed:,.0f} {name}/s" for name, n in self.counts.items())
         remaining = self.total - self.done
         eta = elapsed / self.done * remaining if self.done else float("nan")
-        return (
-            f"[{self.stage}] {self.done}/{self.total} {self.unit} | {rates} | "
-            f"elapsed {_clock(elapsed)} | eta {_clock(eta)}"
-        )
+        parts = [f"[{self.stage}] {self.done}/{self.total} {self.unit}"]
+        if self.counts:
+            parts.append(" ".join(f"{_rate(n / elapsed)} {k}/s" for k, n in self.counts.items()))
+        parts.append(f"elapsed {_clock(elapsed)}")
+        parts.append("finished" if finished else f"eta {_clock(eta)}")
+        return " | ".join(parts)
+
+
+def _rate(per_second: float) -> str:
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.2g}"
 
 
 def _clock(seconds: float) -> str:
