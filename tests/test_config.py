@@ -1,4 +1,11 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tracefactory.config import params_hash, parse_override
 from tracefactory.errors import ConfigError
@@ -122,3 +129,45 @@ def test_profile_apply_keeps_every_comment_and_the_layout(tmp_path):
     apply_profile(params_path, profile)  # applying twice adds no second header
     assert params_path.read_text() == text
     assert load_params(params_path).rollin.samples_per_problem == 14
+
+
+def _leaves(data: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            keys |= _leaves(value, f"{prefix}{key}.")
+        else:
+            keys.add(f"{prefix}{key}")
+    return keys
+
+
+def test_params_yaml_lists_every_key_a_run_may_vary():
+    listed = _leaves(yaml.safe_load(Path("params.yaml").read_text()))
+    every = _leaves(load_params("params.yaml").model_dump(mode="json"))
+    wiring = {key for key in every if key.rsplit(".", 1)[-1].endswith(("_dir", "_dirs"))}
+    unset_sections = {"rollout.policy.workers", "evaluate.policy.workers"}  # None: stage's own
+    assert every - wiring - unset_sections - listed == set()
+
+
+def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    shutil.copy("params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  noted:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n"
+        "    params: [train.max_steps, problems.dedupe.near, evaluate.search.dvts_searches]\n"
+        "    outs: [out.txt]\n"
+    )
+
+    def run(*args: str) -> None:
+        subprocess.run(args, cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    run("dvc", "exp", "run", "-S", "train.max_steps=50", "-S", "problems.dedupe.near=true",
+        "-S", "evaluate.search.dvts_searches=2")  # fmt: skip
+    params = load_params(tmp_path / "params.yaml")
+    assert (params.train.max_steps, params.problems.dedupe.near) == (50, True)
+    assert params.evaluate.search.dvts_searches == 2

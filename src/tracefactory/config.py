@@ -186,6 +186,8 @@ def _source_comments(cls: type) -> dict[str, str]:
         text = [comments[n] for n in range(node.lineno, end + 1) if n in comments]
         following = end + 1
         while following <= len(lines) and lines[following - 1].strip().startswith("#"):
+            if comments[following].startswith("---"):  # a heading over the next fields
+                break
             text.append(comments[following])
             following += 1
         found[node.target.id] = " ".join(t for t in text if t and t != "fmt: skip")
