@@ -87,8 +87,7 @@ def main_options(
         bool, typer.Option("--debug", help="Show the traceback of an expected failure.")
     ] = False,
 ) -> None:
-    """Options every command shares."""
-    _DEBUG["on"] = _DEBUG["on"] or debug
+    _DEBUG["on"] = _DEBUG["on"] or debug  # options every command shares
 
 
 @params_app.command("show")
@@ -380,19 +379,21 @@ def _fail(message: str, code: int) -> None:
 def main() -> None:
     """Entry point; expected failures exit non-zero with one line (see the module docstring)."""
     setup_logging()
+    interrupted = "interrupted: finished shards are kept; rerun the same command to resume"
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        code = app(standalone_mode=False)  # typer returns 130 for Ctrl-C, an Exit's code else
     except click.ClickException as e:  # a usage error: click's own message and help hint
         e.show()
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        _fail("interrupted: finished shards are kept; rerun the same command to resume", 130)
+        _fail(interrupted, 130)
     except TracefactoryError as e:
         _fail(str(e), 2)
     except OSError as e:
         _fail(f"{e} (check the path, its permissions and the free disk space)", 2)
+    if code == 130:
+        _fail(interrupted, 130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
