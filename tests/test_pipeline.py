@@ -132,6 +132,13 @@ def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
         assert 0.0 <= methods[method]["mean"] <= 1.0, method
     assert "vgs@4-mv@4" in methods["paired"]
     assert (work / "data/dataset/README.md").is_file()
+    # The card's provenance cites this run's input tables, exactly as dvc.lock records them.
+    provenance = (work / "data/dataset/PROVENANCE.md").read_text()
+    for dep in lock["stages"]["dataset"]["deps"]:
+        if dep["path"].startswith("data/"):
+            assert f"| `{dep['path']}` | `{dep['md5']}` |" in provenance, dep
+    summaries = [json.loads((work / f"reports/{s}/summary.json").read_text()) for s in STAGES[:-3]]
+    assert all(summaries)
     # Nothing left to do: a second repro changes nothing.
     status = _run(["dvc", "status"], work)
     assert "changed" not in status.stdout
