@@ -254,7 +254,6 @@ def dataset(
     config = load_params(params, overrides or [])
     summary = export_dataset(config.dataset, config)
     write_reports("dataset", reports, {"rows": summary.rows})
-    print(f"built {summary.folder}: rows {summary.rows}")
 
 
 @app.command()
