@@ -169,7 +169,7 @@ STAGE_ENTRIES = {
     "dataset": ["dataset/export.py"],
     "publish": ["dataset/publish.py", "dataset/export.py"],
     "train": ["../../train/train_value_model.py"],
-    "evaluate": ["search/runner.py"],
+    "evaluate": ["../../train/evaluate_search.py"],
 }
 
 

@@ -25,7 +25,7 @@ import typer
 from tracefactory import __version__
 from tracefactory.errors import ConfigError, TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
-from tracefactory.params import apply_profile, describe_params, load_params
+from tracefactory.params import Params, apply_profile, describe_params, load_params
 from tracefactory.stage import run_stage
 from tracefactory.stats import setup_logging, write_metrics
 from tracefactory.summaries import SUMMARIES, SUMMARY_NAME
@@ -302,17 +302,22 @@ def train(
     and plot data. Params: train. Resumes from its checkpoint. For several GPUs:
     `torchrun --nproc_per_node=8 train/train_value_model.py --params params.yaml`.
     """
-    recipe = Path("train") / "train_value_model.py"
-    if not recipe.is_file():
-        raise ConfigError(
-            f"{recipe} not found: run from the repository root (recipes live in train/)"
-        )
-    overrides = [*(overrides or []), *([f"train.reports_dir={reports}"] if reports else [])]
-    config = load_params(params, overrides)  # a bad value fails before the recipe starts
-    namespace = runpy.run_path(str(recipe))
-    argv = ["--params", str(params), *(arg for o in overrides for arg in ("--set", o))]
-    detail = namespace["main"](argv)
+    detail, config = _run_recipe("train_value_model", params, overrides, "train", reports)
     write_metrics(Path(config.train.reports_dir) / SUMMARY_NAME, SUMMARIES["train"](detail))
+
+
+def _run_recipe(
+    name: str, params: Path, overrides: list[str] | None, section: str, reports: Path | None
+) -> tuple[dict, Params]:
+    """Run the recipe ``train/<name>`` as DVC and a user would; return its metrics and params."""
+    recipe = Path("train") / f"{name}.py"
+    if not recipe.is_file():
+        raise ConfigError(f"{recipe} not found: run from the repository root (recipes: train/)")
+    reports_key = {"train": "train.reports_dir", "evaluate": "evaluate.output_dir"}[section]
+    overrides = [*(overrides or []), *([f"{reports_key}={reports}"] if reports else [])]
+    config = load_params(params, overrides)  # a bad value fails before the recipe starts
+    argv = ["--params", str(params), *(arg for o in overrides for arg in ("--set", o))]
+    return runpy.run_path(str(recipe))["main"](argv), config
 
 
 @app.command()
@@ -326,13 +331,9 @@ def evaluate(
     Reads data/problems (test split) or configured benchmark files, the policy and
     models/value_model; writes reports/evaluate/metrics.json (benchmark -> method -> accuracy,
     95% CIs, tokens, FLOPs; `paired` differences), summary.json, plots/accuracy.json, PNGs and
-    report.md. Params: evaluate, seed. Same as `python train/evaluate_search.py`.
+    report.md. Params: evaluate, seed. Runs the recipe train/evaluate_search.py.
     """
-    from tracefactory.search.runner import run_evaluation
-
-    overrides = [*(overrides or []), *([f"evaluate.output_dir={reports}"] if reports else [])]
-    config = load_params(params, overrides or [])
-    detail = run_evaluation(config.evaluate, config.seed)
+    detail, config = _run_recipe("evaluate_search", params, overrides, "evaluate", reports)
     write_metrics(Path(config.evaluate.output_dir) / SUMMARY_NAME, SUMMARIES["evaluate"](detail))
 
 
