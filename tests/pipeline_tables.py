@@ -135,7 +135,6 @@ def dataset_config(root: Path, **overrides) -> DatasetConfig:
         labels_dir=str(root / "labels"),
         verdicts_dir=str(root / "verdicts"),
         output_dir=str(root / "dataset"),
-        dvc_lock=str(root / "dvc.lock"),
         provenance_dirs=[str(root / t) for t in ("rollins", "rollouts", "verdicts", "labels")],
     )
     return DatasetConfig(**{**fields, **overrides})

@@ -1,4 +1,11 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tracefactory.config import params_hash, parse_override
 from tracefactory.errors import ConfigError
@@ -65,3 +72,102 @@ def test_params_hash_changes_with_params_only(tmp_path):
     a, b = load_params(path), load_params(path, ["ray.num_cpus=3"])
     assert params_hash(a.ray) == params_hash(load_params(path).ray)
     assert params_hash(a.ray) != params_hash(b.ray)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rollin.sampling.temperature=.inf", r"rollin.sampling.temperature = inf: .*finite"),
+        ("rollout.sampling.top_p=.nan", r"rollout.sampling.top_p = nan: .*finite"),
+        ("evaluate.sampling.temperature=-1", r"evaluate.sampling.temperature = -1: .*greater"),
+        ("rollin.policies=[]", r"rollin.policies = \[\]: List should have at least 1 item"),
+        ("train.batch_size=true", r"train.batch_size = True: .*a number is required"),
+        ("rollin.sampling.top_p=true", r"rollin.sampling.top_p = True: .*a number is required"),
+        ("ray.num_cpus=false", r"ray.num_cpus = False: .*a number is required"),
+    ],
+)
+def test_bad_values_are_rejected_at_load(tmp_path, override, message):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 1\n")
+    with pytest.raises(ConfigError, match=message):
+        load_params(path, [override])
+
+
+def test_numbers_written_as_yaml_text_still_load(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 1\n")
+    params = load_params(path, ["train.max_lr=3e-4", "rollin.use_ray=false"])
+    assert (params.train.max_lr, params.rollin.use_ray) == (3e-4, False)
+
+
+PARAMS_WITH_COMMENTS = """\
+# The embedded default.
+seed: 1  # run seed
+
+ray:
+  address: null  # null: a local Ray
+  num_cpus: 2
+rollin:
+  policies:
+    - {name: tiny, model: "tracefactory:tiny", weight: 1.0}
+  samples_per_problem: 4  # k roll-ins per problem
+"""
+
+
+def test_profile_apply_keeps_every_comment_and_the_layout(tmp_path):
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(PARAMS_WITH_COMMENTS)
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("rollin:\n  samples_per_problem: 14  # the paper\nray:\n  num_cpus: 8\n")
+    apply_profile(params_path, profile)
+    text = params_path.read_text()
+    assert text.splitlines()[0] == f"# {profile.as_posix()} applied by `tracefactory params apply`"
+    expected = PARAMS_WITH_COMMENTS.replace("num_cpus: 2", "num_cpus: 8").replace(
+        "samples_per_problem: 4  # k roll-ins per problem", "samples_per_problem: 14  # the paper"
+    )
+    assert text.split("\n", 1)[1] == expected
+    apply_profile(params_path, profile)  # applying twice adds no second header
+    assert params_path.read_text() == text
+    assert load_params(params_path).rollin.samples_per_problem == 14
+
+
+def _leaves(data: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            keys |= _leaves(value, f"{prefix}{key}.")
+        else:
+            keys.add(f"{prefix}{key}")
+    return keys
+
+
+def test_params_yaml_lists_every_key_a_run_may_vary():
+    listed = _leaves(yaml.safe_load(Path("params.yaml").read_text()))
+    every = _leaves(load_params("params.yaml").model_dump(mode="json"))
+    wiring = {key for key in every if key.rsplit(".", 1)[-1].endswith(("_dir", "_dirs"))}
+    unset_sections = {"rollout.policy.workers", "evaluate.policy.workers"}  # None: stage's own
+    assert every - wiring - unset_sections - listed == set()
+
+
+def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    shutil.copy("params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  noted:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n"
+        "    params: [train.max_steps, problems.dedupe.near, evaluate.search.dvts_searches]\n"
+        "    outs: [out.txt]\n"
+    )
+
+    def run(*args: str) -> None:
+        subprocess.run(args, cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    run("dvc", "exp", "run", "-S", "train.max_steps=50", "-S", "problems.dedupe.near=true",
+        "-S", "evaluate.search.dvts_searches=2")  # fmt: skip
+    params = load_params(tmp_path / "params.yaml")
+    assert (params.train.max_steps, params.problems.dedupe.near) == (50, True)
+    assert params.evaluate.search.dvts_searches == 2

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,22 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S+: ")
+
+
+def _assert_log_is_clean(log: str) -> None:
+    """No deprecation warnings, no terminal escapes, and one timestamped format for our lines."""
+    lines = log.splitlines()
+    assert "\x1b[" not in log, "raw ANSI escape in the log"
+    ours = [line for line in lines if re.search(r"\b(tracefactory|train_value_model)[.:]", line)]
+    assert ours, "no log line from the stages"
+    unprefixed = [re.sub(r"^\(\w+ pid=\d+\) ", "", line) for line in ours]  # Ray's worker prefix
+    unformatted = [line for line in unprefixed if not LOG_LINE.match(line)]
+    assert not unformatted, "\n".join(unformatted[:10])
+    warned = [line for line in lines if re.search(r"FutureWarning|DeprecationWarning", line)]
+    assert not warned, "\n".join(warned[:10])
+
+
 def test_cli_lists_every_stage():
     result = _run(["tracefactory", "--help"], REPO)
     for stage in [
@@ -70,7 +87,7 @@ def test_cli_lists_every_stage():
         "rollout",
         "verify",
         "label",
-        "export",
+        "dataset",
         "publish",
         "train",
         "evaluate",
@@ -90,7 +107,7 @@ def test_dvc_dag_shows_every_stage():
 def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
     work = tmp_path / "repo"
     work.mkdir()
-    for folder in ["schemas", "train", "src"]:
+    for folder in ["schemas", "train", "src", "plots"]:
         shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", work)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -99,7 +116,7 @@ def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
-    _run(["dvc", "repro"], work)
+    repro = _run(["dvc", "repro"], work)
 
     lock = yaml.safe_load((work / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(STAGES)
@@ -115,6 +132,14 @@ def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
         assert 0.0 <= methods[method]["mean"] <= 1.0, method
     assert "vgs@4-mv@4" in methods["paired"]
     assert (work / "data/dataset/README.md").is_file()
+    # The card's provenance cites this run's input tables, exactly as dvc.lock records them.
+    provenance = (work / "data/dataset/PROVENANCE.md").read_text()
+    for dep in lock["stages"]["dataset"]["deps"]:
+        if dep["path"].startswith("data/"):
+            assert f"| `{dep['path']}` | `{dep['md5']}` |" in provenance, dep
+    summaries = [json.loads((work / f"reports/{s}/summary.json").read_text()) for s in STAGES[:-3]]
+    assert all(summaries)
     # Nothing left to do: a second repro changes nothing.
     status = _run(["dvc", "status"], work)
     assert "changed" not in status.stdout
+    _assert_log_is_clean(repro.stdout + repro.stderr)

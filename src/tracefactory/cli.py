@@ -1,28 +1,35 @@
 """The ``tracefactory`` command: one subcommand per pipeline stage, each what ``dvc.yaml`` calls.
 
-Every stage subcommand takes ``--params`` (default ``params.yaml``) and ``--set key=value``
-overrides, loads and validates its section, runs the stage, and writes
-``reports/<stage>/metrics.json``. Logic lives in the stage modules; this file only wires them.
+Every stage subcommand takes ``--params`` (default ``params.yaml``), ``--set section.key=value``
+overrides and ``--reports`` (default ``reports/<stage>``); it loads and validates the params,
+runs the stage, and writes ``<reports>/metrics.json`` (the detail) and ``<reports>/summary.json``
+(the few numbers ``dvc metrics show`` compares). Logic lives in the stage modules; this file only
+wires them. An expected failure (bad input, a missing or corrupt table, Ctrl-C) prints one line
+and exits non-zero; ``--debug`` shows its traceback.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import runpy
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
+from tracefactory import __version__
 from tracefactory.errors import ConfigError, TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
-from tracefactory.params import Params, apply_profile, load_params
+from tracefactory.params import Params, apply_profile, describe_params, load_params
 from tracefactory.stage import run_stage
-from tracefactory.stats import write_metrics
+from tracefactory.stats import setup_logging, write_metrics
+from tracefactory.summaries import SUMMARIES, SUMMARY_NAME
+from tracefactory.toyworld.cli import tiny_policy_app
 
 app = typer.Typer(
     help=(
@@ -36,42 +43,63 @@ app = typer.Typer(
 )
 params_app = typer.Typer(help="Show, check and apply parameter profiles.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
-tiny_policy_app = typer.Typer(
-    help="The embedded default's tiny policy (shipped in the package).", no_args_is_help=True
-)
 app.add_typer(tiny_policy_app, name="tiny-policy")
 
 ParamsPath = Annotated[
     Path, typer.Option("--params", help="Params file (the embedded default is params.yaml).")
 ]
-Overrides = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="Override a param: --set rollin.samples_per_problem=4 (repeatable)."
-    ),
-]
+REPORTS = Path("reports")
+# --debug: an expected failure shows its traceback, not one line.
+_DEBUG = {"on": os.environ.get("TRACEFACTORY_DEBUG") == "1"}
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("TRACEFACTORY_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    # Offline by default: the Hub is reached only by commands that are asked to (publish, a Hub id).
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def _overrides(example: str) -> object:
+    """The ``--set`` option, with an example of a key that belongs to the command's stage."""
+    return Annotated[
+        list[str] | None,
+        typer.Option("--set", help=f"Override a param (repeatable), e.g. --set {example}"),
+    ]
 
 
-def load(params_path: Path, overrides: list[str] | None) -> Params:
-    """Load params for a subcommand, turning config errors into a clean exit."""
-    return load_params(params_path, overrides or [])
+def _reports(stage: str) -> object:
+    return Annotated[Path, typer.Option(help=f"Folder for metrics and summary (reports/{stage}).")]
+
+
+def write_reports(stage: str, folder: Path, detail: dict) -> None:
+    """Write a stage's detailed metrics.json and the short summary.json DVC shows."""
+    write_metrics(folder / "metrics.json", detail)
+    write_metrics(folder / SUMMARY_NAME, SUMMARIES[stage](detail))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tracefactory {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an expected failure.")
+    ] = False,
+) -> None:
+    _DEBUG["on"] = _DEBUG["on"] or debug  # options every command shares
 
 
 @params_app.command("show")
-def params_show(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
-    """Print the fully resolved params (defaults filled in) as JSON, after validation."""
-    print(json.dumps(load(params, overrides).model_dump(mode="json"), indent=2))
+def params_show(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: RolloutOverrides = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The resolved params as JSON.")] = False,
+) -> None:
+    """Print every key with its resolved value, its default and what it means, after validation."""
+    resolved = load_params(params, overrides or [])
+    as_text = json.dumps(resolved.model_dump(mode="json"), indent=2) if as_json else None
+    print(as_text or describe_params(resolved))
 
 
 @params_app.command("apply")
@@ -87,26 +115,43 @@ def params_apply(
     print(f"applied {profile} to {params}")
 
 
+ProblemsOverrides, ProblemsReports = _overrides("problems.dedupe.near=true"), _reports("problems")
+RollinOverrides, RollinReports = _overrides("rollin.samples_per_problem=8"), _reports("rollin")
+RolloutOverrides, RolloutReports = _overrides("rollout.cuts_per_rollin=4"), _reports("rollout")
+VerifyOverrides, VerifyReports = _overrides("verify.grader.timeout_s=10"), _reports("verify")
+LabelOverrides, LabelReports = _overrides("label.val_fraction=0.2"), _reports("label")
+DatasetOverrides, DatasetReports = _overrides("dataset.license=mit"), _reports("dataset")
+PublishOverrides = _overrides("publish.repo_id=my-org/my-value-data")
+TrainOverrides = _overrides("train.max_lr=3e-4")
+EvaluateOverrides = _overrides("evaluate.search_seeds=4")
+TrainReports = Annotated[
+    Path | None,
+    typer.Option(help="Folder for the reports (default: train.reports_dir, reports/train)."),
+]
+EvaluateReports = Annotated[
+    Path | None,
+    typer.Option(help="Folder for the reports (default: evaluate.output_dir, reports/evaluate)."),
+]
+
+
 @app.command()
 def problems(
     params: ParamsPath = Path("params.yaml"),
-    overrides: Overrides = None,
-    reports: Annotated[
-        Path, typer.Option(help="Folder for metrics.json and dropped.jsonl.")
-    ] = Path("reports/problems"),
+    overrides: ProblemsOverrides = None,
+    reports: ProblemsReports = REPORTS / "problems",
 ) -> None:
     """Load, clean, dedupe, decontaminate and split the problem sources.
 
     Writes data/problems (schemas/problems.yaml), reports/problems/metrics.json (counts per
-    source, drop reason, benchmark and split) and reports/problems/dropped.jsonl (every dropped
+    source, drop reason, benchmark and split), summary.json and dropped.jsonl (every dropped
     row with its reason and what it matched). Params: problems, seed. Runs in this process.
     """
     from tracefactory.problems.stage import ProblemsStage, report_from_counts
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     stage = ProblemsStage(config.problems, config.seed)
     summary = run_stage(stage, config.problems.output_dir)
-    write_metrics(reports / "metrics.json", report_from_counts(summary.stats, config.problems))
+    write_reports("problems", reports, report_from_counts(summary.stats, config.problems))
     if stage.selection is not None:
         stage.selection.dropped.write_ndjson(reports / "dropped.jsonl")
 
@@ -114,100 +159,108 @@ def problems(
 @app.command()
 def rollin(
     params: ParamsPath = Path("params.yaml"),
-    overrides: Overrides = None,
-    reports: Annotated[Path, typer.Option(help="Folder for metrics.json.")] = Path(
-        "reports/rollin"
-    ),
+    overrides: RollinOverrides = None,
+    reports: RollinReports = REPORTS / "rollin",
 ) -> None:
     """Sample k roll-ins per train problem from the policy pool (one Ray actor pool per policy).
 
-    Writes data/rollins (schemas/rollins.yaml) and reports/rollin/metrics.json. Params: rollin,
-    seed, ray. A rerun skips finished shards.
+    Writes data/rollins (schemas/rollins.yaml) and reports/rollin/{metrics,summary}.json. Params:
+    rollin, seed, ray. A rerun skips finished shards.
     """
     from tracefactory.generation.metrics import generation_metrics
     from tracefactory.generation.rollin import run_rollin
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     ray_config = config.ray if config.rollin.use_ray else None
     summary = run_rollin(config.rollin, config.seed, ray_config)
-    write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollin.output_dir))
+    write_reports("rollin", reports, generation_metrics(summary, config.rollin.output_dir))
 
 
 @app.command()
 def rollout(
     params: ParamsPath = Path("params.yaml"),
-    overrides: Overrides = None,
-    reports: Annotated[Path, typer.Option(help="Folder for metrics.json.")] = Path(
-        "reports/rollout"
-    ),
+    overrides: RolloutOverrides = None,
+    reports: RolloutReports = REPORTS / "rollout",
 ) -> None:
     """Cut branch points in every roll-in and continue each with the fixed roll-out policy.
 
-    Writes data/rollouts (schemas/rollouts.yaml) and reports/rollout/metrics.json. Params:
-    rollout, seed, ray. A rerun skips finished shards.
+    Writes data/rollouts (schemas/rollouts.yaml) and reports/rollout/{metrics,summary}.json.
+    Params: rollout, seed, ray. A rerun skips finished shards.
     """
     from tracefactory.generation.metrics import generation_metrics
     from tracefactory.generation.rollout import run_rollout
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     ray_config = config.ray if config.rollout.use_ray else None
     summary = run_rollout(config.rollout, config.seed, ray_config)
-    write_metrics(reports / "metrics.json", generation_metrics(summary, config.rollout.output_dir))
+    write_reports("rollout", reports, generation_metrics(summary, config.rollout.output_dir))
 
 
 @app.command()
-def verify(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+def verify(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: VerifyOverrides = None,
+    reports: VerifyReports = REPORTS / "verify",
+) -> None:
     """Grade every roll-in and roll-out against its problem's gold answer.
 
     Reads data/problems, data/rollins, data/rollouts; writes data/verdicts (label 0 wrong, 1
-    correct, 2 incomplete, with the reason) and reports/verify/metrics.json (counts per reason).
-    Params: verify (grader settings, workers), ray.
+    correct, 2 incomplete, with the reason) and reports/verify/{metrics,summary}.json (counts per
+    reason). Params: verify (grader settings, workers), ray.
     """
     from tracefactory.grading.stage import VerifyStage
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     section = config.verify
     ray = config.ray if section.use_ray else None
     summary = run_stage(VerifyStage(section), section.output_dir, ray)
-    write_metrics(Path("reports") / "verify" / "metrics.json", dataclasses.asdict(summary))
+    write_reports("verify", reports, dataclasses.asdict(summary))
 
 
 @app.command()
-def label(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+def label(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: LabelOverrides = None,
+    reports: LabelReports = REPORTS / "label",
+) -> None:
     """Join roll-ins, roll-outs and verdicts into per-token value labels.
 
     Writes data/labels (schemas/labels.yaml: one row per graded roll-out of a kept problem, with
-    its token ids, per-token targets and branch-point MC value) and reports/label/metrics.json
-    (rows, labelled tokens, drops by reason). Params: label. Runs in this process; a rerun skips
-    finished shards.
+    its token ids, per-token targets and branch-point MC value) and reports/label/{metrics,
+    summary}.json (rows, labelled tokens, drops by reason). Params: label. Runs in this process;
+    a rerun skips finished shards.
     """
     from tracefactory.labels.stage import LabelStage
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     summary = run_stage(LabelStage(config.label), config.label.output_dir)
-    write_metrics(Path("reports") / "label" / "metrics.json", dataclasses.asdict(summary))
+    write_reports("label", reports, dataclasses.asdict(summary))
 
 
 @app.command()
-def export(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+def dataset(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: DatasetOverrides = None,
+    reports: DatasetReports = REPORTS / "dataset",
+) -> None:
     """Build the dataset folder data/dataset: configs `default` and `openr1_vm`, card, figures.
 
     `datasets.load_dataset("data/dataset")` (or `..., "openr1_vm"`) loads it. Writes
-    reports/dataset/metrics.json (rows per config and split). Params: dataset (and the rest, cited
-    in the card).
+    reports/dataset/{metrics,summary}.json (rows per config and split). Params: dataset (and the
+    rest, recorded in the provenance file the card links).
     """
     from tracefactory.dataset.export import export_dataset
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     summary = export_dataset(config.dataset, config)
-    write_metrics(Path("reports") / "dataset" / "metrics.json", {"rows": summary.rows})
-    print(f"built {summary.folder}: rows {summary.rows}")
+    write_reports("dataset", reports, {"rows": summary.rows})
 
 
 @app.command()
 def publish(
     params: ParamsPath = Path("params.yaml"),
-    overrides: Overrides = None,
+    overrides: PublishOverrides = None,
+    reports: DatasetReports = REPORTS / "dataset",
     build: Annotated[
         bool, typer.Option(help="Rebuild the folder first (--no-build pushes it as it is).")
     ] = True,
@@ -221,11 +274,11 @@ def publish(
     from tracefactory.dataset.export import export_dataset
     from tracefactory.dataset.publish import connect, upload_dataset
 
-    config = load(params, overrides)
+    config = load_params(params, overrides or [])
     session = connect() if config.publish.repo_id else None
     if build:
         summary = export_dataset(config.dataset, config)
-        write_metrics(Path("reports") / "dataset" / "metrics.json", {"rows": summary.rows})
+        write_reports("dataset", reports, {"rows": summary.rows})
     if session is None:
         print(
             f"publish.repo_id is not set: nothing pushed ({config.dataset.output_dir} is the "
@@ -237,36 +290,51 @@ def publish(
 
 
 @app.command()
-def train(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+def train(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: TrainOverrides = None,
+    reports: TrainReports = None,
+) -> None:
     """Train the value model on data/labels: runs the recipe train/train_value_model.py.
 
     Writes models/value_model (a Hugging Face folder), reports/train/metrics.json (loss, Brier,
-    ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline) and plot data.
-    Params: train. Resumes from its checkpoint. For several GPUs:
+    ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline), summary.json
+    and plot data. Params: train. Resumes from its checkpoint. For several GPUs:
     `torchrun --nproc_per_node=8 train/train_value_model.py --params params.yaml`.
     """
-    recipe = Path("train") / "train_value_model.py"
+    detail, config = _run_recipe("train_value_model", params, overrides, "train", reports)
+    write_metrics(Path(config.train.reports_dir) / SUMMARY_NAME, SUMMARIES["train"](detail))
+
+
+def _run_recipe(
+    name: str, params: Path, overrides: list[str] | None, section: str, reports: Path | None
+) -> tuple[dict, Params]:
+    """Run the recipe ``train/<name>`` as DVC and a user would; return its metrics and params."""
+    recipe = Path("train") / f"{name}.py"
     if not recipe.is_file():
-        raise ConfigError(
-            f"{recipe} not found: run from the repository root (recipes live in train/)"
-        )
-    namespace = runpy.run_path(str(recipe))
-    namespace["main"](["--params", str(params), *(overrides or [])])
+        raise ConfigError(f"{recipe} not found: run from the repository root (recipes: train/)")
+    reports_key = {"train": "train.reports_dir", "evaluate": "evaluate.output_dir"}[section]
+    overrides = [*(overrides or []), *([f"{reports_key}={reports}"] if reports else [])]
+    config = load_params(params, overrides)  # a bad value fails before the recipe starts
+    argv = ["--params", str(params), *(arg for o in overrides for arg in ("--set", o))]
+    return runpy.run_path(str(recipe))["main"](argv), config
 
 
 @app.command()
-def evaluate(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+def evaluate(
+    params: ParamsPath = Path("params.yaml"),
+    overrides: EvaluateOverrides = None,
+    reports: EvaluateReports = None,
+) -> None:
     """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
 
     Reads data/problems (test split) or configured benchmark files, the policy and
     models/value_model; writes reports/evaluate/metrics.json (benchmark -> method -> accuracy,
-    95% CIs, tokens, FLOPs; `paired` differences), plots/accuracy.json, PNGs and report.md.
-    Params: evaluate, seed. Same as `python train/evaluate_search.py`.
+    95% CIs, tokens, FLOPs; `paired` differences), summary.json, plots/accuracy.json, PNGs and
+    report.md. Params: evaluate, seed. Runs the recipe train/evaluate_search.py.
     """
-    from tracefactory.search.runner import run_evaluation
-
-    config = load(params, overrides)
-    run_evaluation(config.evaluate, config.seed)
+    detail, config = _run_recipe("evaluate_search", params, overrides, "evaluate", reports)
+    write_metrics(Path(config.evaluate.output_dir) / SUMMARY_NAME, SUMMARIES["evaluate"](detail))
 
 
 @app.command()
@@ -300,45 +368,33 @@ def grade(
     grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
 
 
-@tiny_policy_app.command("train")
-def tiny_policy_train(
-    out: Annotated[
-        Path | None, typer.Option(help="Policy folder (default: the shipped one).")
-    ] = None,
-    weak_out: Annotated[
-        Path | None, typer.Option(help="Weaker mid-training checkpoint (default: shipped).")
-    ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Training seed; the same seed gives the same weights.")
-    ] = 0,
-    steps: Annotated[
-        int, typer.Option(help="Optimizer steps (1,000: about 7 min on one core).")
-    ] = 1000,
-    eval_problems: Annotated[
-        int, typer.Option(help="Held-out problems measured for the card.")
-    ] = 200,
-    eval_samples: Annotated[int, typer.Option(help="Samples per measured problem.")] = 8,
-) -> None:
-    """Train the tiny policy from scratch on CPU and write its model card (measured properties).
-
-    Deterministic for a seed. The shipped policy was made with the defaults; retraining it
-    changes every downstream table (the stages see the new weights and start over).
-    """
-    from tracefactory.toyworld import POLICY_DIR, WEAK_POLICY_DIR
-    from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig, train_and_write_cards
-
-    config = TinyPolicyTrainConfig(seed=seed, steps=steps)
-    card = train_and_write_cards(
-        config, out or POLICY_DIR, weak_out or WEAK_POLICY_DIR, eval_problems, eval_samples
-    )
-    print(json.dumps(card["test"], indent=2))
+def _fail(message: str, code: int) -> None:
+    """Print an expected failure as one line (the traceback with --debug) and exit ``code``."""
+    if _DEBUG["on"]:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def main() -> None:
-    """Entry point: run the app, printing tracefactory's own errors without a traceback."""
-    _setup_logging()
+    """Entry point; expected failures exit non-zero with one line (see the module docstring)."""
+    setup_logging()
+    interrupted = "interrupted: finished shards are kept; rerun the same command to resume"
     try:
-        app()
+        code = app(standalone_mode=False)  # typer returns 130 for Ctrl-C, an Exit's code else
+    except click.ClickException as e:  # a usage error: click's own message and help hint
+        e.show()
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail(interrupted, 130)
     except TracefactoryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(e), 2)
+    except OSError as e:
+        _fail(f"{e} (check the path, its permissions and the free disk space)", 2)
+    if code == 130:
+        _fail(interrupted, 130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,21 +7,50 @@ Each stage's own section is a frozen pydantic model defined beside the stage;
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
+import io
 import json
+import textwrap
+import tokenize
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from tracefactory.errors import ConfigError
 
 
 class Section(BaseModel):
-    """A params section: immutable, and unknown keys are errors (a typo fails loudly at load)."""
+    """A params section: immutable, and unknown keys are errors (a typo fails loudly at load).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Numbers are checked as numbers: ``inf`` and ``nan`` are refused (``temperature=inf`` would
+    otherwise reach the sampler), and so is a boolean where a number belongs (pydantic would read
+    ``true`` as 1). Strings such as ``1e-3`` still convert: YAML reads them as text.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if _wants_number(annotation):
+                raise ValueError("a number is required, not a boolean")
+        return value
+
+
+def _wants_number(annotation: Any) -> bool:
+    """True for ``int``/``float`` fields (optionally ``| None``) that do not also take a bool."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) else (annotation,)
+    if typing.get_origin(annotation) not in (None, typing.Union, types.UnionType):
+        return False
+    return bool({int, float} & set(options)) and bool not in options
 
 
 class RayConfig(Section):
@@ -138,3 +167,50 @@ def _without_locations(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_locations(v) for v in value]
     return value
+
+
+def field_descriptions(section: type[BaseModel]) -> dict[str, str]:
+    """Each field's meaning: its ``Field(description=...)``, else the comment after it in source.
+
+    The comment beside a field is where its units and choices are written (one place, read by
+    people in the source and by ``tracefactory params show``); comment-only lines right after a
+    field continue it.
+    """
+    found: dict[str, str] = {}
+    for cls in reversed([c for c in section.__mro__ if issubclass(c, BaseModel)]):
+        if cls.__module__.startswith("pydantic"):
+            continue
+        found.update(_source_comments(cls))
+    for name, field in section.model_fields.items():
+        if field.description:
+            found[name] = field.description
+    return found
+
+
+def _source_comments(cls: type) -> dict[str, str]:
+    """``{field: comment}`` read from the class body's trailing and continuation comments."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    comments = {
+        token.start[0]: token.string.lstrip("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+    lines = source.splitlines()
+    body = ast.parse(source).body[0]
+    found = {}
+    for node in getattr(body, "body", []):
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        end = node.end_lineno or node.lineno
+        text = [comments[n] for n in range(node.lineno, end + 1) if n in comments]
+        following = end + 1
+        while following <= len(lines) and lines[following - 1].strip().startswith("#"):
+            if comments[following].startswith("---"):  # a heading over the next fields
+                break
+            text.append(comments[following])
+            following += 1
+        found[node.target.id] = " ".join(t for t in text if t and t != "fmt: skip")
+    return found

@@ -8,6 +8,8 @@ here. Stage tables live in ``tracefactory.io``, which re-exports these names.
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracefactory.config import BenchmarkConfig
-from tracefactory.errors import ConfigError
+from tracefactory.errors import ConfigError, StageInputError
 from tracefactory.integrity import cached_file_checksum
 from tracefactory.schemas import TableSchema
 
@@ -165,3 +167,32 @@ def read_benchmark(benchmark: BenchmarkConfig, with_answers: bool = True) -> pl.
         answers = [None if v is None else str(v) for v in dataset[benchmark.answer_column]]
         frame = frame.with_columns(pl.Series("answer", answers, dtype=pl.String))
     return frame
+
+
+def dvc_md5(path: str | Path) -> str:
+    """The hash ``dvc.lock`` records for ``path``: a file's md5, or for a folder the md5 of its
+    listing (every file's relative path and md5, as DVC serialises it) followed by ``.dir``.
+
+    Computed from the files as they are now, so a record written during a run (the dataset card)
+    cites that run's inputs; ``dvc.lock`` itself is written only after the stage finishes.
+    """
+    path = Path(path)
+    if path.is_file():
+        return _file_md5(path)
+    if not path.is_dir():
+        raise StageInputError(f"{path} does not exist: cannot hash it for provenance")
+    entries = [
+        {"md5": _file_md5(file), "relpath": file.relative_to(path).as_posix()}
+        for file in path.rglob("*")
+        if file.is_file()
+    ]
+    listing = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True)
+    return hashlib.md5(listing.encode("utf-8")).hexdigest() + ".dir"
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

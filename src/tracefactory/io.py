@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from tracefactory.datafiles import (
     SplitFileWriter,
     dataset_fingerprint,
+    dvc_md5,
     read_benchmark,
     read_dataset,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "SplitFileWriter",
     "TableReader",
     "dataset_fingerprint",
+    "dvc_md5",
     "package_versions",
     "read_benchmark",
     "read_dataset",

@@ -9,14 +9,18 @@ from tracefactory.config import RayConfig
 
 logger = logging.getLogger(__name__)
 
-# Ray's defaults print dozens of lines per run and phone home; a data tool's log should show its own
-# progress. These keep Ray's warnings and errors.
+# Ray's defaults print dozens of lines per run, colour worker output with terminal escapes and
+# phone home; a data tool's log should show its own progress. These keep Ray's warnings and errors.
+# (RAY_BACKEND_LOG_LEVEL is left alone: setting it makes every Ray process announce it.)
 _QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
-    "RAY_BACKEND_LOG_LEVEL": "fatal",
     "RAY_DEDUP_LOGS": "1",
+    "RAY_COLOR_PREFIX": "0",
 }
+# Run in every worker process before it starts work: the workers' log lines then have the same
+# timestamped format as the driver's (Ray prefixes them with the actor's name and pid).
+_WORKER_SETUP = {"worker_process_setup_hook": "tracefactory.stats.setup_logging"}
 
 
 def init_ray(config: RayConfig) -> None:
@@ -40,7 +44,14 @@ def init_ray(config: RayConfig) -> None:
             num_cpus=config.num_cpus,
             include_dashboard=False,
             logging_level=logging.WARNING,
+            runtime_env=_WORKER_SETUP,
         )
     else:
-        ray.init(address=config.address, logging_level=logging.WARNING)
-    logger.info("Ray resources: %s", ray.cluster_resources())
+        ray.init(address=config.address, logging_level=logging.WARNING, runtime_env=_WORKER_SETUP)
+    resources = ray.cluster_resources()
+    logger.info(
+        "Ray: %s, %g CPUs, %g GPUs",
+        config.address or "local",
+        resources.get("CPU", 0),
+        resources.get("GPU", 0),
+    )

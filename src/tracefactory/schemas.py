@@ -4,6 +4,9 @@ Each table written by a stage has one schema file, the contract between that sta
 downstream. ``validate`` is called on every write (by ``tracefactory.io``), so a stage that drifts
 from its contract fails at the write that drifted, naming the table, the column and the offending
 value, instead of three stages later.
+
+pyarrow is imported where a table is touched, not at module import: grader worker processes load
+the trajectory classes from here and must stay small (their memory is capped).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import yaml
 
 from tracefactory.errors import SchemaError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).parent / "_schemas"
 
@@ -32,24 +37,26 @@ class TrajectoryClass(IntEnum):
     INCOMPLETE = 2  # not finished: length cap or thinking never closed
 
 
-_SCALAR_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "bool": pa.bool_(),
-    "int8": pa.int8(),
-    "int16": pa.int16(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float32": pa.float32(),
-    "float64": pa.float64(),
+_SCALAR_TYPES = {  # schema-file name -> pyarrow type factory
+    "string": "string",
+    "bool": "bool_",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "float32": "float32",
+    "float64": "float64",
 }
 _LIST_TYPE = re.compile(r"^list<(.+)>$")
 
 
 def parse_type(spec: str) -> pa.DataType:
     """Turn a schema file's type string (``int32``, ``list<list<int32>>``) into an Arrow type."""
+    import pyarrow as pa
+
     spec = spec.strip()
     if spec in _SCALAR_TYPES:
-        return _SCALAR_TYPES[spec]
+        return getattr(pa, _SCALAR_TYPES[spec])()
     match = _LIST_TYPE.match(spec)
     if match:
         return pa.list_(parse_type(match.group(1)))
@@ -80,6 +87,8 @@ class TableSchema:
 
     @property
     def arrow(self) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
 
     def column(self, name: str) -> Column:
@@ -96,6 +105,8 @@ class TableSchema:
         column, a null in a non-nullable column or a value outside ``allowed`` raises
         ``SchemaError``.
         """
+        import pyarrow as pa
+
         names = set(table.column_names)
         missing = [c.name for c in self.columns if c.name not in names]
         if missing:
@@ -109,6 +120,9 @@ class TableSchema:
         return pa.Table.from_arrays(arrays, schema=self.arrow)
 
     def _validate_column(self, column: Column, values: pa.ChunkedArray) -> pa.ChunkedArray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         where = f"table {self.name!r}, column {column.name!r}"
         if not _same_kind(values.type, column.type):
             raise SchemaError(f"{where}: type {values.type} where the schema says {column.type}")
@@ -129,6 +143,8 @@ def _same_kind(actual: pa.DataType, expected: pa.DataType) -> bool:
 
     An all-null column (Arrow type ``null``) fits any type; the null check then decides.
     """
+    import pyarrow as pa
+
     if pa.types.is_null(actual):
         return True
     if pa.types.is_list(expected):
@@ -148,6 +164,9 @@ def _same_kind(actual: pa.DataType, expected: pa.DataType) -> bool:
 
 
 def _check_allowed(where: str, values: pa.ChunkedArray, allowed: tuple) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     flat = values
     while pa.types.is_list(flat.type):
         flat = pc.list_flatten(flat)

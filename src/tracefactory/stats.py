@@ -1,16 +1,36 @@
-"""Counters, progress lines, and the small metrics files each stage leaves for ``dvc metrics``."""
+"""Logging, counters, progress lines, and the small metrics files each stage leaves for ``dvc``."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def setup_logging(level: str | None = None) -> None:
+    """One timestamped format for every line: ours, the libraries', and Python warnings.
+
+    Warnings go through logging (``py.warnings``) so that they carry a timestamp like every other
+    line and a log can be searched for them; each distinct warning is still shown once.
+    """
+    logging.basicConfig(
+        level=level or os.environ.get("TRACEFACTORY_LOG_LEVEL", "INFO"),
+        format=LOG_FORMAT,
+        datefmt=LOG_DATE_FORMAT,
+        force=True,
+    )
+    logging.captureWarnings(True)
+    # Offline by default: the Hub is reached only by commands that are asked to (publish, a Hub id).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 class Stats:
@@ -20,16 +40,18 @@ class Stats:
         self.counts: Counter[str] = Counter()
 
     def update(self, name: str, value: int = 1) -> None:
-        self.counts[name] += value
+        self.counts[str(name)] += value  # a StrEnum member counts under its name, never its repr
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
 
 
 class Progress:
-    """Progress of a long stage: a live line on a terminal, one log line per interval elsewhere.
+    """Progress of a long stage: one log line per interval, and one when it finishes.
 
     Shows done/total units, the rate of each counted quantity (samples/s, tokens/s) and the ETA.
+    Always a log line, never a carriage-return live line: a log that DVC, a terminal or a file
+    receives then reads the same, with one timestamped format.
     """
 
     def __init__(self, stage: str, total: int, unit: str = "shards", interval_s: float = 10.0):
@@ -37,32 +59,33 @@ class Progress:
         self.done = 0
         self.counts: Counter[str] = Counter()
         self.started = self._last_log = time.monotonic()
-        self._live = sys.stderr.isatty() and os.environ.get("CI") is None
 
     def advance(self, units: int = 1, **counts: int) -> None:
         self.done += units
-        self.counts.update(counts)
+        self.counts.update({str(name): n for name, n in counts.items()})
         now = time.monotonic()
-        if self._live:
-            print(f"\r{self.line()}", end="", file=sys.stderr, flush=True)
-        elif now - self._last_log >= self.interval_s or self.done == self.total:
+        # The last unit is reported once, by close().
+        if now - self._last_log >= self.interval_s and self.done < self.total:
             self._last_log = now
             logger.info(self.line())
 
     def close(self) -> None:
-        if self._live:
-            print(file=sys.stderr)
-        logger.info("%s finished: %s", self.stage, self.line())
+        logger.info(self.line(finished=True))
 
-    def line(self) -> str:
+    def line(self, finished: bool = False) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        rates = " ".join(f"{n / elapsed:,.0f} {name}/s" for name, n in self.counts.items())
         remaining = self.total - self.done
         eta = elapsed / self.done * remaining if self.done else float("nan")
-        return (
-            f"[{self.stage}] {self.done}/{self.total} {self.unit} | {rates} | "
-            f"elapsed {_clock(elapsed)} | eta {_clock(eta)}"
-        )
+        parts = [f"[{self.stage}] {self.done}/{self.total} {self.unit}"]
+        if self.counts:
+            parts.append(" ".join(f"{_rate(n / elapsed)} {k}/s" for k, n in self.counts.items()))
+        parts.append(f"elapsed {_clock(elapsed)}")
+        parts.append("finished" if finished else f"eta {_clock(eta)}")
+        return " | ".join(parts)
+
+
+def _rate(per_second: float) -> str:
+    return f"{per_second:,.0f}" if per_second >= 10 else f"{per_second:.2g}"
 
 
 def _clock(seconds: float) -> str:

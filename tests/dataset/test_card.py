@@ -1,5 +1,11 @@
 """The card: Hub front matter, statistics and figures that follow the actual data."""
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import polars as pl
 import yaml
 from pipeline_tables import TableSpec, dataset_config, labelled_run
@@ -61,24 +67,48 @@ def test_card_statistics_and_figures_follow_the_data(tmp_path):
     ).read_bytes()
 
 
-def test_card_cites_params_dvc_lock_and_package_versions(labelled):
-    (labelled / "dvc.lock").write_text(
-        yaml.safe_dump(
-            {
-                "schema": "2.0",
-                "stages": {
-                    "label": {
-                        "cmd": "tracefactory label",
-                        "deps": [{"path": "data/verdicts", "md5": "feedc0de.dir"}],
-                        "outs": [{"path": "data/labels", "md5": "0ddba11.dir"}],
-                    }
-                },
-            }
-        )
-    )
-    export_dataset(dataset_config(labelled), Params(seed=777))
+def _dvc_add_hashes(tmp_path, tables: dict[str, str]) -> dict[str, str]:
+    """What DVC itself records for copies of ``tables`` (``dvc add`` in a throwaway repo)."""
+    repo = tmp_path / "dvc-repo"
+    repo.mkdir()
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True, env=env)
+    recorded = {}
+    for name, folder in tables.items():
+        shutil.copytree(folder, repo / name)
+        subprocess.run(["dvc", "add", "-q", name], cwd=repo, check=True, env=env)
+        recorded[folder] = yaml.safe_load((repo / f"{name}.dvc").read_text())["outs"][0]["md5"]
+    return recorded
+
+
+def test_provenance_hashes_are_this_builds_inputs_as_dvc_records_them(labelled, tmp_path):
+    config = dataset_config(labelled)
+    export_dataset(config, Params(seed=777))
     card = (labelled / "dataset" / "README.md").read_text()
-    assert "| label | dep | `data/verdicts` | `feedc0de.dir` |" in card
-    assert "| label | out | `data/labels` | `0ddba11.dir` |" in card
-    assert "seed: 777" in card
-    assert "pyarrow" in card and "grader version(s): 1" in card
+    provenance = (labelled / "dataset" / "PROVENANCE.md").read_text()
+    tables = {"labels": config.labels_dir, "verdicts": config.verdicts_dir}
+    recorded = _dvc_add_hashes(tmp_path, tables)
+    for folder, digest in recorded.items():
+        assert f"| `{folder}` | `{digest}` |" in provenance
+    assert "[PROVENANCE.md](PROVENANCE.md)" in card
+    assert "seed: 777" in provenance and "seed: 777" not in card  # the params dump moved
+    assert "pyarrow" in provenance and "grader version(s): 1" in card
+
+
+def test_card_declares_class_labels_decodes_a_row_and_cites_the_paper(labelled, tmp_path):
+    import datasets
+
+    export_dataset(dataset_config(labelled))
+    loaded = datasets.load_dataset(str(labelled / "dataset"), cache_dir=str(tmp_path / "cache"))
+    assert loaded["train"].features["label"].names == ["wrong", "correct", "incomplete"]
+    card = (labelled / "dataset" / "README.md").read_text()
+    infos = {i["config_name"]: i["features"] for i in _front_matter(card)["dataset_info"]}
+    names = {"0": "wrong", "1": "correct", "2": "incomplete"}
+    default = {f["name"]: f for f in infos["default"]}
+    assert default["label"]["dtype"] == {"class_label": {"names": names}}
+    assert default["token_labels"]["list"] == {"class_label": {"names": names}}
+    assert {f["name"]: f for f in infos["openr1_vm"]}["labels"]["list"]["class_label"]
+    assert "One validation row, decoded:" in card and "load_tokenizer" in card
+    assert "## Limitations" in card and "2505.17373" in card.split("## Citation")[1]

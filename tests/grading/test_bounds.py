@@ -81,3 +81,27 @@ def test_failed_extraction_batch_is_retried_one_response_at_a_time():
         pairs = [(rf"</think>\boxed{{{n}}}", str(n)) for n in range(3)]
         assert [v.reason for v in grader.grade_many(pairs)] == [Reason.MATCH] * 3
         assert grader.replaced_workers >= 1  # the worker at fault was replaced
+
+
+def test_a_worker_already_near_its_memory_limit_refuses_to_start():
+    """Otherwise every task would end as memory_limit (label 0): a silently wrong table."""
+    import json
+    import subprocess
+    import sys
+
+    options = {**vars(ComparisonSettings()), "soft_timeout_s": 5.0, "memory_mb": 512}
+    script = (
+        "import sys, tracefactory.grading.worker as w;"
+        "w._peak_address_space = lambda: 10**12;"  # as if the idle worker were huge
+        "sys.argv = ['worker', sys.argv[1]]; w.main()"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(options)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert "raise grader.memory_mb" in run.stderr
+    assert '"ready"' not in run.stdout

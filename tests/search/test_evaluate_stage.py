@@ -56,7 +56,11 @@ def test_evaluate_writes_metrics_plots_and_report(
     assert set(methods["paired"]) == {"vgs@4-mv@4", "wmv@4-mv@4", "vgs@4-random@4"}
     assert methods["mv@4"]["value_flops"] == 0
     assert methods["vgs@4"]["value_tokens"] < methods["vgs@4"]["value_tokens_full"]
-    for name in ("synthetic_test_budget.png", "synthetic_test_flops.png", "report.md"):
+    for name in (
+        "figures/synthetic_test_budget.png",
+        "figures/synthetic_test_flops.png",
+        "report.md",
+    ):
         assert (out / name).stat().st_size > 0
     rows = json.loads((out / "plots" / "accuracy.json").read_text())
     assert {r["method"] for r in rows} >= {"mv", "vgs", "random"}

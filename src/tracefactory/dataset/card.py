@@ -1,15 +1,14 @@
 """The dataset card: Hub front matter, how the data was made, provenance, label statistics.
 
-Every number in the card comes from the tables of this run (``DatasetStats``) or from the params
-and ``dvc.lock`` that produced them; nothing is typed in by hand, so a changed run gives a
-changed card.
+Every number in the card comes from the tables of this run (``DatasetStats``), the params that
+produced them, or the input tables' hashes computed during the build; nothing is typed in by
+hand, so a changed run gives a changed card.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -18,9 +17,9 @@ import yaml
 
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import FIGURE_FILES
-from tracefactory.dataset.stats import DatasetStats
-from tracefactory.errors import StageInputError
-from tracefactory.io import TableReader
+from tracefactory.dataset.notes import CITATION, decoding_section, limitations_section
+from tracefactory.dataset.provenance import PROVENANCE_FILE
+from tracefactory.dataset.stats import CLASS_NAMES, DatasetStats
 from tracefactory.schemas import load_schema
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SPLIT_LABELS = {"train": "train", "val": "validation"}  # value-model split -> Hub split name
+CONFIG_SCHEMAS = {"default": "labels", "openr1_vm": "dataset_openr1_vm"}  # config -> its schema
 
 _SIZE_CATEGORIES = [
     (1_000, "n<1K"),
@@ -62,9 +62,25 @@ def size_category(rows: int) -> str:
     return "n>1B"
 
 
+def hub_features(schema_name: str) -> list[dict]:
+    """The config's columns as Hub features: the class columns (a closed set of class ids) as
+    ``ClassLabel`` named wrong/correct/incomplete, so the viewer shows names, not 0/1/2."""
+    import datasets
+
+    schema = load_schema(schema_name)
+    features = datasets.Features.from_arrow_schema(schema.arrow)
+    label = datasets.ClassLabel(names=[CLASS_NAMES[k] for k in sorted(CLASS_NAMES)])
+    for column in schema.columns:
+        if column.allowed is None or set(column.allowed) != set(CLASS_NAMES):
+            continue
+        is_list = pa.types.is_list(column.type)
+        features[column.name] = datasets.List(label) if is_list else label
+    return features._to_yaml_list()
+
+
 def front_matter(files: dict[str, dict[str, list[str]]], rows: int, config: DatasetConfig) -> str:
     """YAML front matter: license, categories, size, and one Hub config per exported layout."""
-    configs = []
+    configs, infos = [], []
     for name, splits in files.items():
         if not splits:
             continue  # an empty layout has no files for `datasets` to load
@@ -75,6 +91,7 @@ def front_matter(files: dict[str, dict[str, list[str]]], rows: int, config: Data
             {"split": split, "path": f"{name}/{split}-*.parquet"} for split in sorted(splits)
         ]
         configs.append(entry)
+        infos.append({"config_name": name, "features": hub_features(CONFIG_SCHEMAS[name])})
     meta = {
         "license": config.license,
         "pretty_name": config.pretty_name,
@@ -82,6 +99,7 @@ def front_matter(files: dict[str, dict[str, list[str]]], rows: int, config: Data
         "tags": list(config.tags),
         "size_categories": [size_category(rows)],
         "configs": configs,
+        "dataset_info": infos,
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
 
@@ -257,49 +275,14 @@ them): use it as a lower-variance target than the per-token trajectory class.
 """
 
 
-def _read_dvc_lock(path: Path) -> pl.DataFrame | None:
-    if not path.is_file():
-        return None
-    lock = yaml.safe_load(path.read_text()) or {}
-    rows = []
-    for stage, entry in (lock.get("stages") or {}).items():
-        for kind in ("deps", "outs"):
-            for item in entry.get(kind) or []:
-                digest = item.get("md5") or item.get("hash") or ""
-                rows.append((stage, kind[:-1], f"`{item.get('path')}`", f"`{digest}`"))
-    return pl.DataFrame(rows, schema=["stage", "kind", "path", "md5"], orient="row")
+def _provenance(hashes: dict[str, str]) -> str:
+    tables = ", ".join(f"`{folder}`" for folder in hashes)
+    return f"""## Provenance
 
-
-def _provenance(config: DatasetConfig, params: Params | None) -> str:
-    text = "## Provenance\n\n"
-    lock = _read_dvc_lock(Path(config.dvc_lock))
-    if lock is None:
-        text += f"No `{config.dvc_lock}` was found: the stages were not run by `dvc repro`.\n"
-    else:
-        text += f"Stage hashes from `{config.dvc_lock}`:\n\n{_table(lock)}\n"
-    tables = []
-    for folder in config.provenance_dirs:
-        try:
-            meta = TableReader(folder).metadata
-        except StageInputError as e:  # a missing table is reported, not fatal to the card
-            logger.warning("provenance: %s", e)
-            continue
-        versions = json.loads(meta.get("package_versions", "{}"))
-        listed = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-        tables.append(
-            (f"`{folder}`", meta.get("params_hash", ""), meta.get("tokenizer", ""), listed)
-        )
-    if tables:
-        frame = pl.DataFrame(
-            tables, schema=["table", "params_hash", "tokenizer", "packages"], orient="row"
-        )
-        text += f"\nTable metadata:\n\n{_table(frame)}\n"
-    if params is not None:
-        cited = params.model_dump(
-            mode="json", include={"seed", "rollin", "rollout", "verify", "label"}
-        )
-        text += f"\nParams:\n\n```yaml\n{yaml.safe_dump(cited, sort_keys=False)}```\n"
-    return text
+Built from the tables {tables}. [{PROVENANCE_FILE}]({PROVENANCE_FILE}) records their content
+hashes (computed during this build, the values `dvc.lock` records for the same run), each
+table's params hash, tokenizer and package versions, and the params that shaped the rows.
+"""
 
 
 def render_card(
@@ -307,16 +290,22 @@ def render_card(
     files: dict[str, dict[str, list[str]]],
     figures: dict[str, str],
     config: DatasetConfig,
+    hashes: dict[str, str],
+    tokenizer: str,
     params: Params | None = None,
+    example: str | None = None,
 ) -> str:
     """The whole card (``README.md``): front matter, then the sections in reading order."""
     sections = [
         front_matter(files, stats.num_rows, config),
         _overview(stats, config),
         _columns(),
+        decoding_section(tokenizer, example),
         _how_made(stats, figures, params),
         _label_stats(stats, figures),
-        _provenance(config, params),
+        limitations_section(stats),
+        _provenance(hashes),
+        CITATION,
         f"## License\n\n`{config.license}` (from params `dataset.license`).\n",
     ]
     return "\n".join(sections)

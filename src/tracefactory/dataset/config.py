@@ -19,13 +19,13 @@ class DatasetConfig(Section):
     license: str = "apache-2.0"  # Hub license id written to the card's front matter
     task_categories: list[str] = ["token-classification", "text-generation"]  # Hub categories
     tags: list[str] = ["math", "reasoning", "value-model", "chain-of-thought"]  # Hub tags
-    dvc_lock: str = "dvc.lock"  # provenance: stage hashes read from here when it exists
     provenance_dirs: list[str] = [
         "data/rollins",
         "data/rollouts",
         "data/verdicts",
         "data/labels",
-    ]  # tables whose metadata (package versions, params hash, tokenizer) the card cites
+    ]  # tables whose content hash and metadata (params hash, tokenizer, packages) the
+    # provenance file records, beside the labels and verdicts tables
 
 
 class PublishConfig(Section):

@@ -4,6 +4,7 @@ Layout (config names as in the card's ``configs:`` front matter)::
 
     data/dataset/
       README.md                      the card
+      PROVENANCE.md                  input table hashes, table metadata, params
       figures/*.png                  the card's figures
       default/train-00000-of-00002.parquet, validation-...   our layout (schemas/labels.yaml)
       openr1_vm/train-..., validation-...                    OpenR1-VM layout, one row per problem
@@ -27,8 +28,9 @@ import pyarrow as pa
 from tracefactory.dataset.card import SPLIT_LABELS, render_card
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import draw_figures
-from tracefactory.dataset.stats import collect_stats
-from tracefactory.errors import ShardError
+from tracefactory.dataset.provenance import PROVENANCE_FILE, input_hashes, render_provenance
+from tracefactory.dataset.stats import CLASS_NAMES, collect_stats
+from tracefactory.errors import ShardError, TracefactoryError
 from tracefactory.io import SplitFileWriter, TableReader
 from tracefactory.schemas import load_schema
 
@@ -111,6 +113,28 @@ def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -
     return files
 
 
+def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> str | None:
+    """The first validation row (else the first row) as text, for the card; None when the
+    tokenizer cannot be loaded here (the card then shows only how to decode)."""
+    from tracefactory.models import load_tokenizer
+
+    frame = labels.scan().sort(pl.col("split") != "val", "rollout_id").head(1).collect()
+    if frame.is_empty() or not tokenizer:
+        return None
+    try:
+        decode = load_tokenizer(tokenizer).decode
+    except (OSError, ValueError, TracefactoryError) as e:
+        logger.warning("card: no decoded example, tokenizer %s did not load: %s", tokenizer, e)
+        return None
+    row = frame.row(0, named=True)
+    start = row["supervised_start"]
+    context, rollout = decode(row["input_ids"][:start]), decode(row["input_ids"][start:])
+    return (
+        f"```text\n{context[-chars:]}\n```\n\nRoll-out (class {row['label']}, "
+        f"{CLASS_NAMES[row['label']]}):\n\n```text\n{rollout[:chars]}\n```"
+    )
+
+
 def export_dataset(config: DatasetConfig, params: Params | None = None) -> ExportSummary:
     """Build the dataset folder: both configs, the figures and the card.
 
@@ -132,10 +156,14 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
     }
     for name, writer in writers.items():
         summary.files[name], summary.rows[name] = writer.close()
+    hashes = input_hashes(config)  # before reading them: the tables the card describes
     stats = collect_stats(config.labels_dir, config.verdicts_dir)
     figures = draw_figures(stats, staging / "figures")
-    card = render_card(stats, summary.files, figures, config, params)
+    tokenizer = labels.metadata.get("tokenizer", "")
+    example = decoded_example(labels, tokenizer)
+    card = render_card(stats, summary.files, figures, config, hashes, tokenizer, params, example)
     (staging / "README.md").write_text(card)
+    (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     logger.info("dataset folder %s: rows %s", final, summary.rows)

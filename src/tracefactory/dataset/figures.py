@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen befor
 from tracefactory.dataset.stats import CLASS_NAMES, CUT_BINS, DatasetStats  # noqa: E402
 
 CLASS_COLORS = {0: "#d62728", 1: "#2ca02c", 2: "#7f7f7f"}
+_MAX_BARS = 40  # beyond this many distinct values a histogram bins them
 FIGURE_FILES = {
     "class_balance": "Class balance of the roll-outs",
     "success_by_group": "Success rate by problem source and by roll-in policy",
@@ -43,12 +45,38 @@ def _class_balance(stats: DatasetStats, ax_row) -> None:
 
 
 def _success_by_group(stats: DatasetStats, ax_row) -> None:
-    for ax, column in zip(ax_row, ("source", "rollin_policy"), strict=True):
+    """One panel for both groupings: a grouping with a single value would be a one-bar chart."""
+    names, rates = [], []
+    for column, label in (("source", "source"), ("rollin_policy", "roll-in policy")):
         frame = stats.success_by(column)
-        ax.bar([str(v) for v in frame[column]], frame["success_rate"].to_list(), color="#1f77b4")
-        ax.set_ylim(0, 1)
-        ax.set_title(f"success rate by {column.replace('_', ' ')}")
-        ax.tick_params(axis="x", labelrotation=30)
+        names += [f"{label}: {value}" for value in frame[column]]
+        rates += frame["success_rate"].to_list()
+    ax = ax_row[0]
+    ax.barh(names[::-1], rates[::-1], color="#1f77b4")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of roll-outs correct")
+    ax.set_title("success rate by source and roll-in policy")
+
+
+def _histogram(ax, values: np.ndarray, color: str, integer: bool = False) -> None:
+    """Bins that follow the data: one bar per value when there are few distinct values (a
+    per-problem mean over n roll-outs takes only n + 1 values), whole-token bins for counts."""
+    values = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    if values.size == 0:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return
+    distinct = np.unique(values)
+    if distinct.size <= _MAX_BARS:
+        gap = np.diff(distinct).min() if distinct.size > 1 else 1.0
+        counts = [(values == v).sum() for v in distinct]
+        ax.bar(distinct, counts, width=0.8 * gap, color=color)
+    elif integer:
+        width = max(1, int(np.ceil((values.max() - values.min() + 1) / _MAX_BARS)))
+        edges = np.arange(values.min(), values.max() + width + 1, width) - 0.5
+        ax.hist(values, bins=edges, color=color)
+    else:
+        ax.hist(values, bins="auto", color=color)
+    ax.set_ylabel("count")
 
 
 def _lengths(stats: DatasetStats, ax_row) -> None:
@@ -58,7 +86,7 @@ def _lengths(stats: DatasetStats, ax_row) -> None:
         ("rollout_length", "roll-out (supervised)"),
     )
     for ax, (column, title) in zip(ax_row, columns, strict=True):
-        ax.hist(stats.rows[column].to_numpy(), bins=30, color="#9467bd")
+        _histogram(ax, stats.rows[column].to_numpy(), "#9467bd", integer=True)
         ax.set_title(title)
         ax.set_xlabel("tokens")
 
@@ -66,8 +94,8 @@ def _lengths(stats: DatasetStats, ax_row) -> None:
 def _branch_points(stats: DatasetStats, ax_row) -> None:
     relative = stats.rows["relative_cut"].drop_nulls().to_numpy()
     ax_row[0].hist(relative, bins=20, range=(0, 1), color="#ff7f0e")
-    ax_row[0].set_title("branch points: cut position / roll-in length")
-    ax_row[0].set_xlabel("relative cut position")
+    ax_row[0].set_title("where roll-ins were cut")
+    ax_row[0].set_xlabel("cut position / roll-in length")
     ax_row[0].set_ylabel("roll-outs")
 
 
@@ -77,24 +105,24 @@ def _success_vs_cut(stats: DatasetStats, ax_row) -> None:
     ax_row[0].plot(centres, frame["success_rate"].to_list(), marker="o", color="#2ca02c")
     ax_row[0].set_xlim(0, 1)
     ax_row[0].set_ylim(0, 1)
-    ax_row[0].set_xlabel("relative cut position")
+    ax_row[0].set_xlabel("cut position / roll-in length")
     ax_row[0].set_ylabel("P(roll-out correct)")
-    ax_row[0].set_title("success probability vs. where the roll-in was cut")
+    ax_row[0].set_title("success vs. cut position")
 
 
 def _mc_value_spread(stats: DatasetStats, ax_row) -> None:
     values = stats.problem_values()
-    ax_row[0].hist(values["mc_value"].to_numpy(), bins=20, range=(0, 1), color="#17becf")
-    ax_row[0].set_title("per-problem MC value (mean success)")
-    ax_row[0].set_xlabel("value")
-    ax_row[1].hist(values["branch_value_std"].to_numpy(), bins=20, color="#bcbd22")
-    ax_row[1].set_title("per-problem std of branch values")
-    ax_row[1].set_xlabel("std")
+    _histogram(ax_row[0], values["mc_value"].to_numpy(), "#17becf")
+    ax_row[0].set_title("per-problem MC value")
+    ax_row[0].set_xlabel("mean success of its roll-outs")
+    _histogram(ax_row[1], values["branch_value_std"].to_numpy(), "#bcbd22")
+    ax_row[1].set_title("spread of branch values")
+    ax_row[1].set_xlabel("std within a problem")
 
 
 _DRAWERS: dict[str, tuple[int, Callable]] = {
     "class_balance": (2, _class_balance),
-    "success_by_group": (2, _success_by_group),
+    "success_by_group": (1, _success_by_group),
     "lengths": (3, _lengths),
     "branch_points": (1, _branch_points),
     "success_vs_cut": (1, _success_vs_cut),
@@ -108,7 +136,7 @@ def draw_figures(stats: DatasetStats, folder: str | Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, (panels, draw) in _DRAWERS.items():
-        fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, panels, figsize=(max(5.6, 4.2 * panels), 3.4), squeeze=False)
         try:
             draw(stats, axes[0])
             fig.tight_layout()

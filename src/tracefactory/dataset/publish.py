@@ -100,7 +100,7 @@ def upload_dataset(folder: str | Path, config: PublishConfig, session: HubSessio
 
     folder = Path(folder)
     if not (folder / "README.md").is_file():
-        raise HubError(f"{folder} has no README.md: build it first with `tracefactory export`")
+        raise HubError(f"{folder} has no README.md: build it first with `tracefactory dataset`")
     if not config.repo_id:
         raise HubError("publish.repo_id is not set: nothing to upload to")
     api = HfApi(endpoint=session.endpoint, token=session.token)

@@ -66,7 +66,8 @@ class RollinConfig(Section):
     splits: list[Literal["train", "val", "test"]] = ["train"]  # problems that get roll-ins
     max_problems: int | None = Field(None, ge=1)  # first N problems by id (None: all)
     samples_per_problem: int = Field(4, ge=1)  # k; the paper: 14
-    policies: list[PolicyConfig] = [PolicyConfig()]  # the pool; the paper: R1-Distill 1.5B-32B
+    policies: list[PolicyConfig] = Field([PolicyConfig()], min_length=1)  # the pool (at least
+    # one policy); the paper: R1-Distill 1.5B-32B
     sampling: SamplingConfig = SamplingConfig()
     problems_per_shard: int = Field(64, ge=1)  # problems per shard (per policy)
     use_ray: bool = True  # False: run in this process (debugging)

@@ -23,6 +23,7 @@ from typing import IO
 from tracefactory.grading.compare import ComparisonSettings, bounded, compare_answers
 from tracefactory.grading.extract import extract
 from tracefactory.grading.verdict import Reason
+from tracefactory.stats import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,13 @@ def serve(
         limit_memory(memory_mb)
     bounded(lambda: compare_answers("1", "1", settings), max(soft_s, 30.0))  # warm-up
     watch = _MemoryWatch(memory_mb) if memory_mb is not None else None
+    if watch is not None and watch.hit():
+        # Already near the cap while idle: every task would end as memory_limit (label 0), a
+        # silently wrong table. Refuse to start instead; the parent reports it.
+        raise SystemExit(
+            f"grader worker: idle peak memory {_peak_address_space() // 2**20} MiB is already near "
+            f"grader.memory_mb={memory_mb}; raise grader.memory_mb"
+        )
     replies.write(json.dumps({"id": "ready"}) + "\n")
     replies.flush()
     for line in requests:
@@ -166,7 +174,7 @@ def main() -> None:
     memory_mb = options.pop("memory_mb")
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    setup_logging("WARNING")  # the pipeline's one timestamped format, on stderr
     serve(sys.stdin, replies, ComparisonSettings(**options), soft_s, memory_mb)
 
 

@@ -50,7 +50,36 @@ def load_source(source: SourceConfig, seed: int) -> pl.DataFrame:
         schema=SOURCE_SCHEMA,
     )
     logger.info("source %s: %d rows from %s", source.name, height, source.path)
+    warn_if_columns_swapped(frame, source)
     return frame
+
+
+def warn_if_columns_swapped(frame: pl.DataFrame, source: SourceConfig) -> bool:
+    """Warn when most answers are longer than their problems: the columns are likely swapped.
+
+    Gold answers are short (a number, an expression) and problems are sentences; a source whose
+    mapping is the wrong way round would otherwise run the whole pipeline on answers as prompts.
+    A warning, not an error: some sources hold a few long answers for short problems.
+
+    Returns:
+        True when it warned.
+    """
+    if frame.is_empty():
+        return False
+    share = frame.select(
+        (pl.col("answer").str.len_chars() > pl.col("problem").str.len_chars()).mean()
+    ).item()
+    if share is None or share <= 0.5:
+        return False
+    logger.warning(
+        "source %s: the answer (column %r) is longer than the problem (column %r) in %.0f%% of "
+        "rows; are the two swapped? Fix with columns: {problem: ..., answer: ...} in its config",
+        source.name,
+        source.columns.answer,
+        source.columns.problem,
+        100 * share,
+    )
+    return True
 
 
 def _load_synthetic(source: SourceConfig, seed: int) -> pl.DataFrame:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from tracefactory.search.voting import (
     pass_at_1,
     weighted_majority_vote,
 )
+from tracefactory.stats import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -106,16 +106,12 @@ def run_benchmark(
 ) -> dict:
     """Run every method on ``problems``; return the benchmark's metrics (``summarise``)."""
     runs = _Runs()
-    started = time.monotonic()
+    progress = Progress("evaluate", len(problems), unit="problems", interval_s=0.0)
     for start in range(0, len(problems), config.problems_per_batch):
         batch = problems[start : start + config.problems_per_batch]
         _run_batch(batch, config, engines, run_seed, runs)
-        logger.info(
-            "evaluate: %d/%d problems (%.0f s)",
-            start + len(batch),
-            len(problems),
-            time.monotonic() - started,
-        )
+        progress.advance(len(batch))
+    progress.close()
     _grade(runs, problems, engines)
     return summarise(runs, len(problems), config)
 

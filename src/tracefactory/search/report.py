@@ -39,10 +39,12 @@ def plot_rows(metrics: dict) -> list[dict]:
 
 
 def write_reports(metrics: dict, output_dir: str | Path) -> list[Path]:
-    """Write ``plots/accuracy.json``, ``<benchmark>_budget.png``, ``<benchmark>_flops.png`` and
-    ``report.md`` into ``output_dir``; return the paths written."""
+    """Write ``plots/accuracy.json``, ``figures/<benchmark>_{budget,flops}.png`` and ``report.md``
+    into ``output_dir``; return the paths written. The PNGs have a folder of their own: DVC
+    declares it as one output, whatever the benchmarks are called."""
     output_dir = Path(output_dir)
     (output_dir / "plots").mkdir(parents=True, exist_ok=True)
+    (output_dir / "figures").mkdir(parents=True, exist_ok=True)
     rows = plot_rows(metrics)
     data_path = output_dir / "plots" / "accuracy.json"
     data_path.write_text(json.dumps(rows, indent=1) + "\n")
@@ -50,7 +52,7 @@ def write_reports(metrics: dict, output_dir: str | Path) -> list[Path]:
     for benchmark in metrics:
         bench_rows = [r for r in rows if r["benchmark"] == benchmark]
         for axis in ("budget", "flops"):
-            path = output_dir / f"{benchmark}_{axis}.png"
+            path = output_dir / "figures" / f"{benchmark}_{axis}.png"
             _plot(bench_rows, axis, f"{benchmark}: accuracy vs {axis}", path)
             written.append(path)
     report = output_dir / "report.md"

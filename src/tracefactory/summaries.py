@@ -1,0 +1,112 @@
+"""The short summary each stage leaves for ``dvc metrics show`` beside its detailed report.
+
+``dvc metrics show`` and ``dvc exp show`` print every leaf of every metrics file as one column of a
+single table, so the detailed reports (hundreds of leaves) made lines thousands of characters wide.
+A summary holds only the few numbers a person compares across experiments, under names shared
+between stages (``rows``, ``tokens``) and independent of the configured budgets (``vgs``, not
+``vgs@16``), so a sweep fills one column instead of a new column per value. The detail stays in
+``reports/<stage>/metrics.json``, an ordinary output.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+SUMMARY_NAME = "summary.json"  # beside the stage's detailed metrics.json
+DIGITS = 4  # rounding of fractions: differences below 1e-4 are noise at these sample sizes
+# The evaluation methods summarised, at the largest budget each was run at: the headline comparison
+# (value-guided search against majority voting and its random-choice control). The rest, with CIs,
+# is in the detail.
+EVALUATE_METHODS = ("pass", "mv", "vgs", "random")
+_BUDGETED = re.compile(r"^(?P<method>[a-z_]+)@(?P<budget>\d+)$")
+
+
+class SummaryKey(StrEnum):
+    """Names shared by the stages' summaries: one column each in ``dvc metrics show``."""
+
+    ROWS = "rows"
+    TOKENS = "tokens"
+    MATCH_RATE = "match_rate"
+    BRIER = "brier"
+    AUROC = "auroc"
+    PAIRWISE = "pairwise"
+
+
+def _fraction(value: float | None) -> float | None:
+    return None if value is None else round(float(value), DIGITS)
+
+
+def problems_summary(detail: dict) -> dict:
+    """Problems kept after cleaning, dedupe and decontamination."""
+    return {SummaryKey.ROWS: detail["problems"]}
+
+
+def generation_summary(detail: dict) -> dict:
+    """Samples generated and their tokens (roll-ins or roll-outs)."""
+    return {SummaryKey.ROWS: detail["rows"], SummaryKey.TOKENS: detail.get("tokens", 0)}
+
+
+def verify_summary(detail: dict) -> dict:
+    """Verdicts written and the share graded a match."""
+    stats = detail.get("stats", {})
+    traces = stats.get("traces", 0)
+    rate = stats.get("reason_match", 0) / traces if traces else None
+    return {SummaryKey.ROWS: detail["rows"], SummaryKey.MATCH_RATE: _fraction(rate)}
+
+
+def label_summary(detail: dict) -> dict:
+    """Labelled roll-outs and their tokens."""
+    return {
+        SummaryKey.ROWS: detail["rows"],
+        SummaryKey.TOKENS: detail.get("stats", {}).get("tokens", 0),
+    }
+
+
+def dataset_summary(detail: dict) -> dict:
+    """Rows of the default config, every split together."""
+    return {SummaryKey.ROWS: sum(detail["rows"].get("default", {}).values())}
+
+
+def train_summary(detail: dict) -> dict:
+    """The value model's validation Brier score, AUROC and within-problem pairwise accuracy."""
+    val = detail.get("val", {})
+    return {
+        SummaryKey.BRIER: _fraction(val.get("brier")),
+        SummaryKey.AUROC: _fraction(val.get("auroc")),
+        SummaryKey.PAIRWISE: _fraction(val.get("pairwise_accuracy")),
+    }
+
+
+def evaluate_summary(detail: dict) -> dict:
+    """Per benchmark, each headline method's accuracy at the largest budget it was run at.
+
+    ``pass@1`` is reported as ``pass``; the budget is dropped from every name so that sweeping
+    ``evaluate.budgets`` keeps the same columns.
+    """
+    summary = {}
+    for benchmark, methods in sorted(detail.items()):
+        if not isinstance(methods, dict):
+            continue
+        best: dict[str, tuple[int, float]] = {}
+        for name, result in methods.items():
+            match = _BUDGETED.match(name)
+            if match is None or not isinstance(result, dict) or "mean" not in result:
+                continue
+            method, budget = match["method"], int(match["budget"])
+            if method in EVALUATE_METHODS and budget >= best.get(method, (-1, 0.0))[0]:
+                best[method] = (budget, result["mean"])
+        summary[benchmark] = {m: _fraction(best[m][1]) for m in EVALUATE_METHODS if m in best}
+    return summary
+
+
+SUMMARIES = {
+    "problems": problems_summary,
+    "rollin": generation_summary,
+    "rollout": generation_summary,
+    "verify": verify_summary,
+    "label": label_summary,
+    "dataset": dataset_summary,
+    "train": train_summary,
+    "evaluate": evaluate_summary,
+}
