@@ -77,8 +77,16 @@ def synthetic_rows(
     return rows
 
 
-def write_synthetic_labels(directory: str | Path, rows: list[dict], shard_rows: int = 5000) -> Path:
-    """Write ``rows`` as a finished labels table (shards + manifest) at ``directory``."""
+def write_synthetic_labels(
+    directory: str | Path,
+    rows: list[dict],
+    shard_rows: int = 5000,
+    tokenizer_hash: str = "synthetic-64",
+) -> Path:
+    """Write ``rows`` as a finished labels table (shards + manifest) at ``directory``.
+
+    ``tokenizer_hash`` is recorded as the table's tokenizer (the backbone's, to train on it).
+    """
     writer = ShardWriter(
         directory,
         schema="labels",
@@ -86,7 +94,7 @@ def write_synthetic_labels(directory: str | Path, rows: list[dict], shard_rows: 
             "producer": "synthetic",
             "params_hash": "synthetic",
             "tokenizer": "synthetic-64",
-            "tokenizer_hash": "synthetic-64",
+            "tokenizer_hash": tokenizer_hash,
         },
     )
     for start in range(0, len(rows), shard_rows):
