@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-from tracefactory.io import ShardWriter
-from tracefactory.schemas import TrajectoryClass
+from tracefactory.io import ShardWriter, SplitFileWriter
+from tracefactory.schemas import TrajectoryClass, load_schema
 
 VOCAB_SIZE = 64
 MISTAKE_TOKEN = 13
@@ -101,3 +102,23 @@ def write_synthetic_labels(
         writer.write(f"shard-{start // shard_rows:05d}", rows[start : start + shard_rows])
     writer.finalize()
     return Path(directory)
+
+
+def write_synthetic_dataset(
+    folder: str | Path, rows: list[dict], tokenizer_hash: str | None = None
+) -> Path:
+    """Write ``rows`` as a dataset folder in the default layout (``data/<split>-*.parquet``).
+
+    ``load_dataset(folder)`` finds the train and validation splits by their file names. Without
+    ``tokenizer_hash`` the files record no tokenizer (as datasets made by other tools).
+    """
+    metadata = {"producer": "synthetic"}
+    if tokenizer_hash is not None:
+        metadata |= {"tokenizer": "synthetic", "tokenizer_hash": tokenizer_hash}
+    schema = load_schema("labels")
+    files = SplitFileWriter(Path(folder) / "data", schema, metadata, rows_per_file=100_000)
+    for split, hub_split in (("train", "train"), ("val", "validation")):
+        part = [row for row in rows if row["split"] == split]
+        files.write(hub_split, pa.Table.from_pylist(part, schema=schema.arrow))
+    files.close()
+    return Path(folder)
