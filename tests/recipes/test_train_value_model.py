@@ -210,3 +210,58 @@ def test_hub_dataset_id_is_read_from_the_hub_cache_offline(tmp_path):
     assert missing.returncode != 0
     assert "cannot get Hub dataset 'org/nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def run_torchrun(params: Path, *overrides: str) -> subprocess.Popen:
+    """The recipe under ``torchrun --nproc_per_node=2`` on CPU (gloo)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(RECIPE), "--params", str(params), *overrides,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.integration
+def test_two_ranks_train_to_the_weights_of_one_process_with_the_same_global_batch(tmp_path):
+    # Without dropout: its masks are drawn per rank, so two ranks cannot match one process.
+    params = make_run(
+        tmp_path, 30, max_steps=4, eval_every=0, checkpoint_every=0, dropout=0.0,
+        attention_dropout=0.0,
+    )  # fmt: skip
+    ddp = run_torchrun(params, "--set", f"train.out_dir={tmp_path / 'ddp'}")
+    assert ddp.wait(timeout=600) == 0, ddp.stderr.read()
+    train_value_model.main(["--params", str(params), "--set", f"train.out_dir={tmp_path / 'one'}"])
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "ddp")
+    # Only the order of float additions differs (per-rank sums, then the all-reduce).
+    for key, tensor in one.items():
+        assert torch.allclose(tensor, two[key], rtol=1e-4, atol=1e-5), key
+
+
+@pytest.mark.integration
+def test_a_killed_rank_resumes_to_the_same_weights(tmp_path):
+    params = make_run(tmp_path, 30, max_steps=30, eval_every=0, checkpoint_every=3)
+    full = run_torchrun(
+        params, "--set", f"train.out_dir={tmp_path / 'full'}", "--set", "train.checkpoint_every=0",
+        "--set", f"train.checkpoint_dir={tmp_path / 'full_ckpt'}",
+    )  # fmt: skip
+    assert full.wait(timeout=600) == 0, full.stderr.read()
+    checkpoint = tmp_path / "out" / "checkpoints" / "checkpoint.pt"
+    killed = run_torchrun(params)
+    while not checkpoint.exists() and killed.poll() is None:
+        time.sleep(0.02)
+    workers = subprocess.run(
+        ["pgrep", "-P", str(killed.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert workers, "the run finished before a rank could be killed"
+    os.kill(int(workers[-1]), signal.SIGKILL)  # one rank dies; torchrun stops the other
+    assert killed.wait(timeout=120) != 0
+    assert 0 < torch.load(checkpoint, weights_only=True)["step"] < 30
+    resumed = run_torchrun(params)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert "resuming from" in resumed.stderr.read()
+    full_weights, again = _weights(tmp_path / "full"), _weights(tmp_path / "out" / "model")
+    for key, tensor in full_weights.items():
+        assert torch.allclose(tensor, again[key], atol=1e-6), key

@@ -101,7 +101,7 @@ class DatasetSplit:
 
     def _fetch(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids, targets) of ``rows``, truncated; reads only these rows' pages of the table."""
-        taken = {k: _lists(v.take(pa.array(self.source[rows]))) for k, v in self.columns.items()}
+        taken = {k: _entries(v, self.source[rows]) for k, v in self.columns.items()}
         fetched = []
         for i, row in enumerate(rows):
             length, start = int(self.lengths[row]), int(self.supervised_start[row])
@@ -116,12 +116,19 @@ class DatasetSplit:
         return fetched
 
 
-def _lists(column: pa.ChunkedArray) -> list[np.ndarray]:
-    """A list column's entries as numpy arrays (views of one flat buffer)."""
-    array = column.combine_chunks()
-    flat = array.flatten().to_numpy(zero_copy_only=False)
-    offsets = array.offsets.to_numpy() - array.offsets[0].as_py()
-    return [flat[offsets[i] : offsets[i + 1]] for i in range(len(array))]
+def _entries(column: pa.ChunkedArray, indices: np.ndarray) -> list[np.ndarray]:
+    """Entries ``indices`` of a list column as numpy arrays, read chunk by chunk.
+
+    ``ChunkedArray.take`` of a list column concatenates every chunk first: a copy of the whole
+    column per micro-batch. Indexing each entry's own chunk reads only that entry's pages.
+    """
+    ends = np.cumsum([len(chunk) for chunk in column.chunks])
+    chunk_of = np.searchsorted(ends, indices, side="right")
+    entries = []
+    for index, c in zip(indices.tolist(), chunk_of.tolist(), strict=True):
+        local = index - (int(ends[c - 1]) if c else 0)
+        entries.append(column.chunk(c)[local].values.to_numpy(zero_copy_only=False))
+    return entries
 
 
 def resolve_folder(dataset: str, revision: str | None) -> Path:
