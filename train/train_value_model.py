@@ -48,6 +48,7 @@ from tracefactory.params import load_params
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.stats import Progress, write_metrics
 from tracefactory.valuemodel import metrics as vm_metrics
+from tracefactory.valuemodel.card import draw_calibration, render_model_card
 from tracefactory.valuemodel.checkpoint import (
     CHECKPOINT_NAME,
     finished_run,
@@ -183,12 +184,16 @@ def evaluate(model, split, rows, cfg, rates, autocast) -> tuple[dict, list[dict]
     return summary, vm_metrics.calibration_points(predictions, split, cfg.calibration_bins)
 
 
-def write_model(model: ValueModel, cfg: TrainConfig, identity: dict) -> Path:
-    """Save the HF folder under a temporary name, then move it into place (as datasets does)."""
+def write_model(
+    model: ValueModel, cfg: TrainConfig, identity: dict, summary: dict, calibration: list[dict]
+) -> Path:
+    """Save the HF folder and its card under a temporary name, then move it into place."""
     out = Path(cfg.out_dir)
     tmp = out.with_name(f"{out.name}.incomplete")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
+    figure = draw_calibration(calibration, tmp / "calibration.png")
+    (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
     record = {"train": cfg.model_dump(mode="json"), "run": identity}
     (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
@@ -333,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict:
 def finish(model, val, cfg, rates, autocast, curve, totals, data_stats, identity) -> dict:
     """Final evaluation on the whole val split; write the model folder, metrics and plots."""
     summary, calibration = evaluate(model, val, np.arange(val.num_rows), cfg, rates, autocast)
-    write_model(model, cfg, identity)
+    write_model(model, cfg, identity, summary, calibration)
     reports = Path(cfg.reports_dir)
     result = {
         "val": summary,

@@ -219,14 +219,18 @@ def publish(
     private unless `publish.private=false`; the upload resumes if interrupted.
     """
     from tracefactory.dataset.export import export_dataset
-    from tracefactory.dataset.publish import connect, upload_dataset
+    from tracefactory.dataset.publish import connect, upload_dataset, upload_model
 
     config = load(params, overrides)
-    session = connect() if config.publish.repo_id else None
+    wanted = config.publish.repo_id or config.publish.model_repo_id
+    session = connect() if wanted else None
+    if session is not None and config.publish.model_repo_id:
+        url = upload_model(config.publish.model_dir, config.publish, session)
+        print(f"pushed {config.publish.model_dir} to {url}")
     if build:
         summary = export_dataset(config.dataset, config)
         write_metrics(Path("reports") / "dataset" / "metrics.json", {"rows": summary.rows})
-    if session is None:
+    if not config.publish.repo_id:
         print(
             f"publish.repo_id is not set: nothing pushed ({config.dataset.output_dir} is the "
             f"dataset; set e.g. --set publish.repo_id=org/name to push it to the Hub)"

@@ -129,6 +129,11 @@ def test_trains_from_the_openr1_vm_config_of_a_copied_folder(tmp_path):
     assert counts["rows_train"] + counts["rows_val"] + counts["dropped_rollin_too_long"] == 240
     saved = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
     assert "_name_or_path" not in saved and str(tmp_path) not in json.dumps(saved)
+    card = (tmp_path / "out" / "model" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "apache-2.0" and front["library_name"] == "transformers"
+    assert "| pairwise_accuracy |" in card and "ValueModel.from_pretrained" in card
+    assert (tmp_path / "out" / "model" / "calibration.png").is_file()
 
 
 def test_two_runs_give_bit_identical_weights(tmp_path):

@@ -28,7 +28,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 RESUME_FREE_FIELDS = {
     "resume", "device", "num_threads", "log_every", "eval_every", "eval_max_rows", "compile",
     "checkpoint_every", "out_dir", "reports_dir", "checkpoint_dir", "micro_batch_tokens",
-    "micro_batch_overhead_tokens", "dataset", "revision", "datasets_cache",
+    "micro_batch_overhead_tokens", "dataset", "revision", "datasets_cache", "license",
 }  # fmt: skip
 
 

@@ -42,6 +42,7 @@ class TrainConfig(Section):
     init_from: str = "tracefactory:tiny"  # policy folder or tracefactory:tiny (LM head dropped)
     out_dir: str = "models/value_model"  # final HF folder: config, safetensors, tokenizer
     checkpoint_dir: str = "checkpoints/value_model"  # checkpoint.pt; not a DVC output
+    license: str = "apache-2.0"  # Hub license id in the model card's front matter
     reports_dir: str = "reports/train"  # metrics.json, curve.json, calibration.json
     # --- data
     target: ValueTarget = ValueTarget.TOKEN_LABELS  # paper: token_labels

@@ -177,6 +177,9 @@ class ValueModel(nn.Module):
         config["architectures"] = ["ValueModel"]
         config["value_head"] = self.head
         config["num_labels"] = int(self.head["num_classes"])
+        # The official Qwen2ForClassifier reads its class count from id2label.
+        config["id2label"] = dict(enumerate(self.head["class_names"]))
+        config["label2id"] = {name: i for i, name in enumerate(self.head["class_names"])}
         (path / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt"})
