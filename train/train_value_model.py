@@ -57,7 +57,14 @@ from tracefactory.valuemodel.checkpoint import (
     save_checkpoint,
 )
 from tracefactory.valuemodel.config import TrainConfig, ValueTarget
-from tracefactory.valuemodel.data import IGNORE_LABEL, micro_batches, step_rows, steps_per_epoch
+from tracefactory.valuemodel.data import (
+    IGNORE_LABEL,
+    micro_batches,
+    pair_steps_per_epoch,
+    step_pairs,
+    step_rows,
+    steps_per_epoch,
+)
 from tracefactory.valuemodel.dataset import DatasetSplit, open_dataset
 from tracefactory.valuemodel.model import ValueModel
 
@@ -223,7 +230,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"batch_size={cfg.batch_size} needs world_size={world_size} <= batch_size <= "
             f"train rows={train.num_rows}"
         )
-    per_epoch = steps_per_epoch(train.num_rows, cfg.batch_size)
+    if cfg.pair_sampling:
+        per_epoch = pair_steps_per_epoch(train.problem_id, cfg.batch_size)
+    else:
+        per_epoch = steps_per_epoch(train.num_rows, cfg.batch_size)
     max_steps = cfg.max_steps or max(1, round(cfg.epochs * per_epoch))
     rates = class_rates(train)
     eval_rows = np.random.default_rng(seed).permutation(val.num_rows)[: cfg.eval_max_rows]
@@ -258,7 +268,10 @@ def main(argv: list[str] | None = None) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(seed * 1_000_003 + step * 101 + rank)  # dropout: a function of the step
-        rows = step_rows(train.num_rows, cfg.batch_size, seed, step)
+        if cfg.pair_sampling:
+            rows = step_pairs(train.problem_id, cfg.batch_size, seed, step)
+        else:
+            rows = step_rows(train.num_rows, cfg.batch_size, seed, step)
         micro = micro_batches(
             rows, train.lengths, cfg.micro_batch_tokens, rank, world_size,
             cfg.micro_batch_overhead_tokens,

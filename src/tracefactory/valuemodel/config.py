@@ -48,6 +48,8 @@ class TrainConfig(Section):
     target: ValueTarget = ValueTarget.TOKEN_LABELS  # paper: token_labels
     max_length: int = Field(1024, ge=2)  # longer roll-outs are cut, roll-in kept (paper: 16384)
     # --- batch
+    pair_sampling: bool = False  # the official scheme: each step takes batch_size // 2 problems,
+    # two roll-outs of each; false: batch_size roll-outs from a permutation of all rows
     batch_size: int = Field(64, ge=1)  # rows per optimiser step, all ranks (paper: 1024)
     micro_batch_tokens: int = Field(8192, ge=1)  # padded tokens per forward per rank (memory)
     micro_batch_overhead_tokens: int = Field(512, ge=0)  # cost of a forward pass, in padded tokens
