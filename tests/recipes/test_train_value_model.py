@@ -214,6 +214,11 @@ def test_hub_dataset_id_is_read_from_the_hub_cache_offline(tmp_path):
     )  # fmt: skip
     assert missing.returncode != 0
     assert "cannot get Hub dataset 'org/nope'" in missing.stderr
+    absent = subprocess.run(
+        [sys.executable, str(RECIPE), "--params", str(params), "--set", "train.dataset=/nowhere"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert "is neither a dataset folder nor a Hub id" in absent.stderr
     assert "Traceback" not in missing.stderr
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -139,7 +140,7 @@ def resolve_folder(dataset: str, revision: str | None) -> Path:
     """
     if Path(dataset).is_dir():
         return Path(dataset)
-    if Path(dataset).exists() or dataset.count("/") != 1:
+    if Path(dataset).exists() or not re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", dataset):
         raise ConfigError(
             f"train.dataset={dataset!r} is neither a dataset folder nor a Hub id like org/name"
         )
@@ -149,8 +150,9 @@ def resolve_folder(dataset: str, revision: str | None) -> Path:
         folder = snapshot_download(dataset, repo_type="dataset", revision=revision)
     except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
         raise ConfigError(
-            f"cannot get Hub dataset {dataset!r} (revision {revision or 'main'}): {e}; "
-            f"download it first or point train.dataset at a local folder"
+            f"no folder {dataset!r}, and cannot get Hub dataset {dataset!r} (revision "
+            f"{revision or 'main'}): {e}; build it (`tracefactory export`), download it first, "
+            f"or point train.dataset at a dataset folder"
         ) from e
     return Path(folder)
 
