@@ -242,7 +242,7 @@ def publish(
 
 @app.command()
 def train(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
-    """Train the value model on data/labels: runs the recipe train/train_value_model.py.
+    """Train the value model on data/dataset: runs the recipe train/train_value_model.py.
 
     Writes models/value_model (a Hugging Face folder), reports/train/metrics.json (loss, Brier,
     ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline) and plot data.
