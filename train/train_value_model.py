@@ -1,9 +1,13 @@
-"""Train the VGS value model (arXiv 2505.17373, section 3) on the labels table.
+"""Train the VGS value model (arXiv 2505.17373, section 3) on the published dataset.
 
 Run:
-    python train/train_value_model.py --params params.yaml [key=value ...]  # one process
+    python train/train_value_model.py --params params.yaml [--set train.max_steps=50 ...]
     torchrun --nproc_per_node=4 train/train_value_model.py --params params.yaml  # DDP on 4 GPUs
-Overrides are keys of the ``train:`` section (``max_steps=50`` or ``train.max_steps=50``).
+Overrides are ``--set section.key=value``, as for the ``tracefactory`` command.
+
+The data is ``train.dataset``: the folder the ``dataset`` stage exports, the same dataset pulled
+from the Hub (a Hub id), or a folder in the paper's OpenR1-VM layout; rows are fetched lazily from
+the memory-mapped table, so memory does not grow with the data.
 
 One loop, top to bottom, in ``main``. Each optimiser step takes ``batch_size`` rows (all ranks
 together) in the order fixed by (seed, step), splits them into length-grouped micro-batches
@@ -11,6 +15,8 @@ together) in the order fixed by (seed, step), splits them into length-grouped mi
 averaged per sequence, then over the batch. A checkpoint (one dict) is written every
 ``checkpoint_every`` steps; a rerun resumes from it and reaches the same weights as an uninterrupted
 run, because the data order and the dropout seed of each step depend only on (seed, step).
+A checkpoint is bound to what determines the weights (params, the data's fingerprint, the initial
+weights): one written for anything else is not resumed. A finished run is not redone.
 Outputs: the HF folder ``out_dir``, ``reports_dir/{metrics,curve,calibration}.json``.
 """
 
@@ -32,43 +38,57 @@ import torch
 import torch.nn.functional as F
 
 from tracefactory.errors import ConfigError
-from tracefactory.models import resolve_model
+from tracefactory.models import (
+    load_tokenizer,
+    require_same_tokenizer,
+    resolve_model,
+    tokenizer_hash,
+)
 from tracefactory.params import load_params
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.stats import Progress, write_metrics
 from tracefactory.valuemodel import metrics as vm_metrics
+from tracefactory.valuemodel.card import draw_calibration, render_model_card
+from tracefactory.valuemodel.checkpoint import (
+    CHECKPOINT_NAME,
+    finished_run,
+    load_checkpoint,
+    run_identity,
+    save_checkpoint,
+)
 from tracefactory.valuemodel.config import TrainConfig, ValueTarget
 from tracefactory.valuemodel.data import (
     IGNORE_LABEL,
-    LabelSplit,
     micro_batches,
-    read_labels,
+    pair_steps_per_epoch,
+    step_pairs,
     step_rows,
     steps_per_epoch,
 )
+from tracefactory.valuemodel.dataset import DatasetSplit, open_dataset
 from tracefactory.valuemodel.model import ValueModel
 
 logger = logging.getLogger("train_value_model")
-CHECKPOINT_NAME = "checkpoint.pt"
-# Fields that may change between a run and its resumption (they do not change the weights).
-RESUME_FREE_FIELDS = {
-    "resume", "device", "num_threads", "log_every", "eval_every", "eval_max_rows", "compile",
-    "checkpoint_every", "out_dir", "reports_dir", "checkpoint_dir", "micro_batch_tokens",
-    "micro_batch_overhead_tokens",
-}  # fmt: skip
 
 
 def load_config(argv: list[str] | None) -> tuple[TrainConfig, int]:
-    """The ``train:`` section of ``--params`` and the run seed, with ``key=value`` overrides.
+    """The ``train:`` section of ``--params`` and the run seed (``params.seed``), with overrides.
+
+    Overrides are ``--set section.key=value`` (repeatable); bare ``section.key=value`` arguments
+    are accepted too, as ``tracefactory train`` passes them.
 
     Raises:
         ConfigError: naming the bad key and value.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", default="params.yaml", help="params file (train: section)")
-    parser.add_argument("overrides", nargs="*", help="overrides, e.g. train.max_steps=10")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a param, e.g. --set train.max_steps=10 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    params = load_params(args.params, args.overrides)
+    params = load_params(args.params, [*args.overrides, *args.sets])
     return params.train, params.seed
 
 
@@ -88,12 +108,18 @@ def setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     return rank, world_size, device
 
 
+def warmup_steps(cfg: TrainConfig, max_steps: int) -> int:
+    """max(warmup_steps, round(warmup_fraction * max_steps)), at most max_steps (the paper's)."""
+    return min(max(cfg.warmup_steps, round(cfg.warmup_fraction * max_steps)), max_steps)
+
+
 def learning_rate(step: int, cfg: TrainConfig, max_steps: int) -> float:
     """Linear warmup to max_lr, then cosine decay to min_lr_ratio * max_lr at max_steps."""
     min_lr = cfg.max_lr * cfg.min_lr_ratio
-    if step < cfg.warmup_steps:
-        return cfg.max_lr * (step + 1) / (cfg.warmup_steps + 1)
-    progress = (step - cfg.warmup_steps) / max(1, max_steps - cfg.warmup_steps)
+    warmup = warmup_steps(cfg, max_steps)
+    if step < warmup:
+        return cfg.max_lr * (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, max_steps - warmup)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * (cfg.max_lr - min_lr)
 
 
@@ -105,7 +131,9 @@ def build_optimizer(model: ValueModel, cfg: TrainConfig, device: torch.device) -
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     fused = device.type == "cuda"
-    return torch.optim.AdamW(groups, lr=cfg.max_lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    return torch.optim.AdamW(
+        groups, lr=cfg.max_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused
+    )
 
 
 def batch_loss(
@@ -125,41 +153,32 @@ def batch_loss(
     return (token_loss * supervised).sum(-1) / supervised.sum(-1).clamp(min=1)
 
 
-def class_rates(split: LabelSplit) -> np.ndarray:
+def class_rates(split: DatasetSplit) -> np.ndarray:
     """Training frequency of each class over rows: the constant baseline's prediction."""
     return np.bincount(split.label.astype(np.int64), minlength=len(TrajectoryClass)) / max(
         1, split.num_rows
     )
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write the checkpoint dict atomically (temp name, rename): a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def check_tokenizer(cfg: TrainConfig, data: dict[str, str]) -> None:
+    """Refuse token ids of another vocabulary than the backbone's (nothing is re-tokenized).
 
-
-def run_config(cfg: TrainConfig, seed: int) -> dict:
-    """What a checkpoint records of its run: the ``train`` section and the run seed."""
-    return {**cfg.model_dump(mode="json"), "seed": seed}
-
-
-def load_checkpoint(path: Path, cfg: TrainConfig, seed: int) -> dict | None:
-    """The checkpoint to resume from, or None; refuses one written with other training params."""
-    if not (cfg.resume and path.is_file()):
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    theirs, ours = state["config"], run_config(cfg, seed)
-    changed = [k for k in ours if k not in RESUME_FREE_FIELDS and theirs.get(k) != ours[k]]
-    if changed:
-        key = changed[0]
+    Raises:
+        ConfigError: the hashes differ, or the backbone has no tokenizer to compare with.
+    """
+    if not data.get("tokenizer_hash"):
+        logger.warning(
+            "%s records no tokenizer hash (not made by tracefactory): assuming its token ids "
+            "are %s's", cfg.dataset, cfg.init_from,
+        )  # fmt: skip
+        return
+    try:
+        ours = tokenizer_hash(load_tokenizer(cfg.init_from))
+    except (OSError, ValueError) as e:
         raise ConfigError(
-            f"{path} was written with different {changed} (e.g. {key}={theirs.get(key)!r}, "
-            f"now {ours[key]!r}): delete it or set resume=false"
-        )
-    logger.info("resuming from %s at step %d", path, state["step"])
-    return state
+            f"train.init_from={cfg.init_from!r} has no loadable tokenizer: {e}"
+        ) from e
+    require_same_tokenizer(f"dataset {cfg.dataset}", data["tokenizer_hash"], cfg.init_from, ours)
 
 
 def evaluate(model, split, rows, cfg, rates, autocast) -> tuple[dict, list[dict]]:
@@ -172,13 +191,18 @@ def evaluate(model, split, rows, cfg, rates, autocast) -> tuple[dict, list[dict]
     return summary, vm_metrics.calibration_points(predictions, split, cfg.calibration_bins)
 
 
-def write_model(model: ValueModel, cfg: TrainConfig) -> Path:
-    """Save the HF folder under a temporary name, then move it into place (as datasets does)."""
+def write_model(
+    model: ValueModel, cfg: TrainConfig, identity: dict, summary: dict, calibration: list[dict]
+) -> Path:
+    """Save the HF folder and its card under a temporary name, then move it into place."""
     out = Path(cfg.out_dir)
     tmp = out.with_name(f"{out.name}.incomplete")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
-    (tmp / "training_config.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    figure = draw_calibration(calibration, tmp / "calibration.png")
+    (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
+    record = {"train": cfg.model_dump(mode="json"), "run": identity}
+    (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
@@ -188,22 +212,36 @@ def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save; returns the final metrics (also written to reports_dir)."""
     cfg, seed = load_config(argv)
     torch.set_num_threads(cfg.num_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # same inputs, same weights
+    train, val, data_stats, data = open_dataset(
+        cfg.dataset, cfg.dataset_config, cfg.revision, cfg.max_length,
+        (cfg.holdout_problems, seed), cfg.datasets_cache,
+    )  # fmt: skip
+    check_tokenizer(cfg, data)
+    identity = run_identity(cfg, seed, data["fingerprint"])
+    done = finished_run(cfg, identity)
+    if done is not None:
+        return done
     rank, world_size, device = setup_distributed(cfg)
     master = rank == 0
     ddp = world_size > 1
-    train, val, data_stats = read_labels(cfg.labels_dir, cfg.max_length)
     if train.num_rows < cfg.batch_size or cfg.batch_size < world_size:
         raise ConfigError(
             f"batch_size={cfg.batch_size} needs world_size={world_size} <= batch_size <= "
             f"train rows={train.num_rows}"
         )
-    per_epoch = steps_per_epoch(train.num_rows, cfg.batch_size)
+    if cfg.pair_sampling:
+        per_epoch = pair_steps_per_epoch(train.problem_id, cfg.batch_size)
+    else:
+        per_epoch = steps_per_epoch(train.num_rows, cfg.batch_size)
     max_steps = cfg.max_steps or max(1, round(cfg.epochs * per_epoch))
     rates = class_rates(train)
     eval_rows = np.random.default_rng(seed).permutation(val.num_rows)[: cfg.eval_max_rows]
 
     torch.manual_seed(seed)  # head initialisation
-    model = ValueModel.from_policy(resolve_model(cfg.init_from), dropout=cfg.dropout).to(device)
+    model = ValueModel.from_policy(
+        resolve_model(cfg.init_from), dropout=cfg.dropout, attention_dropout=cfg.attention_dropout
+    ).to(device)
     on_gpu = device.type == "cuda"
     if on_gpu and cfg.gradient_checkpointing:
         model.model.gradient_checkpointing_enable({"use_reentrant": False})
@@ -211,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     optimizer = build_optimizer(model, cfg, device)
     checkpoint_path = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME
-    state = load_checkpoint(checkpoint_path, cfg, seed)
+    state = load_checkpoint(checkpoint_path, cfg, identity)
     step, curve, totals = 0, [], {"tokens": 0, "padded_tokens": 0, "seconds": 0.0}
     if state is not None:
         model.load_state_dict(state["model"])
@@ -230,7 +268,10 @@ def main(argv: list[str] | None = None) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(seed * 1_000_003 + step * 101 + rank)  # dropout: a function of the step
-        rows = step_rows(train.num_rows, cfg.batch_size, seed, step)
+        if cfg.pair_sampling:
+            rows = step_pairs(train.problem_id, cfg.batch_size, seed, step)
+        else:
+            rows = step_rows(train.num_rows, cfg.batch_size, seed, step)
         micro = micro_batches(
             rows, train.lengths, cfg.micro_batch_tokens, rank, world_size,
             cfg.micro_batch_overhead_tokens,
@@ -268,32 +309,28 @@ def main(argv: list[str] | None = None) -> dict:
         interval_loss, interval_steps = interval_loss + step_loss, interval_steps + 1
         if progress is not None:
             progress.advance(1, tokens=tokens * world_size)
-        if master and step % cfg.log_every == 0:
-            logger.info(
-                "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | padding %.1f%%",
-                step, max_steps, step_loss, lr, tokens * world_size / elapsed,
-                100 * (1 - tokens / max(1, padded)),
-            )  # fmt: skip
         final = step == max_steps
-        if master and ((cfg.eval_every and step % cfg.eval_every == 0) or final):
-            summary, _ = evaluate(model, val, eval_rows, cfg, rates, autocast)
-            curve.append(
-                {
-                    "step": step,
-                    "train_loss": interval_loss / max(1, interval_steps),
-                    "val_loss": summary["loss"],
-                    "val_brier": summary["brier"],
-                    "val_pairwise_accuracy": summary["pairwise_accuracy"],
-                }
-            )
+        evaluating = bool(cfg.eval_every and step % cfg.eval_every == 0) or final
+        if master and (step % cfg.log_every == 0 or evaluating):
+            # One curve point per log interval: the mean train loss since the last point.
+            point = {"step": step, "train_loss": interval_loss / interval_steps}
             interval_loss, interval_steps = 0.0, 0
-            logger.info("eval step %d | %s", step, {k: curve[-1][k] for k in curve[-1]})
+            if evaluating:
+                summary, _ = evaluate(model, val, eval_rows, cfg, rates, autocast)
+                point |= {f"val_{k}": summary[k] for k in ("loss", "brier", "pairwise_accuracy")}
+            curve.append(point)
+            logger.info(
+                "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | padding %.1f%%%s",
+                step, max_steps, point["train_loss"], lr, tokens * world_size / elapsed,
+                100 * (1 - tokens / max(1, padded)),
+                "".join(f" | {k} {v:.4f}" for k, v in point.items() if k.startswith("val_")),
+            )  # fmt: skip
         if master and cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or final):
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "step": step,
-                "config": run_config(cfg, seed),
+                "identity": identity,
                 "curve": curve,
                 "totals": totals,
             }
@@ -305,21 +342,21 @@ def main(argv: list[str] | None = None) -> dict:
         progress.close()
     result: dict = {}
     if master:
-        result = finish(model, val, cfg, rates, autocast, curve, totals, data_stats, max_steps)
+        result = finish(model, val, cfg, rates, autocast, curve, totals, data_stats, identity)
     if ddp:
         torch.distributed.destroy_process_group()
     return result
 
 
-def finish(model, val, cfg, rates, autocast, curve, totals, data_stats, max_steps) -> dict:
+def finish(model, val, cfg, rates, autocast, curve, totals, data_stats, identity) -> dict:
     """Final evaluation on the whole val split; write the model folder, metrics and plots."""
     summary, calibration = evaluate(model, val, np.arange(val.num_rows), cfg, rates, autocast)
-    write_model(model, cfg)
+    write_model(model, cfg, identity, summary, calibration)
     reports = Path(cfg.reports_dir)
     result = {
         "val": summary,
         "train": {
-            "steps": max_steps,
+            "steps": curve[-1]["step"] if curve else 0,
             "tokens": totals["tokens"],
             "tokens_per_s": totals["tokens"] / max(totals["seconds"], 1e-9),
             "padding_fraction": 1 - totals["tokens"] / max(1, totals["padded_tokens"]),

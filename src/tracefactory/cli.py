@@ -272,14 +272,18 @@ def publish(
     private unless `publish.private=false`; the upload resumes if interrupted.
     """
     from tracefactory.dataset.export import export_dataset
-    from tracefactory.dataset.publish import connect, upload_dataset
+    from tracefactory.dataset.publish import connect, upload_dataset, upload_model
 
     config = load_params(params, overrides or [])
-    session = connect() if config.publish.repo_id else None
+    wanted = config.publish.repo_id or config.publish.model_repo_id
+    session = connect() if wanted else None
+    if session is not None and config.publish.model_repo_id:
+        url = upload_model(config.publish.model_dir, config.publish, session)
+        print(f"pushed {config.publish.model_dir} to {url}")
     if build:
         summary = export_dataset(config.dataset, config)
         write_reports("dataset", reports, {"rows": summary.rows})
-    if session is None:
+    if not config.publish.repo_id:
         print(
             f"publish.repo_id is not set: nothing pushed ({config.dataset.output_dir} is the "
             f"dataset; set e.g. --set publish.repo_id=org/name to push it to the Hub)"
@@ -295,7 +299,7 @@ def train(
     overrides: TrainOverrides = None,
     reports: TrainReports = None,
 ) -> None:
-    """Train the value model on data/labels: runs the recipe train/train_value_model.py.
+    """Train the value model on data/dataset: runs the recipe train/train_value_model.py.
 
     Writes models/value_model (a Hugging Face folder), reports/train/metrics.json (loss, Brier,
     ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline), summary.json

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from pipeline_tables import dataset_config
 
@@ -66,3 +67,27 @@ def test_offline_mode_is_named_instead_of_a_client_error(tmp_path, labelled):
     )
     assert result.returncode == 2, result.stderr
     assert "HF_HUB_OFFLINE" in result.stderr
+
+
+def test_model_push_checks_the_token_and_the_hub_before_anything(tmp_path, labelled):
+    fake = "hf_" + "y" * 30
+    result = _publish(
+        tmp_path, labelled, "publish.model_repo_id=someone/value-model", HF_TOKEN=fake,
+        HF_ENDPOINT=CLOSED_PORT,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"cannot reach the Hub at {CLOSED_PORT}" in result.stderr
+    assert fake not in result.stderr + result.stdout
+    no_token = _publish(tmp_path, labelled, "publish.model_repo_id=someone/vm", HF_TOKEN="")
+    assert no_token.returncode == 2 and "no Hugging Face token" in no_token.stderr
+
+
+def test_model_push_refuses_a_folder_that_is_not_a_trained_model(tmp_path):
+    from tracefactory.dataset.config import PublishConfig
+    from tracefactory.dataset.publish import HubError, HubSession, upload_model
+
+    session = HubSession(token="unused", user="someone", endpoint=CLOSED_PORT)
+    (tmp_path / "vm").mkdir()
+    (tmp_path / "vm" / "config.json").write_text("{}")
+    with pytest.raises(HubError, match="no README.md: train the value model first"):
+        upload_model(tmp_path / "vm", PublishConfig(model_repo_id="someone/vm"), session)

@@ -101,6 +101,14 @@ def test_split_is_by_problem_and_deterministic(tmp_path):
     assert 0 < sum(s == "val" for s in splits.values()) < len(splits)
 
 
+def test_val_problems_puts_exactly_that_many_problems_in_val(tmp_path):
+    write_tables(tmp_path, TableSpec(problems=40, hopeless=set(), success_rate=0.9))
+    _, labels = _run(tmp_path, val_problems=7, problems_per_shard=6)
+    frame = pl.from_arrow(labels.read())
+    val = frame.filter(pl.col("split") == "val")["problem_id"].unique()
+    assert val.len() == 7 and frame["problem_id"].n_unique() == 40
+
+
 def test_metadata_carries_the_rollouts_tokenizer(tmp_path):
     write_tables(tmp_path)
     _, labels = _run(tmp_path)

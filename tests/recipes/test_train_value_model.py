@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,11 +13,11 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from value_datasets import synthetic_dataset, tiny_backbone
 
 from tracefactory.errors import ConfigError
 from tracefactory.valuemodel.model import ValueModel
-from tracefactory.valuemodel.synthetic import synthetic_rows, write_synthetic_labels
+from tracefactory.valuemodel.synthetic import synthetic_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "train" / "train_value_model.py"
@@ -25,15 +26,12 @@ import train_value_model  # noqa: E402
 
 
 def make_run(tmp_path: Path, num_problems: int, **train) -> Path:
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=64,
-    )  # fmt: skip
-    Qwen2ForCausalLM(config).save_pretrained(tmp_path / "policy")
-    write_synthetic_labels(tmp_path / "labels", synthetic_rows(num_problems, seed=1))
+    """A tiny backbone, the dataset folder of synthetic labels, and params.yaml training on it."""
+    hash_ = tiny_backbone(tmp_path / "policy")
+    synthetic_dataset(tmp_path, synthetic_rows(num_problems, seed=1), hash_)
     section = {
-        "labels_dir": str(tmp_path / "labels"),
+        "dataset": str(tmp_path / "dataset"),
+        "datasets_cache": str(tmp_path / "hf_cache"),
         "init_from": str(tmp_path / "policy"),
         "out_dir": str(tmp_path / "out" / "model"),
         "checkpoint_dir": str(tmp_path / "out" / "checkpoints"),
@@ -47,7 +45,7 @@ def make_run(tmp_path: Path, num_problems: int, **train) -> Path:
 
 
 def test_trained_model_beats_the_constant_baseline_and_ranks_pairs(tmp_path):
-    params = make_run(tmp_path, 150, epochs=3, eval_every=30, checkpoint_every=0)
+    params = make_run(tmp_path, 150, epochs=4, eval_every=30, checkpoint_every=0)
     metrics = train_value_model.main(["--params", str(params)])
     val = metrics["val"]
     assert val["brier"] < val["baseline_brier"]
@@ -98,7 +96,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    step = torch.load(checkpoint, weights_only=False)["step"]
+    step = torch.load(checkpoint, weights_only=True)["step"]
     assert 0 < step < 60
     resumed = run_recipe(params)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
@@ -109,3 +107,171 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert full.keys() == again.keys()
     for name, tensor in full.items():
         assert torch.allclose(tensor, again[name], atol=1e-6), name
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def test_trains_from_the_openr1_vm_config_of_a_copied_folder(tmp_path):
+    params = make_run(tmp_path, 30, max_steps=3, eval_every=0, checkpoint_every=0)
+    copied = tmp_path / "elsewhere" / "vm-data"
+    shutil.copytree(tmp_path / "dataset", copied)
+    assert not list(copied.rglob("_manifest.json"))
+    metrics = train_value_model.main(
+        ["--params", str(params), "--set", f"train.dataset={copied}",
+         "--set", "train.dataset_config=openr1_vm", "--set", "train.max_length=40"]
+    )  # fmt: skip
+    assert metrics["train"]["steps"] == 3
+    assert metrics["train"]["rows_truncated"] > 0  # counted, not dropped
+    counts = metrics["train"]
+    assert counts["rows_read"] == 240
+    assert counts["rows_train"] + counts["rows_val"] + counts["dropped_rollin_too_long"] == 240
+    saved = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert "_name_or_path" not in saved and str(tmp_path) not in json.dumps(saved)
+    card = (tmp_path / "out" / "model" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "apache-2.0" and front["library_name"] == "transformers"
+    assert "| pairwise_accuracy |" in card and "ValueModel.from_pretrained" in card
+    assert (tmp_path / "out" / "model" / "calibration.png").is_file()
+
+
+def test_two_runs_give_bit_identical_weights(tmp_path):
+    params = make_run(tmp_path, 30, max_steps=6, eval_every=3, checkpoint_every=0)
+    for name in ("a", "b"):
+        train_value_model.main(
+            ["--params", str(params), "--set", f"train.out_dir={tmp_path / name}"]
+        )
+    first, second = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert first.keys() == second.keys()
+    for key, tensor in first.items():
+        assert torch.equal(tensor, second[key]), key
+
+
+def test_changed_data_starts_fresh_and_a_finished_run_is_not_redone(tmp_path, caplog):
+    params = make_run(tmp_path, 30, max_steps=4, eval_every=0, checkpoint_every=2)
+    train_value_model.main(["--params", str(params)])
+    model_file = tmp_path / "out" / "model" / "model.safetensors"
+    written = model_file.stat().st_mtime_ns
+    caplog.set_level("INFO")
+    train_value_model.main(["--params", str(params)])
+    assert "nothing to do" in caplog.text and model_file.stat().st_mtime_ns == written
+
+    # New labels (another split): the finished checkpoint belongs to other data.
+    caplog.clear()
+    rows = synthetic_rows(30, seed=1, val_fraction=0.5)
+    synthetic_dataset(tmp_path / "new", rows, tiny_backbone(tmp_path / "new_policy"))
+    shutil.rmtree(tmp_path / "dataset")
+    shutil.copytree(tmp_path / "new" / "dataset", tmp_path / "dataset")
+    with pytest.raises(ConfigError, match="training data changed"):
+        train_value_model.main(["--params", str(params), "--set", "train.resume=required"])
+    train_value_model.main(["--params", str(params)])
+    assert "not resuming" in caplog.text and "training data changed" in caplog.text
+    assert "resuming from" not in caplog.text.replace("not resuming from", "")
+    assert _weights(tmp_path / "out" / "model").keys()
+    assert model_file.stat().st_mtime_ns != written
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the file named by ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_crafted_checkpoint_never_runs_code(tmp_path):
+    params = make_run(tmp_path, 30, max_steps=2, eval_every=0)
+    checkpoint = tmp_path / "out" / "checkpoints" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    torch.save({"step": 1, "model": _Payload(marker)}, checkpoint)
+    with pytest.raises(ConfigError, match="not a checkpoint this recipe wrote"):
+        train_value_model.main(["--params", str(params)])
+    assert not marker.exists()
+
+
+def test_hub_dataset_id_is_read_from_the_hub_cache_offline(tmp_path):
+    """A dataset id resolves through the documented Hub cache layout, with no network."""
+    params = make_run(tmp_path, 30, max_steps=2, eval_every=0, checkpoint_every=0)
+    commit, hub_id = "0123456789abcdef0123456789abcdef01234567", "my-org/vm-data"
+    repo = tmp_path / "hub" / "datasets--my-org--vm-data"
+    shutil.copytree(tmp_path / "dataset", repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    done = subprocess.run(
+        [sys.executable, str(RECIPE), "--params", str(params), "--set", f"train.dataset={hub_id}"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "dataset my-org/vm-data (default" in done.stderr
+    missing = subprocess.run(
+        [sys.executable, str(RECIPE), "--params", str(params), "--set", "train.dataset=org/nope"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert missing.returncode != 0
+    assert "cannot get Hub dataset 'org/nope'" in missing.stderr
+    absent = subprocess.run(
+        [sys.executable, str(RECIPE), "--params", str(params), "--set", "train.dataset=/nowhere"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert "is neither a dataset folder nor a Hub id" in absent.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def run_torchrun(params: Path, *overrides: str) -> subprocess.Popen:
+    """The recipe under ``torchrun --nproc_per_node=2`` on CPU (gloo)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(RECIPE), "--params", str(params), *overrides,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.integration
+def test_two_ranks_train_to_the_weights_of_one_process_with_the_same_global_batch(tmp_path):
+    # Without dropout: its masks are drawn per rank, so two ranks cannot match one process.
+    params = make_run(
+        tmp_path, 30, max_steps=4, eval_every=0, checkpoint_every=0, dropout=0.0,
+        attention_dropout=0.0,
+    )  # fmt: skip
+    ddp = run_torchrun(params, "--set", f"train.out_dir={tmp_path / 'ddp'}")
+    assert ddp.wait(timeout=600) == 0, ddp.stderr.read()
+    train_value_model.main(["--params", str(params), "--set", f"train.out_dir={tmp_path / 'one'}"])
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "ddp")
+    # Only the order of float additions differs (per-rank sums, then the all-reduce).
+    for key, tensor in one.items():
+        assert torch.allclose(tensor, two[key], rtol=1e-4, atol=1e-5), key
+
+
+@pytest.mark.integration
+def test_a_killed_rank_resumes_to_the_same_weights(tmp_path):
+    params = make_run(tmp_path, 30, max_steps=30, eval_every=0, checkpoint_every=3)
+    full = run_torchrun(
+        params, "--set", f"train.out_dir={tmp_path / 'full'}", "--set", "train.checkpoint_every=0",
+        "--set", f"train.checkpoint_dir={tmp_path / 'full_ckpt'}",
+    )  # fmt: skip
+    assert full.wait(timeout=600) == 0, full.stderr.read()
+    checkpoint = tmp_path / "out" / "checkpoints" / "checkpoint.pt"
+    killed = run_torchrun(params)
+    while not checkpoint.exists() and killed.poll() is None:
+        time.sleep(0.02)
+    workers = subprocess.run(
+        ["pgrep", "-P", str(killed.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert workers, "the run finished before a rank could be killed"
+    os.kill(int(workers[-1]), signal.SIGKILL)  # one rank dies; torchrun stops the other
+    assert killed.wait(timeout=120) != 0
+    assert 0 < torch.load(checkpoint, weights_only=True)["step"] < 30
+    resumed = run_torchrun(params)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert "resuming from" in resumed.stderr.read()
+    full_weights, again = _weights(tmp_path / "full"), _weights(tmp_path / "out" / "model")
+    for key, tensor in full_weights.items():
+        assert torch.allclose(tensor, again[key], atol=1e-6), key

@@ -81,3 +81,23 @@ def test_micro_batches_deal_each_rank_a_share():
     shares = [np.concatenate(micro_batches(rows, lengths, 1000, r, 4)) for r in range(4)]
     assert sorted(np.concatenate(shares).tolist()) == list(range(100))
     assert {len(s) for s in shares} == {25}
+
+
+def test_pair_sampling_takes_two_rollouts_of_each_problem_and_every_problem_once_an_epoch():
+    from tracefactory.valuemodel.data import pair_steps_per_epoch, step_pairs
+
+    problem_id = np.repeat(np.arange(10), [1, 3, 4, 2, 5, 3, 3, 2, 6, 4])
+    np.random.default_rng(0).shuffle(problem_id)
+    per_epoch = pair_steps_per_epoch(problem_id, 4)
+    assert per_epoch == 5
+    seen = []
+    for step in range(per_epoch):
+        rows = step_pairs(problem_id, 4, seed=7, step=step)
+        pairs = problem_id[rows].reshape(-1, 2)
+        assert (pairs[:, 0] == pairs[:, 1]).all()  # both roll-outs of one problem
+        seen.extend(pairs[:, 0].tolist())
+        np.testing.assert_array_equal(rows, step_pairs(problem_id, 4, seed=7, step=step))
+    assert sorted(seen) == list(range(10))
+    two = step_pairs(problem_id, 4, seed=7, step=0)
+    distinct = [a != b for a, b in two.reshape(-1, 2) if (problem_id == problem_id[a]).sum() > 1]
+    assert all(distinct)

@@ -1,6 +1,7 @@
 """ValueModel: backbones, padding-invariant values, cached scoring, save/load, official layout."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -140,3 +141,33 @@ def test_folder_without_config_is_a_config_error(tmp_path):
 def test_plain_causal_lm_folder_is_not_a_value_model(qwen2_policy):
     with pytest.raises(ConfigError, match="not a value model"):
         ValueModel.from_pretrained(qwen2_policy)
+
+
+def test_saved_folder_loads_by_hub_id_offline_and_in_the_official_layout(model, tmp_path):
+    """A Hub id resolves through the documented Hub cache layout; no absolute path is saved."""
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    snapshot = tmp_path / "hub" / "models--my-org--value-model" / "snapshots" / commit
+    model.save_pretrained(snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text(commit)
+    config = json.loads((snapshot / "config.json").read_text())
+    assert "_name_or_path" not in config and str(tmp_path) not in json.dumps(config)
+    script = (
+        "import json; from tracefactory.valuemodel.model import ValueModel;"
+        "m = ValueModel.from_pretrained('my-org/value-model');"
+        f"print(json.dumps(m.values({SEQUENCES!r})))"
+    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, **env}
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == model.values(SEQUENCES)
+
+    # The official Qwen2ForClassifier config (no value_head) over the same weights.
+    config.pop("value_head")
+    config["architectures"] = ["Qwen2ForClassifier"]
+    config["attention_dropout"] = 0.05
+    (snapshot / "config.json").write_text(json.dumps(config))
+    official = ValueModel.from_pretrained(snapshot)
+    assert official.values(SEQUENCES) == pytest.approx(model.values(SEQUENCES), abs=1e-6)

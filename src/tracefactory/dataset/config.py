@@ -35,3 +35,5 @@ class PublishConfig(Section):
     private: bool = True  # visibility of a repo created by publish (an existing one is kept)
     revision: str | None = None  # branch to push to (None: the repo's default branch)
     commit_message: str = "Upload dataset built by tracefactory"  # Hub commit message
+    model_repo_id: str | None = None  # Hub model repo ("org/name") for the value model; None: none
+    model_dir: str = "models/value_model"  # the value model folder `train` writes (with its card)

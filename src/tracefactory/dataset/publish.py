@@ -125,3 +125,40 @@ def upload_dataset(folder: str | Path, config: PublishConfig, session: HubSessio
             commit_message=config.commit_message,
         )
     return str(url)
+
+
+def upload_model(folder: str | Path, config: PublishConfig, session: HubSession) -> str:
+    """Create the model repo ``publish.model_repo_id`` if needed and upload the value model.
+
+    Returns:
+        The repo's URL.
+
+    Raises:
+        HubError: the folder is not a trained value model (no weights or card), or no model repo
+            is configured.
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    missing = [
+        n for n in ("README.md", "config.json", "model.safetensors") if not (folder / n).is_file()
+    ]
+    if missing:
+        raise HubError(
+            f"{folder} has no {missing[0]}: train the value model first (`tracefactory train`)"
+        )
+    if not config.model_repo_id:
+        raise HubError("publish.model_repo_id is not set: nothing to upload the model to")
+    api = HfApi(endpoint=session.endpoint, token=session.token)
+    url = api.create_repo(
+        config.model_repo_id, repo_type="model", private=config.private, exist_ok=True
+    )
+    logger.info("uploading %s to %s as %s", folder, config.model_repo_id, session.user)
+    api.upload_folder(
+        repo_id=config.model_repo_id,
+        folder_path=folder,
+        repo_type="model",
+        revision=config.revision,
+        commit_message="Upload value model trained by tracefactory",
+    )
+    return str(url)

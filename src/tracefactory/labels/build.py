@@ -72,9 +72,24 @@ def value_split(problem_id: str, val_fraction: float) -> str:
     The id's SHA-256 is read as a number in [0, 1), so the split never depends on which shard,
     worker or run saw the problem, and raising ``val_fraction`` only moves problems into val.
     """
+    return "val" if _position(problem_id) < val_fraction else "train"
+
+
+def val_fraction_for_count(problem_ids: list[str], count: int) -> float:
+    """The ``val_fraction`` that puts exactly ``count`` of ``problem_ids`` in val (all if fewer).
+
+    The threshold sits halfway between the ``count``-th and the next id position, so
+    ``value_split`` keeps deciding each problem alone and by its id.
+    """
+    positions = sorted(_position(p) for p in problem_ids)
+    if count >= len(positions):
+        return 1.0
+    return (positions[count - 1] + positions[count]) / 2
+
+
+def _position(problem_id: str) -> float:
     digest = hashlib.sha256(f"value-split:{problem_id}".encode()).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
-    return "val" if position < val_fraction else "train"
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def build_labels(

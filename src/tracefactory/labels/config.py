@@ -18,6 +18,8 @@ class LabelConfig(Section):
     verdicts_dir: str = "data/verdicts"  # input table (schemas/verdicts.yaml)
     output_dir: str = "data/labels"  # output table (schemas/labels.yaml)
     val_fraction: float = Field(0.1, ge=0, lt=1)  # share of problems in the value-model val split
+    val_problems: int | None = Field(None, ge=1)  # if set: this many problems in val instead of
+    # val_fraction, those whose id hashes lowest (paper: 500)
     problem_splits: list[Literal["train", "val", "test"]] = ["train"]  # problems-table splits
     # labelled; val/test are held out for evaluation, so the value-model val split is carved
     # from train problems by id hash

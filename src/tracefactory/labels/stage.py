@@ -13,7 +13,7 @@ import polars as pl
 from tracefactory.config import params_hash
 from tracefactory.errors import StageInputError
 from tracefactory.io import TableReader
-from tracefactory.labels.build import LabelInputs, build_labels
+from tracefactory.labels.build import LabelInputs, build_labels, val_fraction_for_count
 from tracefactory.labels.config import LabelConfig
 from tracefactory.models import require_same_tokenizer
 from tracefactory.stage import Shard, ShardResult, Stage
@@ -42,12 +42,15 @@ class LabelStage(Stage):
             rollouts["tokenizer_hash"],
         )
         self._tokenizer = {k: rollouts[k] for k in ("tokenizer", "tokenizer_hash")}
+        self.val_fraction = config.val_fraction  # plan() sets it from val_problems when given
 
     def plan(self) -> list[Shard]:
         problem_ids = (
             self.inputs["rollouts"].scan().select("problem_id").unique().collect()["problem_id"]
         )
         ordered = sorted(problem_ids.to_list())
+        if self.config.val_problems is not None:  # by count: decided over every problem at once
+            self.val_fraction = val_fraction_for_count(ordered, self.config.val_problems)
         size = self.config.problems_per_shard
         return [
             Shard(f"labels-{i // size:05d}", payload=ordered[i : i + size])
@@ -77,7 +80,7 @@ class LabelStage(Stage):
     def process(self, shard: Shard, inputs: LabelInputs) -> ShardResult:
         rows, counts = build_labels(
             inputs,
-            val_fraction=self.config.val_fraction,
+            val_fraction=self.val_fraction,
             problem_splits=list(self.config.problem_splits),
             drop_all_failed=self.config.drop_all_failed,
         )

@@ -164,6 +164,31 @@ def step_rows(num_rows: int, batch_size: int, seed: int, step: int) -> np.ndarra
     return order[index * batch_size : (index + 1) * batch_size]
 
 
+def pair_steps_per_epoch(problem_id: np.ndarray, batch_size: int) -> int:
+    return math.ceil(len(np.unique(problem_id)) / max(1, batch_size // 2))
+
+
+def step_pairs(problem_id: np.ndarray, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Rows of step ``step`` in the official scheme: ``batch_size // 2`` problems, two rows each.
+
+    Problems come from a per-epoch permutation drawn from (seed, epoch); each problem's two
+    roll-outs are drawn from (seed, step) without replacement (a problem with one roll-out gives
+    it twice). Like ``step_rows``, a pure function of (seed, step).
+    """
+    order = np.argsort(problem_id, kind="stable")  # rows grouped by problem, in problem order
+    problems, starts, counts = np.unique(problem_id[order], return_index=True, return_counts=True)
+    per_step = max(1, batch_size // 2)
+    epoch, index = divmod(step, math.ceil(len(problems) / per_step))
+    chosen = np.random.default_rng([seed, epoch]).permutation(len(problems))
+    chosen = chosen[index * per_step : (index + 1) * per_step]
+    rng = np.random.default_rng([seed, epoch, index, 2])
+    rows = []
+    for p in chosen:
+        picked = rng.choice(counts[p], size=2, replace=bool(counts[p] < 2))
+        rows.extend(order[starts[p] + picked])
+    return np.asarray(rows, dtype=np.int64)
+
+
 def micro_batches(
     rows: np.ndarray,
     lengths: np.ndarray,

@@ -22,7 +22,10 @@ import torch.nn.functional as F
 
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.valuemodel.data import IGNORE_LABEL, LabelSplit, micro_batches
+from tracefactory.valuemodel.dataset import DatasetSplit
 from tracefactory.valuemodel.model import ValueModel
+
+Split = LabelSplit | DatasetSplit  # the internal labels table or the published dataset
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class SplitPredictions:
 @torch.no_grad()
 def predict(
     model: ValueModel,
-    split: LabelSplit,
+    split: Split,
     rows: np.ndarray,
     position_bins: int,
     token_budget: int,
@@ -143,15 +146,16 @@ def pairwise_accuracy(
     return float(pairs.select(score.mean()).item()), pairs.height
 
 
-def constant_loss(split: LabelSplit, rows: np.ndarray, class_rates: np.ndarray) -> float:
+def constant_loss(split: Split, rows: np.ndarray, class_rates: np.ndarray) -> float:
     """The paper's loss of a model that always predicts the training class frequencies."""
-    token_nll = -np.log(np.clip(class_rates, 1e-12, None))
+    token_nll = torch.as_tensor(-np.log(np.clip(class_rates, 1e-12, None)))  # (C,)
     losses = []
-    for row in rows:
-        start = split.offsets[row] + split.supervised_start[row]
-        targets = split.token_targets[start : split.offsets[row + 1]].astype(np.int64)
-        losses.append(token_nll[targets].mean())
-    return float(np.mean(losses))
+    for start in range(0, len(rows), 256):  # the split fetches token rows lazily, a chunk at once
+        targets = split.batch(rows[start : start + 256])["targets"]  # (B, T)
+        supervised = targets != IGNORE_LABEL
+        nll = token_nll[targets.clamp(min=0)] * supervised  # (B, T)
+        losses.append((nll.sum(-1) / supervised.sum(-1).clamp(min=1)).numpy())
+    return float(np.concatenate(losses).mean())
 
 
 def _scores(prob: np.ndarray, outcome: np.ndarray, baseline: float, bins: int) -> dict[str, float]:
@@ -167,7 +171,7 @@ def _scores(prob: np.ndarray, outcome: np.ndarray, baseline: float, bins: int) -
 
 def summarize(
     predictions: SplitPredictions,
-    split: LabelSplit,
+    split: Split,
     train_class_rates: np.ndarray,
     calibration_bins: int,
 ) -> dict:
@@ -201,7 +205,7 @@ def summarize(
     return metrics
 
 
-def calibration_points(predictions: SplitPredictions, split: LabelSplit, bins: int) -> list[dict]:
+def calibration_points(predictions: SplitPredictions, split: Split, bins: int) -> list[dict]:
     """Reliability-diagram rows for ``dvc plots``: all scored points, and last tokens only."""
     outcome_row = (split.label[predictions.rows] == TrajectoryClass.CORRECT).astype(np.float64)
     outcome_all = np.repeat(outcome_row[:, None], predictions.success_prob.shape[1], axis=1)

@@ -115,9 +115,17 @@ class ValueModel(nn.Module):
 
     @classmethod
     def from_policy(
-        cls, policy_path: str | Path, dropout: float = 0.0, dtype: torch.dtype | None = None
+        cls,
+        policy_path: str | Path,
+        dropout: float = 0.0,
+        dtype: torch.dtype | None = None,
+        attention_dropout: float | None = None,
     ) -> ValueModel:
         """A fresh value model whose backbone is a policy checkpoint's (its LM head dropped).
+
+        Args:
+            attention_dropout: overrides the backbone config's (the paper trains with 0.05; the
+                official trainer passes it to ``from_pretrained``); None keeps the config's.
 
         Raises:
             ConfigError: if ``policy_path`` is not a folder with a config.json.
@@ -125,8 +133,9 @@ class ValueModel(nn.Module):
         from transformers import AutoModel
 
         policy_path = _existing_folder(policy_path, "policy checkpoint")
+        extra = {} if attention_dropout is None else {"attention_dropout": attention_dropout}
         with _quiet_transformers():
-            backbone = AutoModel.from_pretrained(policy_path, dtype=dtype or torch.float32)
+            backbone = AutoModel.from_pretrained(policy_path, dtype=dtype or torch.float32, **extra)
         model = cls(backbone, head_config(backbone.config.hidden_size, dropout=dropout))
         model.init_head()
         model.to(backbone.dtype)
@@ -164,9 +173,13 @@ class ValueModel(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         config = self.config.to_dict()
+        config.pop("_name_or_path", None)  # a machine path: the folder must load anywhere
         config["architectures"] = ["ValueModel"]
         config["value_head"] = self.head
         config["num_labels"] = int(self.head["num_classes"])
+        # The official Qwen2ForClassifier reads its class count from id2label.
+        config["id2label"] = dict(enumerate(self.head["class_names"]))
+        config["label2id"] = {name: i for i, name in enumerate(self.head["class_names"])}
         (path / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(path / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -200,11 +213,11 @@ class ValueModel(nn.Module):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=past_key_values,  # transformers' current name for the KV cache argument
             use_cache=use_cache,
         )
         hidden = self.score_dropout(out.last_hidden_state)  # (B, T, h)
-        return self.score(hidden).float(), out.past_key_values  # (B, T, C)
+        return self.score(hidden).float(), out.cache  # (B, T, C)
 
     @torch.no_grad()
     def success_probs(
@@ -283,6 +296,18 @@ def pad_right(
 
 
 def _existing_folder(path: str | Path, what: str) -> Path:
+    """A local folder as is; a Hub model id (``org/name``) as its snapshot folder.
+
+    Offline (``HF_HUB_OFFLINE=1``) the snapshot comes from the Hub cache, so a model downloaded
+    once loads by its id.
+    """
+    if not Path(path).exists() and str(path).count("/") == 1:
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = snapshot_download(str(path), repo_type="model")
+        except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
+            raise ConfigError(f"cannot get {what} {str(path)!r} from the Hub: {e}") from e
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ConfigError(

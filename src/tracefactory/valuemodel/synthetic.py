@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-from tracefactory.io import ShardWriter
-from tracefactory.schemas import TrajectoryClass
+from tracefactory.io import ShardWriter, SplitFileWriter
+from tracefactory.schemas import TrajectoryClass, load_schema
 
 VOCAB_SIZE = 64
 MISTAKE_TOKEN = 13
@@ -77,8 +78,16 @@ def synthetic_rows(
     return rows
 
 
-def write_synthetic_labels(directory: str | Path, rows: list[dict], shard_rows: int = 5000) -> Path:
-    """Write ``rows`` as a finished labels table (shards + manifest) at ``directory``."""
+def write_synthetic_labels(
+    directory: str | Path,
+    rows: list[dict],
+    shard_rows: int = 5000,
+    tokenizer_hash: str = "synthetic-64",
+) -> Path:
+    """Write ``rows`` as a finished labels table (shards + manifest) at ``directory``.
+
+    ``tokenizer_hash`` is recorded as the table's tokenizer (the backbone's, to train on it).
+    """
     writer = ShardWriter(
         directory,
         schema="labels",
@@ -86,10 +95,30 @@ def write_synthetic_labels(directory: str | Path, rows: list[dict], shard_rows: 
             "producer": "synthetic",
             "params_hash": "synthetic",
             "tokenizer": "synthetic-64",
-            "tokenizer_hash": "synthetic-64",
+            "tokenizer_hash": tokenizer_hash,
         },
     )
     for start in range(0, len(rows), shard_rows):
         writer.write(f"shard-{start // shard_rows:05d}", rows[start : start + shard_rows])
     writer.finalize()
     return Path(directory)
+
+
+def write_synthetic_dataset(
+    folder: str | Path, rows: list[dict], tokenizer_hash: str | None = None
+) -> Path:
+    """Write ``rows`` as a dataset folder in the default layout (``data/<split>-*.parquet``).
+
+    ``load_dataset(folder)`` finds the train and validation splits by their file names. Without
+    ``tokenizer_hash`` the files record no tokenizer (as datasets made by other tools).
+    """
+    metadata = {"producer": "synthetic"}
+    if tokenizer_hash is not None:
+        metadata |= {"tokenizer": "synthetic", "tokenizer_hash": tokenizer_hash}
+    schema = load_schema("labels")
+    files = SplitFileWriter(Path(folder) / "data", schema, metadata, rows_per_file=100_000)
+    for split, hub_split in (("train", "train"), ("val", "validation")):
+        part = [row for row in rows if row["split"] == split]
+        files.write(hub_split, pa.Table.from_pylist(part, schema=schema.arrow))
+    files.close()
+    return Path(folder)

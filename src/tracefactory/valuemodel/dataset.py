@@ -1,0 +1,331 @@
+"""The published dataset as lazily fetched training rows (either config, or the official layout).
+
+The trainer reads the dataset only through its columns, so the exported folder, a Hub download and
+the paper's OpenR1-VM train the same way. ``datasets`` converts the Parquet files once into its
+memory-mapped Arrow cache; a split here keeps only per-row scalars in memory (length, roll-in
+length, class, problem), a few bytes a row, and takes the token ids of a micro-batch's rows from
+the mapped table when the micro-batch is built. Memory therefore does not grow with the data.
+
+Rows longer than ``max_length`` are truncated as the official collator does: the roll-in (the
+context) is kept whole and the roll-out is cut; the row keeps its class. A row whose roll-in alone
+fills ``max_length`` has no roll-out token left to learn from: it is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from tracefactory.errors import ConfigError, SchemaError
+from tracefactory.stats import Stats
+from tracefactory.valuemodel.data import IGNORE_LABEL
+
+logger = logging.getLogger(__name__)
+
+HUB_SPLITS = {"train": "train", "val": "validation"}  # value-model split -> Hub split name
+_DEFAULT_COLUMNS = {"input_ids", "supervised_start", "token_labels", "label"}
+_OPENR1_COLUMNS = {"roll_in_ids", "roll_outs_ids", "labels"}
+
+
+class Layout(StrEnum):
+    """How a dataset's rows hold roll-outs, recognised by their columns."""
+
+    DEFAULT = "default"  # one row per roll-out: input_ids, supervised_start, token_labels, label
+    OPENR1_VM = "openr1_vm"  # one row per problem: aligned roll_in_ids, roll_outs_ids, labels
+
+
+class RowStat(StrEnum):
+    """What happened to the dataset's roll-outs on the way to training rows."""
+
+    READ = "rows_read"
+    TRAIN = "rows_train"
+    VAL = "rows_val"
+    TRUNCATED = "rows_truncated"  # roll-out cut at max_length, roll-in and class kept
+    TRUNCATED_TOKENS = "tokens_truncated"  # roll-out tokens cut off
+    ROLLIN_TOO_LONG = "dropped_rollin_too_long"  # roll-in alone reaches max_length
+    NO_ROLLOUT_TOKENS = "dropped_no_rollout_tokens"  # an empty roll-out: nothing to learn
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """One split as per-row scalars plus the memory-mapped token columns they index.
+
+    Row ``i`` is roll-out ``source[i]`` of the dataset: ``context[i]`` ids of prompt and roll-in
+    (no loss), then ``lengths[i] - context[i]`` roll-out ids labelled with the class ``label[i]``
+    (or, in the default layout, the row's own ``token_labels``).
+    """
+
+    layout: Layout
+    columns: dict[str, pa.ChunkedArray]  # token columns, one entry per roll-out (not per row)
+    source: np.ndarray  # (N,) int64 roll-out index in ``columns``
+    lengths: np.ndarray  # (N,) int64 tokens after truncation
+    supervised_start: np.ndarray  # (N,) int64 context tokens
+    label: np.ndarray  # (N,) int8 trajectory class
+    branch_value: np.ndarray  # (N,) float32; NaN where the layout has none
+    problem_id: np.ndarray  # (N,) int64 problem index (within-problem metrics group by it)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.source)
+
+    def sequence(self, row: int) -> np.ndarray:
+        """Token ids of row ``row`` after truncation, ``(lengths[row],)`` int64."""
+        return self._fetch(np.asarray([row]))[0][0]
+
+    def batch(
+        self, rows: np.ndarray, device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        """Right-padded ``rows``: input_ids, attention_mask, targets (B, T); branch_value (B,)."""
+        width = int(self.lengths[rows].max())
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        targets = np.full((len(rows), width), IGNORE_LABEL, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, (row_ids, row_targets) in enumerate(self._fetch(rows)):
+            ids[i, : len(row_ids)] = row_ids
+            targets[i, : len(row_ids)] = row_targets
+            mask[i, : len(row_ids)] = 1
+        arrays = {"input_ids": ids, "attention_mask": mask, "targets": targets}
+        out = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+        out["branch_value"] = torch.from_numpy(self.branch_value[rows]).to(device)
+        return out
+
+    def _fetch(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(ids, targets) of ``rows``, truncated; reads only these rows' pages of the table."""
+        taken = {k: _entries(v, self.source[rows]) for k, v in self.columns.items()}
+        fetched = []
+        for i, row in enumerate(rows):
+            length, start = int(self.lengths[row]), int(self.supervised_start[row])
+            targets = np.full(length, IGNORE_LABEL, dtype=np.int64)
+            if self.layout == Layout.DEFAULT:
+                ids = taken["input_ids"][i][:length]
+                targets[start:] = taken["token_labels"][i][: length - start]
+            else:
+                ids = np.concatenate([taken["roll_in_ids"][i], taken["roll_outs_ids"][i]])[:length]
+                targets[start:] = self.label[row]
+            fetched.append((ids.astype(np.int64), targets))
+        return fetched
+
+
+def _entries(column: pa.ChunkedArray, indices: np.ndarray) -> list[np.ndarray]:
+    """Entries ``indices`` of a list column as numpy arrays, read chunk by chunk.
+
+    ``ChunkedArray.take`` of a list column concatenates every chunk first: a copy of the whole
+    column per micro-batch. Indexing each entry's own chunk reads only that entry's pages.
+    """
+    ends = np.cumsum([len(chunk) for chunk in column.chunks])
+    chunk_of = np.searchsorted(ends, indices, side="right")
+    entries = []
+    for index, c in zip(indices.tolist(), chunk_of.tolist(), strict=True):
+        local = index - (int(ends[c - 1]) if c else 0)
+        entries.append(column.chunk(c)[local].values.to_numpy(zero_copy_only=False))
+    return entries
+
+
+def resolve_folder(dataset: str, revision: str | None) -> Path:
+    """A local folder as is; a Hub dataset id as its snapshot folder (the Hub cache when offline).
+
+    Raises:
+        ConfigError: naming the id and what to do when it cannot be resolved.
+    """
+    if Path(dataset).is_dir():
+        return Path(dataset)
+    if Path(dataset).exists() or not re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", dataset):
+        raise ConfigError(
+            f"train.dataset={dataset!r} is neither a dataset folder nor a Hub id like org/name"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(dataset, repo_type="dataset", revision=revision)
+    except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
+        raise ConfigError(
+            f"no folder {dataset!r}, and cannot get Hub dataset {dataset!r} (revision "
+            f"{revision or 'main'}): {e}; build it (`tracefactory export`), download it first, "
+            f"or point train.dataset at a dataset folder"
+        ) from e
+    return Path(folder)
+
+
+def data_files(folder: Path, config: str) -> list[Path]:
+    """The Parquet files of ``config`` (its subfolder), or every Parquet file of the folder."""
+    files = sorted((folder / config).rglob("*.parquet")) if (folder / config).is_dir() else []
+    files = files or sorted(folder.rglob("*.parquet"))
+    if not files:
+        raise ConfigError(f"dataset folder {folder} holds no Parquet files")
+    return files
+
+
+def fingerprint(files: list[Path], root: Path) -> str:
+    """SHA-256 over each file's name (relative to ``root``) and content: what the data is."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
+        with open(path, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
+
+
+def tokenizer_metadata(files: list[Path]) -> dict[str, str]:
+    """``tokenizer`` and ``tokenizer_hash`` from the Parquet metadata (none: another producer)."""
+    meta = pq.read_schema(files[0]).metadata or {}
+    return {
+        k.decode(): v.decode() for k, v in meta.items() if k in (b"tokenizer", b"tokenizer_hash")
+    }
+
+
+def load_splits(folder: Path, config: str, cache_dir: str | None) -> dict[str, pa.Table]:
+    """The memory-mapped Arrow table of each Hub split, read with ``datasets.load_dataset``.
+
+    Raises:
+        ConfigError: the folder or config cannot be loaded.
+    """
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(str(folder), config, cache_dir=cache_dir)
+    except Exception as e:  # datasets raises many types (missing config, builder errors)
+        raise ConfigError(f"cannot load dataset {folder} (config {config!r}): {e}") from e
+    return {name: split.data.table for name, split in loaded.items()}
+
+
+def detect_layout(table: pa.Table, where: str) -> Layout:
+    """The layout whose columns ``table`` has.
+
+    Raises:
+        SchemaError: the table has the columns of neither layout.
+    """
+    names = set(table.column_names)
+    if _DEFAULT_COLUMNS <= names:
+        return Layout.DEFAULT
+    if _OPENR1_COLUMNS <= names:
+        return Layout.OPENR1_VM
+    raise SchemaError(
+        f"{where}: columns {sorted(names)} match neither the default layout "
+        f"{sorted(_DEFAULT_COLUMNS)} nor the OpenR1-VM layout {sorted(_OPENR1_COLUMNS)}"
+    )
+
+
+def to_split(table: pa.Table, max_length: int, stats: Stats, where: str) -> DatasetSplit:
+    """Per-row scalars of ``table`` (truncated to ``max_length``) over its token columns."""
+    layout = detect_layout(table, where)
+    if layout == Layout.DEFAULT:
+        columns = {k: table.column(k) for k in ("input_ids", "token_labels")}
+        full = _lengths(table.column("input_ids"))
+        start = table.column("supervised_start").to_numpy().astype(np.int64)
+        label = table.column("label").to_numpy().astype(np.int8)
+        problem = table.column("problem_id").dictionary_encode().combine_chunks().indices
+        problem = problem.to_numpy().astype(np.int64)
+        branch = table.column("branch_value").to_numpy().astype(np.float32)
+        if np.any(_lengths(table.column("token_labels")) != full - start):
+            raise SchemaError(f"{where}: token_labels do not cover input_ids[supervised_start:]")
+    else:
+        per_problem = _lengths(table.column("labels"))
+        for name in ("roll_in_ids", "roll_outs_ids"):
+            if np.any(_lengths(table.column(name)) != per_problem):
+                raise SchemaError(f"{where}: {name} and labels differ in length in some row")
+        columns = {k: pc.list_flatten(table.column(k)) for k in ("roll_in_ids", "roll_outs_ids")}
+        start = _lengths(columns["roll_in_ids"])
+        full = start + _lengths(columns["roll_outs_ids"])
+        label = pc.list_flatten(table.column("labels")).to_numpy().astype(np.int8)
+        problem = np.repeat(np.arange(table.num_rows, dtype=np.int64), per_problem)
+        branch = np.full(len(label), np.nan, dtype=np.float32)
+    return _truncate(layout, columns, full, start, label, branch, problem, max_length, stats)
+
+
+def _lengths(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _truncate(
+    layout, columns, full, start, label, branch, problem, max_length, stats
+) -> DatasetSplit:
+    """Keep the roll-in, cut the roll-out at ``max_length``; drop rows left with no roll-out."""
+    rollin_too_long = start >= max_length
+    empty = (full == start) & ~rollin_too_long
+    keep = ~rollin_too_long & ~empty
+    cut = keep & (full > max_length)
+    stats.update(RowStat.READ, len(full))
+    stats.update(RowStat.ROLLIN_TOO_LONG, int(rollin_too_long.sum()))
+    stats.update(RowStat.NO_ROLLOUT_TOKENS, int(empty.sum()))
+    stats.update(RowStat.TRUNCATED, int(cut.sum()))
+    stats.update(RowStat.TRUNCATED_TOKENS, int((full[cut] - max_length).sum()))
+    source = np.flatnonzero(keep)
+    return DatasetSplit(
+        layout=layout,
+        columns=columns,
+        source=source,
+        lengths=np.minimum(full[source], max_length),
+        supervised_start=start[source],
+        label=label[source],
+        branch_value=branch[source],
+        problem_id=problem[source],
+    )
+
+
+def hold_out(split: DatasetSplit, problems: int, seed: int) -> tuple[DatasetSplit, DatasetSplit]:
+    """(train, validation): ``problems`` problems drawn by ``seed`` go to validation, whole."""
+    ids = np.unique(split.problem_id)
+    if len(ids) <= problems:
+        raise ConfigError(
+            f"the dataset has no validation split and only {len(ids)} problems: lower "
+            f"train.holdout_problems (now {problems}) to hold some out for validation"
+        )
+    held = np.random.default_rng([seed, len(ids)]).permutation(ids)[:problems]
+    in_val = np.isin(split.problem_id, held)
+    return _subset(split, ~in_val), _subset(split, in_val)
+
+
+def _subset(split: DatasetSplit, keep: np.ndarray) -> DatasetSplit:
+    fields = ("source", "lengths", "supervised_start", "label", "branch_value", "problem_id")
+    return DatasetSplit(split.layout, split.columns, **{f: getattr(split, f)[keep] for f in fields})
+
+
+def open_dataset(
+    dataset: str,
+    config: str,
+    revision: str | None,
+    max_length: int,
+    holdout: tuple[int, int],
+    cache_dir: str | None = None,
+) -> tuple[DatasetSplit, DatasetSplit, Stats, dict[str, str]]:
+    """(train, validation, row stats, data identity) of a dataset folder or Hub id.
+
+    The identity holds the data ``fingerprint`` (file names and contents) and the ``tokenizer``
+    and ``tokenizer_hash`` the producer recorded in the Parquet metadata (absent in datasets made
+    by other tools, such as the paper's OpenR1-VM). A dataset without a validation split (the
+    paper's) has ``holdout = (problems, seed)`` of its train problems held out instead.
+
+    Raises:
+        ConfigError: the dataset cannot be found or loaded, or lacks a train split.
+        SchemaError: its columns are neither layout's, or its lists are not aligned.
+    """
+    folder = resolve_folder(dataset, revision)
+    files = data_files(folder, config)
+    identity = {"fingerprint": fingerprint(files, folder), **tokenizer_metadata(files)}
+    tables = load_splits(folder, config, cache_dir)
+    if HUB_SPLITS["train"] not in tables:
+        raise ConfigError(f"dataset {dataset} ({config}) has no train split: {sorted(tables)}")
+    stats = Stats()
+    split = {
+        name: to_split(tables[hub], max_length, stats, f"{dataset} [{config}/{hub}]")
+        for name, hub in HUB_SPLITS.items()
+        if hub in tables
+    }
+    if "val" not in split:
+        logger.info("%s has no validation split: holding out %d problems", dataset, holdout[0])
+        split["train"], split["val"] = hold_out(split["train"], *holdout)
+    stats.update(RowStat.TRAIN, split["train"].num_rows)
+    stats.update(RowStat.VAL, split["val"].num_rows)
+    logger.info("dataset %s (%s, pid %d): %s", dataset, config, os.getpid(), stats.as_dict())
+    return split["train"], split["val"], stats, identity

@@ -1,0 +1,107 @@
+"""The published dataset as training rows: both configs, the official layout, truncation."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from value_datasets import synthetic_dataset, tiny_backbone
+
+from tracefactory.stats import Stats
+from tracefactory.valuemodel.data import IGNORE_LABEL, read_labels
+from tracefactory.valuemodel.dataset import Layout, RowStat, open_dataset, to_split
+from tracefactory.valuemodel.metrics import predict
+from tracefactory.valuemodel.model import ValueModel
+from tracefactory.valuemodel.synthetic import synthetic_rows
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    root = tmp_path_factory.mktemp("published")
+    hash_ = tiny_backbone(root / "policy")
+    labels, folder = synthetic_dataset(root, synthetic_rows(30, seed=2), hash_)
+    return root, labels, folder
+
+
+def _open(folder, config="default", max_length=1024, cache=None):
+    return open_dataset(str(folder), config, None, max_length, (3, 0), cache)
+
+
+def _rows(split) -> list[tuple]:
+    """Every row as (ids, targets), in a canonical order."""
+    batch = split.batch(np.arange(split.num_rows))
+    rows = []
+    for ids, targets, mask in zip(
+        batch["input_ids"], batch["targets"], batch["attention_mask"], strict=False
+    ):
+        n = int(mask.sum())
+        rows.append((tuple(ids[:n].tolist()), tuple(targets[:n].tolist())))
+    return sorted(rows)
+
+
+def test_default_config_gives_the_labels_tables_rows_and_losses(published, tmp_path):
+    root, labels, folder = published
+    train, val, _, identity = _open(folder, cache=str(tmp_path / "cache"))
+    internal_train, internal_val, _ = read_labels(labels, 1024)
+    assert identity["tokenizer_hash"] and len(identity["fingerprint"]) == 64
+    for ours, theirs in ((train, internal_train), (val, internal_val)):
+        assert ours.num_rows == theirs.num_rows > 0
+        np.testing.assert_array_equal(ours.lengths, theirs.lengths)
+        np.testing.assert_array_equal(ours.label, theirs.label)
+        everything = np.arange(ours.num_rows)
+        for key, tensor in ours.batch(everything).items():
+            assert torch.equal(tensor, theirs.batch(everything)[key]), key
+    model = ValueModel.from_policy(root / "policy")
+    ours = predict(model, val, np.arange(val.num_rows), 4, 4096)
+    theirs = predict(model, internal_val, np.arange(val.num_rows), 4, 4096)
+    np.testing.assert_array_equal(ours.sequence_loss, theirs.sequence_loss)
+
+
+def test_openr1_vm_config_holds_the_same_rows(published, tmp_path):
+    _, _, folder = published
+    default_train, default_val, _, _ = _open(folder, cache=str(tmp_path / "cache"))
+    train, val, _, identity = _open(folder, "openr1_vm", cache=str(tmp_path / "cache"))
+    assert train.layout == Layout.OPENR1_VM and identity["tokenizer_hash"]
+    assert _rows(train) == _rows(default_train)
+    assert _rows(val) == _rows(default_val)
+
+
+def test_official_layout_without_card_trains_with_held_out_problems(published, tmp_path):
+    """The paper's layout: only roll_in_ids, roll_outs_ids, labels; one train split; no card."""
+    _, _, folder = published
+    official = tmp_path / "OpenR1-VM"
+    (official / "data").mkdir(parents=True)
+    paths = sorted((folder / "openr1_vm").glob("*.parquet"))  # validation too: one train split
+    for i, path in enumerate(paths):
+        table = pq.read_table(path).select(["roll_in_ids", "roll_outs_ids", "labels"])
+        name = f"train-{i:05d}-of-{len(paths):05d}.parquet"
+        pq.write_table(table.replace_schema_metadata(None), official / "data" / name)
+    train, val, stats, identity = _open(official, cache=str(tmp_path / "cache"))
+    assert "tokenizer_hash" not in identity
+    assert len(np.unique(val.problem_id)) == 3
+    assert not set(train.problem_id) & set(val.problem_id)
+    default_train, default_val, _, _ = _open(folder, cache=str(tmp_path / "cache"))
+    assert sorted(_rows(train) + _rows(val)) == sorted(_rows(default_train) + _rows(default_val))
+
+
+def test_long_rows_keep_the_rollin_and_class_and_are_counted():
+    context = [[1, 2, 3], [1, 2, 3, 4, 5, 6], [1]]
+    rollout = [[7, 8, 9, 10], [7], [7, 8]]
+    table = pa.table(
+        {
+            "roll_in_ids": [context],
+            "roll_outs_ids": [rollout],
+            "labels": pa.array([[2, 1, 0]], pa.list_(pa.int8())),
+        }
+    )
+    stats = Stats()
+    split = to_split(table, max_length=5, stats=stats, where="test")
+    assert split.num_rows == 2  # the 6-token roll-in leaves no room for its roll-out
+    batch = split.batch(np.arange(2))
+    assert batch["input_ids"][0].tolist() == [1, 2, 3, 7, 8]
+    assert batch["targets"][0].tolist() == [IGNORE_LABEL] * 3 + [2, 2]
+    assert batch["input_ids"][1, :3].tolist() == [1, 7, 8]
+    assert split.label.tolist() == [2, 0]
+    counts = stats.as_dict()
+    assert counts[RowStat.TRUNCATED] == 1 and counts[RowStat.TRUNCATED_TOKENS] == 2
+    assert counts[RowStat.ROLLIN_TOO_LONG] == 1
