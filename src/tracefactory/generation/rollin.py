@@ -26,7 +26,7 @@ from tracefactory.config import (
     params_hash,
 )
 from tracefactory.errors import ConfigError
-from tracefactory.generation.engine import GenerationRequest, SamplingSpec
+from tracefactory.generation.engine import GenerationRequest, SamplingSpec, failure_counts
 from tracefactory.generation.policies import (
     load_tokenizer,
     model_fingerprint,
@@ -189,8 +189,8 @@ class RollinStage(Stage):
                         "finish_reason": str(sample.finish_reason),
                     }
                 )
-        tokens = sum(len(row["token_ids"]) for row in rows)
-        return ShardResult(rows, {"samples": len(rows), "tokens": tokens})
+        counts = {"samples": len(rows), "tokens": sum(len(row["token_ids"]) for row in rows)}
+        return ShardResult(rows, {**counts, **failure_counts(rows)})
 
 
 def read_problems(config: RollinConfig) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ import polars as pl
 from tracefactory.config import Params, RayConfig, RolloutConfig, params_hash
 from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
-from tracefactory.generation.engine import GenerationRequest, SamplingSpec
+from tracefactory.generation.engine import GenerationRequest, SamplingSpec, failure_counts
 from tracefactory.generation.policies import (
     load_tokenizer,
     model_fingerprint,
@@ -194,7 +194,7 @@ class RolloutStage(Stage):
             "tokens": sum(len(row["token_ids"]) for row in rows),
             "dropped_rollin_too_short": sum(1 for item in items if not item.cut_positions),
         }
-        return ShardResult(rows, counts)
+        return ShardResult(rows, {**counts, **failure_counts(rows)})
 
     def _request(self, item: RollinCuts, cut_index: int, position: int, prompt_ids, token_ids):
         seeds = tuple(

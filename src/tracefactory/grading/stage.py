@@ -102,7 +102,8 @@ class VerifyStage(Stage):
     def _responses(self, table: str, path: Path) -> pl.DataFrame:
         """Trace id, problem id, the generated response's token ids, and whether it hit the cap."""
         shard = pl.read_parquet(path)
-        truncated = (pl.col("finish_reason") == "length").alias("truncated")
+        # Anything but a stop is unfinished: the length cap, or a prompt too long to generate from.
+        truncated = (pl.col("finish_reason") != "stop").alias("truncated")
         if table == "rollins":
             return shard.select(
                 pl.col("rollin_id").alias("trace_id"),
