@@ -82,7 +82,9 @@ class VerifyStage(Stage):
             example = sorted(missing)[:3]
             raise StageInputError(f"{path}: problem ids not in the problems table: {example}")
         ids = traces["response_ids"].to_list()
-        texts = self._tokenizer.batch_decode(ids, skip_special_tokens=True)
+        # An empty shard happens (roll-ins with nothing to cut); transformers < 5.20 decodes an
+        # empty batch to one empty text.
+        texts = self._tokenizer.batch_decode(ids, skip_special_tokens=True) if ids else []
         golds = [self._gold[p] for p in traces["problem_id"]]
         verdicts = self._grader.grade_many(
             list(zip(texts, golds, strict=True)), truncated=traces["truncated"].to_list()
