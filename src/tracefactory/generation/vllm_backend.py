@@ -21,6 +21,9 @@ chosen from the platform vLLM reports, never from the user's config:
   bfloat16 on CPU, and greedy output then drifts from the transformers backend on near-ties.
 - Threads are not pinned (``VLLM_CPU_OMP_THREADS_BIND=nobind``): with vLLM's default every engine
   pins the same core, so two engines on one machine ran at 65% of their unpinned throughput.
+- OpenMP threads are capped at the worker's share (``OMP_NUM_THREADS``, as Ray sets it in an
+  actor): left unset, an engine started outside Ray ran OpenMP on every core and fell from 1,412
+  to 86 tokens/s on a machine busy with other jobs.
 - Eager mode: graph compilation doubles start-up (about 70 s against 30 s) for ~20% throughput.
 
 Stopping follows ``SamplingSpec.stop_token_ids`` alone (``ignore_eos``), as in the transformers
@@ -127,11 +130,12 @@ def engine_kwargs(
     return {**kwargs, "enable_chunked_prefill": False, "enforce_eager": True}
 
 
-def cpu_environment(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+def cpu_environment(environ: dict[str, str] | os._Environ, num_threads: int = 1) -> dict[str, str]:
     """The environment variables a CPU engine needs that ``environ`` does not already set."""
     defaults = {
         "VLLM_CPU_KVCACHE_SPACE": str(CPU_KVCACHE_GIB),
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "OMP_NUM_THREADS": str(num_threads),
     }
     return {key: value for key, value in defaults.items() if key not in environ}
 
@@ -173,6 +177,7 @@ class VllmBackend(GenerationBackend):
         gpu_memory_utilization: share of GPU memory; ignored on CPU (``VLLM_CPU_KVCACHE_SPACE``).
         max_model_len: context length (None: the model's).
         logprobs: return the sampled tokens' logprobs.
+        num_threads: CPU threads of the engine (CPU only; ``OMP_NUM_THREADS`` wins when set).
 
     Raises:
         ImportError: when vLLM is not installed, naming the extra to install.
@@ -186,6 +191,7 @@ class VllmBackend(GenerationBackend):
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         logprobs: bool = False,
+        num_threads: int = 1,
     ) -> None:
         try:
             from vllm import LLM
@@ -194,7 +200,8 @@ class VllmBackend(GenerationBackend):
             raise ImportError(_INSTALL_HINT) from e
         on_cpu = current_platform.is_cpu()
         if on_cpu:
-            os.environ.update(cpu_environment(os.environ))
+            # Read by the engine's processes, which start after this (vLLM spawns them).
+            os.environ.update(cpu_environment(os.environ, num_threads))
         kwargs = engine_kwargs(
             model, on_cpu, tensor_parallel_size, dtype, gpu_memory_utilization, max_model_len
         )
