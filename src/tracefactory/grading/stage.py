@@ -100,7 +100,9 @@ class VerifyStage(Stage):
     def process(self, shard: Shard, inputs: pl.DataFrame) -> ShardResult:
         table, _ = shard.payload
         ids = inputs["response_ids"].to_list()
-        texts = self._tokenizer.batch_decode(ids, skip_special_tokens=True)
+        # An empty shard happens (roll-ins with nothing to cut); transformers < 5.20 decodes an
+        # empty batch to one empty text.
+        texts = self._tokenizer.batch_decode(ids, skip_special_tokens=True) if ids else []
         golds = inputs["answer"].to_list()
         verdicts = self._grader.grade_many(
             list(zip(texts, golds, strict=True)), truncated=inputs["truncated"].to_list()
@@ -126,7 +128,8 @@ class VerifyStage(Stage):
 
     def _responses(self, table: str, name: str) -> pl.DataFrame:
         shard = self.inputs[table].scan_shard(name).collect()
-        truncated = (pl.col("finish_reason") == "length").alias("truncated")
+        # Anything but a stop is unfinished: the length cap, or a prompt too long to generate from.
+        truncated = (pl.col("finish_reason") != "stop").alias("truncated")
         if table == "rollins":
             return shard.select(
                 pl.col("rollin_id").alias("trace_id"),
