@@ -259,14 +259,18 @@ def evaluate(params: ParamsPath = Path("params.yaml"), overrides: Overrides = No
     """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
 
     Reads data/problems (test split) or configured benchmark files, the policy and
-    models/value_model; writes reports/evaluate/metrics.json (benchmark -> method -> accuracy,
-    95% CIs, tokens, FLOPs; `paired` differences), plots/accuracy.json, PNGs and report.md.
-    Params: evaluate, seed. Same as `python train/evaluate_search.py`.
+    models/value_model; writes data/evaluate (every sample) and reports/evaluate/metrics.json
+    (benchmark -> method -> accuracy, 95% CIs, tokens, FLOPs; `paired` differences),
+    plots/accuracy.json, PNGs and report.md.
+    Params: evaluate, seed. Runs the recipe train/evaluate_search.py; resumes from data/evaluate.
     """
-    from tracefactory.search.runner import run_evaluation
-
-    config = load(params, overrides)
-    run_evaluation(config.evaluate, config.seed)
+    recipe = Path("train") / "evaluate_search.py"
+    if not recipe.is_file():
+        raise ConfigError(
+            f"{recipe} not found: run from the repository root (recipes live in train/)"
+        )
+    namespace = runpy.run_path(str(recipe))
+    namespace["main"](["--params", str(params), *[f"--set={o}" for o in overrides or []]])
 
 
 @app.command()
