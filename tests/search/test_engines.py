@@ -74,3 +74,23 @@ def test_value_model_with_another_vocabulary_is_refused(tmp_path, policy_dir, va
     tokenizer.save_pretrained(other)
     with pytest.raises(ConfigError, match="tokenizer hash"):
         check_tokenizers(str(policy_dir), policy_tokenizer, str(other))
+
+
+def test_engines_run_the_value_model_in_bfloat16(tmp_path, policy_dir, value_model_dir):
+    from tracefactory.search.config import EvaluateConfig
+    from tracefactory.search.engines import build_engines
+    from tracefactory.search.interfaces import ScoreItem
+
+    config = EvaluateConfig(
+        value_model=str(value_model_dir), value_dtype="bfloat16", value_cache_tokens=32,
+        policy={"model": str(policy_dir)}, grader={"workers": 1},
+    )  # fmt: skip
+    with build_engines(config) as engines:
+        scorer = engines.scorer
+        assert {p.dtype for p in scorer.value_model.parameters()} == {torch.bfloat16}
+        assert scorer.max_cache_tokens == 32
+        values = scorer.score([ScoreItem(1, 0, 3, (5, 6, 7, 8)), ScoreItem(2, 0, 3, (5, 6, 7, 9))])
+        assert all(0.0 < v < 1.0 for v in values)
+        assert engines.tokenizer_hash == check_tokenizers(
+            str(policy_dir), load_tokenizer(str(policy_dir)), str(value_model_dir)
+        )

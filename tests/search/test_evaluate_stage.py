@@ -171,3 +171,13 @@ def test_a_real_benchmark_file_flows_through(tmp_path, policy_dir, value_model_d
     metrics = evaluate_search.evaluate(config, run_seed=1)
     assert set(metrics) == {"aime24"}
     assert 0.0 <= metrics["aime24"]["vgs@4"]["mean"] <= 1.0
+
+
+def test_recipe_set_overrides_are_checked_like_the_cli(tmp_path):
+    from tracefactory.errors import ConfigError
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": {"search_seeds": 1}}))
+    with pytest.raises(ConfigError, match="search_seeds"):
+        evaluate_search.main(
+            ["--params", str(tmp_path / "params.yaml"), "--set", "evaluate.search_seeds=0"]
+        )
