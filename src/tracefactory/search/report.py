@@ -98,9 +98,13 @@ def _plot(rows: list[dict], axis: str, title: str, path: Path) -> None:
         ax.fill_between(xs, lows, highs, alpha=0.15, color=line.get_color())
     for row in rows:
         if row["method"] == "pass@1":
-            ax.axhline(row["accuracy"], color="grey", linestyle=":", label="pass@1")
-            ax.axhspan(row["ci_low"], row["ci_high"], color="grey", alpha=0.1)
+            ax.axhline(row["accuracy"], color="black", linestyle=":", label="pass@1")
+            ax.axhspan(row["ci_low"], row["ci_high"], color="black", alpha=0.07)
     ax.set_xscale("log", base=2 if axis == "budget" else 10)
+    if axis == "budget":  # label the budgets themselves, not powers of two
+        budgets = sorted({r["budget"] for r in rows if r["method"] != "pass@1"})
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
     ax.set_xlabel("budget N (responses per problem)" if axis == "budget"
                   else "FLOPs per problem (policy + value model)")  # fmt: skip
     ax.set_ylabel("accuracy (%)")
