@@ -30,8 +30,8 @@ from tracefactory.models import load_tokenizer  # noqa: E402
 from tracefactory.search.beam import beam_search  # noqa: E402
 from tracefactory.search.compute import model_shape  # noqa: E402
 from tracefactory.search.config import SearchConfig, SearchSettings, Selection  # noqa: E402
+from tracefactory.search.engines import delimiter_token_ids  # noqa: E402
 from tracefactory.search.interfaces import ScoreItem  # noqa: E402
-from tracefactory.search.runner import delimiter_token_ids  # noqa: E402
 from tracefactory.search.sampling import EngineBlockSampler  # noqa: E402
 from tracefactory.toyworld import POLICY_DIR  # noqa: E402
 

@@ -1,11 +1,14 @@
-"""Value-model tokens and time: incremental KV-cached scoring vs full re-encoding.
+"""Value-model tokens, time and cache memory: incremental KV-cached scoring (unbounded, and
+bounded by a cache budget) vs full re-encoding.
 
 Run:
     python benchmarks/bench_value_scoring.py [--value-model models/value_model] [--beams 8]
+        [--cache-tokens 25000]
 
 Simulates a search's scoring pattern (``--problems`` prompts, ``--beams`` kept beams, two
 candidates per beam per block of ``--block`` tokens, ``--steps`` blocks) on a value model (default:
-a random tiny Qwen2 built in memory), checks both scorers agree, and prints the token ratio.
+a random tiny Qwen2 built in memory), checks the scorers agree, and prints the token ratios and
+the most cached tokens each held (the bounded scorer re-encodes what its budget cannot keep).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=20)
     parser.add_argument("--block", type=int, default=12)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--cache-tokens", type=int, default=25000, help="bounded scorer budget")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = build_model(args.value_model).eval()
@@ -74,19 +78,27 @@ def main() -> None:
     for name, scorer in (
         ("full", FullValueScorer(model)),
         ("incremental", IncrementalValueScorer(model)),
+        ("bounded", IncrementalValueScorer(model, max_cache_tokens=args.cache_tokens)),
     ):
         started, values = time.perf_counter(), []
         for items in steps:
             values += scorer.score(items)
             scorer.retain({item.node_id for item in items[::2]})
-        results[name] = (scorer.tokens_processed, time.perf_counter() - started, values)
+        peak = getattr(scorer, "peak_cached_tokens", 0)
+        results[name] = (scorer.tokens_processed, time.perf_counter() - started, values, peak)
     diff = max(
-        abs(a - b) for a, b in zip(results["full"][2], results["incremental"][2], strict=True)
+        abs(a - b)
+        for name in ("incremental", "bounded")
+        for a, b in zip(results["full"][2], results[name][2], strict=True)
     )
-    for name, (tokens, seconds, _) in results.items():
-        print(f"{name:12s} value tokens {tokens:9,d}   time {seconds:6.2f} s")
-    ratio = results["full"][0] / results["incremental"][0]
-    print(f"token ratio full/incremental: {ratio:.2f}x   max |value diff|: {diff:.2e}")
+    for name, (tokens, seconds, _, peak) in results.items():
+        print(f"{name:12s} value tokens {tokens:9,d}   time {seconds:6.2f} s   "
+              f"peak cached tokens {peak:9,d}")  # fmt: skip
+    full = results["full"][0]
+    print(
+        f"token ratio full/incremental: {full / results['incremental'][0]:.2f}x   "
+        f"full/bounded: {full / results['bounded'][0]:.2f}x   max |value diff|: {diff:.2e}"
+    )
 
 
 if __name__ == "__main__":

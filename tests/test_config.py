@@ -155,7 +155,7 @@ def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
     shutil.copy("params.yaml", tmp_path / "params.yaml")
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  noted:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n"
-        "    params: [train.max_steps, problems.dedupe.near, evaluate.search.dvts_searches]\n"
+        "    params: [train.max_steps, problems.dedupe.near, evaluate.search.block_tokens]\n"
         "    outs: [out.txt]\n"
     )
 
@@ -167,7 +167,7 @@ def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
     run("git", "add", "-A")
     run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
     run("dvc", "exp", "run", "-S", "train.max_steps=50", "-S", "problems.dedupe.near=true",
-        "-S", "evaluate.search.dvts_searches=2")  # fmt: skip
+        "-S", "evaluate.search.block_tokens=32")  # fmt: skip
     params = load_params(tmp_path / "params.yaml")
     assert (params.train.max_steps, params.problems.dedupe.near) == (50, True)
-    assert params.evaluate.search.dvts_searches == 2
+    assert params.evaluate.search.block_tokens == 32

@@ -333,9 +333,10 @@ def evaluate(
     """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
 
     Reads data/problems (test split) or configured benchmark files, the policy and
-    models/value_model; writes reports/evaluate/metrics.json (benchmark -> method -> accuracy,
-    95% CIs, tokens, FLOPs; `paired` differences), summary.json, plots/accuracy.json, PNGs and
-    report.md. Params: evaluate, seed. Runs the recipe train/evaluate_search.py.
+    models/value_model; writes data/evaluate (every sample) and reports/evaluate/metrics.json
+    (benchmark -> method -> accuracy, 95% CIs, tokens, FLOPs; `paired` differences),
+    summary.json, plots/accuracy.json, figures/*.png and report.md. Params: evaluate, seed. Runs
+    the recipe train/evaluate_search.py; a rerun resumes from data/evaluate.
     """
     detail, config = _run_recipe("evaluate_search", params, overrides, "evaluate", reports)
     write_metrics(Path(config.evaluate.output_dir) / SUMMARY_NAME, SUMMARIES["evaluate"](detail))

@@ -88,9 +88,9 @@ def test_search_returns_k_finished_beams_per_search(cap):
     traces, tally = beam_search(
         [(5, 6), (7,)], ["a", "b"], settings, CountingSampler(), scorer, SHAPE, run_seed=3
     )
-    assert [len(t) for t in traces] == [4, 4]
+    assert [[len(search) for search in t] for t in traces] == [[4], [4]]
     for problem in traces:
-        for trace in problem:
+        for trace in problem[0]:
             assert trace.response_ids[-1] == EOS and not trace.truncated
             assert 0 < trace.value < 1
     assert tally.gen_tokens > 0 and tally.value_tokens == scorer.tokens_processed
@@ -110,25 +110,29 @@ def test_candidates_are_scored_on_top_of_their_parent():
             assert item.token_ids[: item.parent_length] == (5, 6)
 
 
-def test_dvts_pools_searches_and_is_deterministic():
-    settings = search_settings(4, beam_width=2, block_tokens=2, dvts_searches=3)
+def test_repeated_searches_are_separate_and_deterministic():
+    settings = search_settings(4, beam_width=2, block_tokens=2)
     run = [
-        beam_search([(1,)], ["p"], settings, CountingSampler(), TokenSumScorer(), SHAPE, 9)
+        beam_search(
+            [(1,), (2,)], ["p", "q"], settings, CountingSampler(), TokenSumScorer(), SHAPE, 9, 3
+        )[0]
         for _ in range(2)
     ]
-    assert len(run[0][0][0]) == 3 * 2
-    assert [t.response_ids for t in run[0][0][0]] == [t.response_ids for t in run[1][0][0]]
+    assert [[len(search) for search in problem] for problem in run[0]] == [[2, 2, 2], [2, 2, 2]]
+    ids = [[[t.response_ids for t in search] for search in problem] for problem in run[0]]
+    assert ids == [[[t.response_ids for t in search] for search in problem] for problem in run[1]]
+    assert len({tuple(search) for search in ids[0]}) > 1  # each search has its own seeds
 
 
 def test_random_control_scores_only_finished_beams():
     scorer = TokenSumScorer()
     settings = search_settings(4, Selection.RANDOM, beam_width=2, block_tokens=2)
     traces, _ = beam_search([(1, 2)], ["p"], settings, CountingSampler(), scorer, SHAPE, 4)
-    assert len(scorer.items) == len(traces[0]) == 2
+    assert len(scorer.items) == len(traces[0][0]) == 2
     assert all(item.parent_id is None for item in scorer.items)
 
 
 def test_response_cap_truncates_beams():
     settings = search_settings(2, max_response_tokens=3, beam_width=2, block_tokens=2)
     traces, _ = beam_search([(1,)], ["p"], settings, CountingSampler(), TokenSumScorer(), SHAPE, 0)
-    assert all(t.truncated and len(t.response_ids) == 3 for t in traces[0])
+    assert all(t.truncated and len(t.response_ids) == 3 for t in traces[0][0])

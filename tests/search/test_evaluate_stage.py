@@ -1,27 +1,41 @@
-"""The evaluate stage end to end on a miniature config (random tiny policy and value model)."""
+"""The evaluate recipe end to end on a miniature config (random tiny policy and value model):
+reports, the per-sample table, DVTS, the bounded scorer, and resuming after a kill."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 from shared_files import BENCHMARKS
 
 from tracefactory.config import BenchmarkConfig
 from tracefactory.generation.config import PolicyConfig
+from tracefactory.io import TableReader
 from tracefactory.search.config import EvaluateConfig
-from tracefactory.search.runner import run_evaluation
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "train" / "evaluate_search.py"
+sys.path.insert(0, str(RECIPE.parent))
+import evaluate_search  # noqa: E402
 
 AIME24 = BENCHMARKS / "aime24.jsonl"
 
 
-def mini_config(tmp_path, policy_dir, value_model_dir, problems_dir, **overrides):
-    fields = dict(
+def mini_fields(tmp_path, policy_dir, value_model_dir, problems_dir) -> dict:
+    return dict(
         problems_dir=str(problems_dir),
-        value_model_dir=str(value_model_dir),
+        value_model=str(value_model_dir),
         output_dir=str(tmp_path / "reports"),
-        policy=PolicyConfig(model=str(policy_dir), batch_size=64),
+        samples_dir=str(tmp_path / "samples"),
+        policy={"model": str(policy_dir), "batch_size": 64},
         sampling={"max_response_tokens": 24},
         budgets=[2, 4],
         search_budgets=[4],
@@ -30,40 +44,119 @@ def mini_config(tmp_path, policy_dir, value_model_dir, problems_dir, **overrides
         grader={"workers": 1},
         bootstrap_resamples=200,
     )
+
+
+def mini_config(tmp_path, policy_dir, value_model_dir, problems_dir, **overrides):
+    fields = mini_fields(tmp_path, policy_dir, value_model_dir, problems_dir)
     return EvaluateConfig(**{**fields, **overrides})
 
 
 def test_budgets_that_do_not_split_into_beams_are_rejected():
-    with pytest.raises(ValidationError, match="search_budgets"):
-        EvaluateConfig(search_budgets=[6], search={"dvts_searches": 4})
     with pytest.raises(ValidationError, match="multiple of beam_width"):
-        EvaluateConfig(search_budgets=[6], search={"dvts_searches": 2})
+        EvaluateConfig(search_budgets=[6], search={"beam_width": 4})
+
+
+def test_dvts_sweep_must_pool_a_search_budget_in_divisible_groups():
+    with pytest.raises(ValidationError, match="dvts_budget"):
+        EvaluateConfig(search_budgets=[4], dvts_budget=8, dvts_searches=[2])
+    with pytest.raises(ValidationError, match="divide"):
+        EvaluateConfig(search_budgets=[4], dvts_budget=4, dvts_searches=[3, 4])
+    config = EvaluateConfig(search_budgets=[4, 16], dvts_budget=4, dvts_searches=[2, 4])
+    assert config.repetitions(4) == 4 and config.repetitions(16) == 1
 
 
 @pytest.mark.integration
-def test_evaluate_writes_metrics_plots_and_report(
+def test_evaluate_writes_samples_metrics_plots_and_report(
     tmp_path, policy_dir, value_model_dir, problems_dir
 ):
     config = mini_config(tmp_path, policy_dir, value_model_dir, problems_dir)
-    run_evaluation(config, run_seed=7)
+    evaluate_search.evaluate(config, run_seed=7)
     out = tmp_path / "reports"
     metrics = json.loads((out / "metrics.json").read_text())
     methods = metrics["synthetic_test"]
-    for key in ("pass@1", "mv@2", "mv@4", "bon@4", "wmv@4", "vgs@4", "random@4"):
-        for field in ("mean", "ci_low", "ci_high", "gen_tokens", "flops"):
+    for key in ("pass@1", "pass@4", "mv@2", "mv@4", "bon@4", "wmv@4", "vgs@4", "vgs_bon@4",
+                "vgs_pass@4", "random@4"):  # fmt: skip
+        for field in ("mean", "ci_low", "ci_high", "ci_within_low", "gen_tokens", "flops"):
             assert methods[key][field] is not None, (key, field)
         assert methods[key]["ci_low"] <= methods[key]["mean"] <= methods[key]["ci_high"]
-    assert set(methods["paired"]) == {"vgs@4-mv@4", "wmv@4-mv@4", "vgs@4-random@4"}
+    assert methods["vgs@4"]["trials"] == 2 and methods["pass@1"]["trials"] == 4
+    assert set(methods["paired"]) == {"vgs@4-mv@4", "wmv@4-mv@4", "vgs@4-random@4", "vgs@4-wmv@4"}
     assert methods["mv@4"]["value_flops"] == 0
     assert methods["vgs@4"]["value_tokens"] < methods["vgs@4"]["value_tokens_full"]
-    for name in (
-        "figures/synthetic_test_budget.png",
-        "figures/synthetic_test_flops.png",
-        "report.md",
-    ):
+    samples = TableReader(tmp_path / "samples").read().to_pylist()
+    assert {r["method"] for r in samples} == {"independent", "vgs", "random"}
+    assert len([r for r in samples if r["method"] == "independent"]) == 6 * 4
+    report = (out / "report.md").read_text()
+    assert "![accuracy vs budget](figures/synthetic_test_budget.png)" in report
+    assert "## Configuration" in report and "2 search seed(s)" in report
+    for name in ("figures/synthetic_test_budget.png", "figures/synthetic_test_flops.png"):
         assert (out / name).stat().st_size > 0
     rows = json.loads((out / "plots" / "accuracy.json").read_text())
-    assert {r["method"] for r in rows} >= {"mv", "vgs", "random"}
+    assert {r["method"] for r in rows} >= {"mv", "vgs", "random", "pass@1", "pass"}
+    assert all(0 <= r["accuracy"] <= 100 for r in rows)
+
+
+def run_recipe(params: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen(
+        [sys.executable, str(RECIPE), "--params", str(params)],
+        cwd=params.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def finished_shards(folder: Path) -> list[Path]:
+    """Shards renamed into place (not the hidden temporary files of one being written)."""
+    return [p for p in folder.glob("*.parquet") if not p.name.startswith(".")]
+
+
+def paper_path_params(folder: Path, policy_dir, value_model_dir, problems_dir) -> Path:
+    """The paper profile's evaluation path in miniature: DVTS sweep, bounded incremental scorer,
+    per-sample table, problems in several batches (several shards per method)."""
+    folder.mkdir()
+    section = mini_fields(folder, policy_dir, value_model_dir, problems_dir)
+    section.update(
+        search={"block_tokens": 8, "line_blocks": False, "max_children_per_parent": None},
+        search_seeds=1, dvts_budget=4, dvts_searches=[2, 4], value_cache_tokens=64,
+        problems_per_batch=2,
+    )  # fmt: skip
+    (folder / "params.yaml").write_text(yaml.safe_dump({"seed": 3, "evaluate": section}))
+    return folder / "params.yaml"
+
+
+@pytest.mark.integration
+def test_paper_path_resumes_after_a_kill_to_the_same_metrics(
+    tmp_path, policy_dir, value_model_dir, problems_dir
+):
+    full = paper_path_params(tmp_path / "full", policy_dir, value_model_dir, problems_dir)
+    uninterrupted = run_recipe(full)
+    assert uninterrupted.wait(timeout=600) == 0, uninterrupted.stderr.read()
+
+    params = paper_path_params(tmp_path / "killed", policy_dir, value_model_dir, problems_dir)
+    killed = run_recipe(params)
+    samples = tmp_path / "killed" / "samples"
+    while killed.poll() is None and len(finished_shards(samples)) < 2:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (samples / "_manifest.json").exists()
+    resumed = run_recipe(params)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert "finished earlier" in resumed.stderr.read()
+
+    expected = json.loads((tmp_path / "full" / "reports" / "metrics.json").read_text())
+    got = json.loads((tmp_path / "killed" / "reports" / "metrics.json").read_text())
+    assert got == expected
+    methods = got["synthetic_test"]
+    assert methods["vgs@4"]["trials"] == 4  # search_seeds * max(R) searches at dvts_budget
+    assert methods["dvts@8"]["trials"] == 2 and methods["dvts@16"]["trials"] == 1
+    assert methods["dvts@16"]["gen_tokens"] == pytest.approx(4 * methods["vgs@4"]["gen_tokens"])
+    run = json.loads((tmp_path / "killed" / "reports" / "run.json").read_text())
+    assert run["shards_resumed"] >= 2 and run["value_scorer"]["uncached_nodes"] > 0
+    assert 0 < run["value_scorer"]["peak_cached_tokens"] <= 64
+    table = TableReader(samples)
+    assert table.num_rows == TableReader(tmp_path / "full" / "samples").num_rows
+    assert len(table.shard_names) == 3 * 3  # 3 batches x (independent, vgs@4, random@4)
 
 
 @pytest.mark.integration
@@ -75,6 +168,16 @@ def test_a_real_benchmark_file_flows_through(tmp_path, policy_dir, value_model_d
         policy=PolicyConfig(model=str(policy_dir), batch_size=64, template="tiny"),
         search_seeds=1, random_control=False, scorer="full",
     )  # fmt: skip
-    metrics = run_evaluation(config, run_seed=1)
+    metrics = evaluate_search.evaluate(config, run_seed=1)
     assert set(metrics) == {"aime24"}
     assert 0.0 <= metrics["aime24"]["vgs@4"]["mean"] <= 1.0
+
+
+def test_recipe_set_overrides_are_checked_like_the_cli(tmp_path):
+    from tracefactory.errors import ConfigError
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": {"search_seeds": 1}}))
+    with pytest.raises(ConfigError, match="search_seeds"):
+        evaluate_search.main(
+            ["--params", str(tmp_path / "params.yaml"), "--set", "evaluate.search_seeds=0"]
+        )

@@ -8,8 +8,8 @@ from tracefactory.models import load_tokenizer
 from tracefactory.search.beam import beam_search
 from tracefactory.search.compute import model_shape
 from tracefactory.search.config import SearchConfig, SearchSettings, Selection
+from tracefactory.search.engines import delimiter_token_ids
 from tracefactory.search.interfaces import ScoreItem
-from tracefactory.search.runner import delimiter_token_ids
 from tracefactory.search.sampling import EngineBlockSampler
 
 
@@ -51,7 +51,7 @@ def _search(policy_dir, prefix_reuse: bool):
     traces, _ = beam_search(
         prompts, ["a", "b", "c"], settings, sampler, TokenScorer(), model_shape(backend.model), 5
     )
-    return [[t.response_ids for t in per] for per in traces], fed[0]
+    return [[t.response_ids for search in per for t in search] for per in traces], fed[0]
 
 
 def test_vgs_blocks_identical_with_kept_cache_and_prefixes_not_reencoded(policy_dir):

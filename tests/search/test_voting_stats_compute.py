@@ -14,6 +14,7 @@ from tracefactory.search.voting import (
     best_of_n,
     majority_vote,
     pass_at_1,
+    pass_at_n,
     vote,
     weighted_majority_vote,
 )
@@ -39,10 +40,27 @@ def test_ties_score_expected_accuracy():
     assert best_of_n(ts) == pytest.approx(0.5)
 
 
-def test_unanswered_traces_do_not_vote():
+def test_unanswered_traces_vote_as_singleton_classes():
+    # The official vote: [None, None, right] is three classes of one vote each, a three-way tie.
     ts = traces([False, False, True], [1.0, 1.0, 0.2])
-    assert vote(ts, [None, None, 0], [1.0] * 3) == 1.0
+    assert vote(ts, [None, None, 0], [1.0] * 3) == pytest.approx(1 / 3)
+    assert weighted_majority_vote(ts, [None, None, 0]) == 0.0  # a heavier unanswered trace wins
     assert majority_vote(ts[:2], [None, None]) == 0.0
+    # Two unanswered traces never pool into one class: the answered pair still wins.
+    ts = traces([False, False, True, True], [1.0] * 4)
+    assert majority_vote(ts, [None, None, 0, 0]) == 1.0
+
+
+def test_vote_ties_within_the_official_absolute_tolerance():
+    ts = traces([True, False], [0.5, 0.5 + 5e-6])
+    assert weighted_majority_vote(ts, [0, 1]) == pytest.approx(0.5)
+    ts = traces([True, False], [0.5, 0.5 + 5e-5])
+    assert weighted_majority_vote(ts, [0, 1]) == 0.0
+
+
+def test_pass_at_n_is_any_correct():
+    assert pass_at_n(traces([False, True, False], [0] * 3)) == 1.0
+    assert pass_at_n(traces([False, False], [0] * 2)) == 0.0
 
 
 def test_nan_weight_is_rejected():
@@ -63,15 +81,35 @@ def test_paired_ci_removes_shared_difficulty():
     assert unpaired.ci_high - unpaired.ci_low > 0.05
 
 
-def test_within_problem_ci_uses_bernoulli_variance_for_single_trials():
-    interval = stats.within_problem_ci([[1.0], [0.0], [0.5], [0.5]])
-    half = stats.Z_95 * math.sqrt(0.25 + 0.25) / 4
-    assert interval.mean == 0.5 and interval.ci_high == pytest.approx(0.5 + half)
+def official_margin(y: np.ndarray) -> float:
+    """The paper's ``estimate_mean_and_error`` (include_var_X=False), written out on (N, M)."""
+    n, m = y.shape
+    if m == 1:
+        return 1.96 * (np.var(y, ddof=1) / n) ** 0.5
+    return 1.96 * math.sqrt(np.var(y, axis=1, ddof=1).mean() / (n * m))
 
 
-def test_within_problem_ci_uses_trial_spread_when_repeated():
-    interval = stats.within_problem_ci([[1.0, 1.0], [0.0, 0.0]])
-    assert interval.ci_low == interval.ci_high == 0.5
+def test_within_problem_ci_with_one_trial_uses_variance_across_problems():
+    y = np.array([[1.0], [0.0], [1.0], [0.0], [1.0], [0.0], [1.0], [1.0], [0.0], [0.0]])
+    interval = stats.within_problem_ci(y.tolist())
+    # 0/1 outcomes with one trial: the old Bernoulli estimate a(1-a) gave zero width here.
+    assert interval.mean == pytest.approx(0.5)
+    half = (interval.ci_high - interval.ci_low) / 2
+    assert half == pytest.approx(official_margin(y), rel=1e-4)
+    assert half == pytest.approx(1.96 * math.sqrt(10 * 0.25 / 9 / 10), rel=1e-4)
+
+
+def test_within_problem_ci_with_repeats_matches_the_official_formula():
+    y = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.5, 0.0, 1.0]])
+    interval = stats.within_problem_ci(y.tolist())
+    assert interval.mean == pytest.approx(y.mean())
+    assert (interval.ci_high - interval.ci_low) / 2 == pytest.approx(official_margin(y), rel=1e-4)
+    assert stats.within_problem_ci([[1.0, 1.0], [0.0, 0.0]]).ci_low == 0.5
+
+
+def test_within_problem_ci_rejects_ragged_trials():
+    with pytest.raises(ValueError, match="same number of trials"):
+        stats.within_problem_ci([[1.0], [0.0, 1.0]])
 
 
 def test_bootstrap_ci_brackets_mean():

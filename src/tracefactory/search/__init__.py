@@ -3,8 +3,9 @@ DVTS and a random-selection control, the independent-sampling baselines (pass@1,
 cheap value scoring, compute accounting, confidence intervals, and the report.
 
 Algorithms run on two small interfaces (``interfaces.py``): a ``BlockSampler`` (the policy's engine,
-``sampling.py``) and a ``ValueScorer`` (``scoring.py``). The ``evaluate`` stage is ``evaluate.py``;
-its recipe entry point is ``train/evaluate_search.py``.
+``sampling.py``) and a ``ValueScorer`` (``scoring.py``). The evaluation loop is the recipe
+``train/evaluate_search.py``; it runs the methods of ``evaluate.py`` on the engines of
+``engines.py``, keeps every sample in a table (``samples.py``) and counts the metrics from it.
 """
 
 from tracefactory.search.beam import SearchSettings, Selection, beam_search, select_survivors

@@ -10,8 +10,9 @@ the final answer is a weighted majority vote (or best-of-N) over the ``K`` finis
 Options beyond the paper, measured in the embedded default's toy world: ``max_children_per_parent``
 caps how many kept beams one parent may supply (pooled top-K collapsed onto one parent there and
 lost 14 points to MV; one child per parent won 6), and ``line_blocks`` ends a block at a delimiter
-(a line) rather than at a fixed token count. DVTS runs ``dvts_searches`` independent searches of
-budget ``N`` each and pools their finished beams (total budget ``N * dvts_searches``). The control
+(a line) rather than at a fixed token count. ``beam_search`` runs ``searches`` independent
+searches of budget ``N`` per problem in lockstep and returns each search's beams; DVTS pools R of
+them (total budget ``N * R``, the paper's budget semantics) when votes are counted. The control
 ``Selection.RANDOM`` runs the same search choosing survivors at random instead of by value (the
 final vote is still value-weighted), so the report shows what the value model's guidance adds."""
 
@@ -63,45 +64,43 @@ def beam_search(
     scorer: ValueScorer,
     policy_shape: ModelShape,
     run_seed: int,
-) -> tuple[list[list[Trace]], ComputeTally]:
-    """Run ``dvts_searches`` beam searches per problem, all problems in lockstep (batched).
+    searches: int = 1,
+) -> tuple[list[list[list[Trace]]], ComputeTally]:
+    """Run ``searches`` independent beam searches per problem, all in lockstep (batched).
 
     Returns:
-        Per problem, the finished beams of all its searches (valued at their last token), and
-        the compute of the whole run.
+        Per problem, per search, its finished beams (valued at their last token), and the
+        compute of the whole run.
     """
     tally = ComputeTally()
     if not prompts:
         return [], tally
-    searches = []
+    runs = []
     for prompt, key in zip(prompts, problem_keys, strict=True):
-        for r in range(settings.search.dvts_searches):
+        for r in range(searches):
             root = new_node_id()
             beams = [_Beam(root, new_node_id()) for _ in range(settings.beams)]
-            searches.append(_Search(tuple(prompt), f"{key}/{r}", beams))
+            runs.append(_Search(tuple(prompt), f"{key}/{r}", beams))
             tally.gen_flops += policy_shape.forward_flops(0, len(prompt))
-    while any(s.active for s in searches):
-        live = [s for s in searches if s.active]
+    while any(s.active for s in runs):
+        live = [s for s in runs if s.active]
         candidates = _expand(live, settings, sampler, policy_shape, run_seed, tally)
         scores = _score(live, candidates, settings, scorer, run_seed, tally)
         for search, children, values in zip(live, candidates, scores, strict=True):
             _advance(search, children, values, settings)
-        scorer.retain({b.node_id for s in searches for b in s.active})
-    finished = [b for s in searches for b in s.finished]
+        scorer.retain({b.node_id for s in runs for b in s.active})
+    finished = [b for s in runs for b in s.finished]
     traces = {id(b): Trace(b.response, b.value, b.truncated) for b in finished}
     if settings.selection is Selection.RANDOM:  # the final vote is still value-weighted
         items = [
             ScoreItem(new_node_id(), None, 0, s.prompt + b.response)
-            for s in searches
+            for s in runs
             for b in s.finished
         ]
         tally.value_tokens_full += sum(len(item.token_ids) for item in items)
         score_traces(scorer, items, [traces[id(b)] for b in finished], tally)
-    groups = [
-        searches[i : i + settings.search.dvts_searches]
-        for i in range(0, len(searches), settings.search.dvts_searches)
-    ]
-    return [[traces[id(b)] for s in group for b in s.finished] for group in groups], tally
+    per_search = [[traces[id(b)] for b in s.finished] for s in runs]
+    return [per_search[i : i + searches] for i in range(0, len(runs), searches)], tally
 
 
 def _expand(searches, settings, sampler, policy_shape, run_seed, tally) -> list[list[_Beam]]:

@@ -29,7 +29,6 @@ class SearchConfig(Section):
     delimiter: str = "\n"  # text of the delimiter token(s) for line blocks
     max_children_per_parent: int | None = Field(1, ge=1)  # kept beams per parent; None: pooled
     # top-K (the paper)
-    dvts_searches: int = Field(1, ge=1)  # R independent searches pooled (DVTS)
 
 
 class SearchSettings(Section):
@@ -59,25 +58,40 @@ class SearchSettings(Section):
 
 
 class EvaluateConfig(Section):
-    """The evaluate stage: VGS, DVTS, the random control and the baselines."""
+    """The evaluate stage: VGS, DVTS, the random control and the baselines.
+
+    DVTS follows the paper's code: every search has a fixed budget ``dvts_budget`` and DVTS with
+    R searches pools R of its repeated searches (total budget ``dvts_budget * R``); the sweep over
+    R reuses the same searches, cut into disjoint groups of R.
+    """
 
     problems_dir: str = "data/problems"  # the embedded default's benchmark: its test split
-    value_model_dir: str = "models/value_model"  # the train stage's HF folder
+    value_model: str = "models/value_model"  # value model: a local folder or a Hub id
+    # (e.g. VGS-AI/DeepSeek-VM-1.5B); its tokenizer must be the policy's
+    value_device: str = "cpu"  # torch device of the value model ("cuda": beside vLLM)
+    value_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # value model weights
+    value_cache_tokens: int | None = Field(None, ge=0)  # incremental scorer: KV-cache budget in
+    # tokens (bytes = tokens * layers * 2 * kv_heads * head_dim * dtype size); over it, nodes are
+    # not cached and their children are re-encoded in batches. None: unbounded
     output_dir: str = "reports/evaluate"  # metrics.json, plots/, *.png, report.md
+    samples_dir: str = "data/evaluate"  # per-sample table (schemas/evaluate_samples.yaml)
     benchmarks: list[BenchmarkConfig] = [BenchmarkConfig(name="synthetic_test")]  # path None: the
     # problems table's test split
     max_problems: int | None = Field(200, ge=1)  # first N problems per benchmark (None: all)
     policy: PolicyConfig = PolicyConfig(batch_size=256)  # the searched policy (paper: 1.5B)
     sampling: SamplingConfig = SamplingConfig()  # the paper: 0.6, 0.95, 16,384 tokens
-    budgets: list[int] = Field([4, 8, 16], min_length=1)  # N of pass@1/MV/BoN/WMV (one pool
+    budgets: list[int] = Field([4, 8, 16], min_length=1)  # N of pass@N/MV/BoN/WMV (one pool
     # of max(budgets) samples)
-    search_budgets: list[int] = [16]  # total N of VGS and random@N (N/dvts_searches per search)
+    search_budgets: list[int] = Field([16], min_length=1)  # N of one search: VGS and random@N
     search: SearchConfig = SearchConfig()
-    search_seeds: int = Field(1, ge=1)  # repeated runs of each search (within-problem CI)
+    search_seeds: int = Field(1, ge=1)  # repeated searches per budget (trials of the CIs)
+    dvts_budget: int | None = Field(None, ge=1)  # per-search N of DVTS (one of search_budgets)
+    dvts_searches: list[int] = []  # R values swept: dvts@(dvts_budget * R); each divides max(R)
     random_control: bool = True  # also run the search with random selection (random@N)
     scorer: Literal["incremental", "full"] = "incremental"  # KV-cached or full re-encode
     value_batch_tokens: int = Field(16384, ge=64)  # padded tokens per value-model forward
-    problems_per_batch: int = Field(50, ge=1)  # problems searched in lockstep (memory vs speed)
+    problems_per_batch: int = Field(50, ge=1)  # problems per shard of the sample table (searched
+    # in lockstep: memory vs speed; a killed run redoes at most one batch's method)
     grader: GraderConfig = GraderConfig()  # answer extraction, math-verify and equivalence
     bootstrap_resamples: int = Field(2000, ge=100)  # bootstrap CI over problems
     num_threads: int = Field(1, ge=1)  # torch CPU threads
@@ -86,25 +100,40 @@ class EvaluateConfig(Section):
     def _budgets_fit(self) -> EvaluateConfig:
         if min(self.budgets) < 1:
             raise ValueError(f"budgets must be positive, got {self.budgets}")
-        for total in self.search_budgets:
-            self.search_settings(total)
+        for budget in self.search_budgets:
+            self.search_settings(budget)
+        if self.dvts_searches and self.dvts_budget not in self.search_budgets:
+            raise ValueError(
+                f"dvts_budget {self.dvts_budget} must be one of search_budgets "
+                f"{self.search_budgets} (DVTS pools those searches)"
+            )
+        most = max(self.dvts_searches, default=1)
+        for searches in self.dvts_searches:
+            if searches < 2 or most % searches:
+                raise ValueError(
+                    f"dvts_searches {self.dvts_searches}: each R must be >= 2 and divide "
+                    f"max(R)={most} (e.g. 2, 4, 8, 16)"
+                )
         return self
 
-    def search_settings(self, total: int, selection: Selection = Selection.VALUE) -> SearchSettings:
-        """The settings of one search run of total budget ``total`` (``total / dvts_searches``
-        per search).
+    def repetitions(self, budget: int) -> int:
+        """Searches run per problem at per-search ``budget``: ``search_seeds``, times max(R) at
+        ``dvts_budget`` so every DVTS size has ``search_seeds`` disjoint groups."""
+        if budget == self.dvts_budget and self.dvts_searches:
+            return self.search_seeds * max(self.dvts_searches)
+        return self.search_seeds
+
+    def search_settings(
+        self, budget: int, selection: Selection = Selection.VALUE
+    ) -> SearchSettings:
+        """The settings of one search of per-search budget ``budget``.
 
         Raises:
-            ValueError: a total that does not split into searches of whole beams.
+            ValueError: a budget that is not a positive multiple of the beam width.
         """
-        searches = self.search.dvts_searches
-        if total % searches:
-            raise ValueError(
-                f"search_budgets: {total} does not split into dvts_searches={searches} searches"
-            )
         return SearchSettings(
             search=self.search,
-            budget=total // searches,
+            budget=budget,
             selection=selection,
             max_response_tokens=self.sampling.max_response_tokens,
         )

@@ -1,18 +1,17 @@
-"""The evaluate stage: run every method on every benchmark, grade, vote, and summarise.
+"""The evaluate recipe's components: benchmarks, the engines the methods run on, one method on
+one batch of problems, and grading.
 
-Methods: independent sampling with pass@1, ``mv@N``, ``bon@N``, ``wmv@N`` (all budgets
-from one pool of ``max(budgets)`` samples, each budget's accuracy averaged over the pool's disjoint
-subsets); ``vgs@N`` (beam search guided by value, final WMV; DVTS when ``dvts_searches`` > 1) and
-``random@N`` (the same search with random selection). Problems are processed in lockstep batches so
-the engine and the value model see large batches. Recipe entry point: ``train/evaluate_search.py``.
+Methods: ``independent`` (one pool of ``max(budgets)`` samples per problem, from which pass@1,
+pass@N, MV, BoN and WMV are all counted), ``vgs`` (beam search guided by value, repeated
+``repetitions(N)`` times; DVTS pools those repetitions) and ``random`` (the same search choosing
+survivors at random). The loop over benchmarks, batches and methods is the recipe,
+``train/evaluate_search.py``; aggregates are counted from the per-sample table (``samples.py``).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -21,24 +20,13 @@ from tracefactory.errors import StageInputError
 from tracefactory.generation.seeds import derive_seed
 from tracefactory.io import TableReader, read_benchmark
 from tracefactory.schemas import TrajectoryClass
-from tracefactory.search import stats
 from tracefactory.search.beam import beam_search
 from tracefactory.search.compute import ComputeTally, ModelShape
 from tracefactory.search.config import EvaluateConfig, Selection
 from tracefactory.search.independent import sample_independent
 from tracefactory.search.interfaces import Trace
-from tracefactory.search.voting import (
-    AnswerGrouper,
-    best_of_n,
-    majority_vote,
-    pass_at_1,
-    weighted_majority_vote,
-)
-from tracefactory.stats import Progress
 
-logger = logging.getLogger(__name__)
-
-PAIRS = (("vgs", "mv"), ("wmv", "mv"), ("vgs", "random"))  # reported paired differences
+INDEPENDENT, VGS, RANDOM = "independent", "vgs", "random"  # the methods of the sample table
 
 
 @dataclass(frozen=True)
@@ -46,18 +34,6 @@ class Problem:
     key: str
     problem: str
     answer: str
-
-
-@dataclass
-class _Runs:
-    """Traces of every run on one benchmark, per problem, keyed by (method, budget, seed)."""
-
-    traces: dict[tuple[str, int, int], list[list[Trace]]] = field(default_factory=dict)
-    compute: dict[tuple[str, int], ComputeTally] = field(default_factory=dict)
-
-    def add(self, key: tuple[str, int, int], traces: list[list[Trace]], tally) -> None:
-        self.traces.setdefault(key, []).extend(traces)
-        self.compute.setdefault(key[:2], ComputeTally()).add(tally)
 
 
 def load_benchmark(spec: BenchmarkConfig, config: EvaluateConfig) -> list[Problem]:
@@ -99,52 +75,63 @@ class Engines:
     scorer: object  # ValueScorer
     grader: object  # tracefactory.grading.Grader
     policy_shape: ModelShape
+    tokenizer: str = ""  # the policy's tokenizer (its model name), for table metadata
+    tokenizer_hash: str = ""  # hash of its vocabulary (tracefactory.models.tokenizer_hash)
 
 
-def run_benchmark(
-    problems: list[Problem], config: EvaluateConfig, engines: Engines, run_seed: int
-) -> dict:
-    """Run every method on ``problems``; return the benchmark's metrics (``summarise``)."""
-    runs = _Runs()
-    progress = Progress("evaluate", len(problems), unit="problems", interval_s=0.0)
-    for start in range(0, len(problems), config.problems_per_batch):
-        batch = problems[start : start + config.problems_per_batch]
-        _run_batch(batch, config, engines, run_seed, runs)
-        progress.advance(len(batch))
-    progress.close()
-    _grade(runs, problems, engines)
-    return summarise(runs, len(problems), config)
+@dataclass
+class MethodRun:
+    """One method at one budget on one batch: per problem, per repetition, its traces."""
+
+    method: str
+    budget: int
+    traces: list[list[list[Trace]]]
+    tally: ComputeTally
 
 
-def _run_batch(batch, config: EvaluateConfig, engines: Engines, run_seed: int, runs) -> None:
+def method_plan(config: EvaluateConfig) -> list[tuple[str, int]]:
+    """Every (method, budget) the evaluation runs on each batch, in order."""
+    plan = [(INDEPENDENT, max(config.budgets))]
+    methods = [VGS] + ([RANDOM] if config.random_control else [])
+    plan += [(method, budget) for budget in config.search_budgets for method in methods]
+    return plan
+
+
+def run_method(
+    batch: list[Problem],
+    method: str,
+    budget: int,
+    config: EvaluateConfig,
+    engines: Engines,
+    run_seed: int,
+) -> MethodRun:
+    """Run one method at one budget on ``batch`` (all problems in lockstep) and grade it."""
     prompts = [tuple(engines.encode(p.problem)) for p in batch]
     keys = [p.key for p in batch]
-    pool = max(config.budgets)
-    traces, tally = sample_independent(
-        prompts, keys, pool, engines.sampler, engines.scorer,
-        config.sampling.max_response_tokens, engines.policy_shape, run_seed,
-    )  # fmt: skip
-    runs.add(("independent", pool, 0), traces, tally)
-    selections = [Selection.VALUE] + ([Selection.RANDOM] if config.random_control else [])
-    for total in config.search_budgets:
-        for selection in selections:
-            settings = config.search_settings(total, selection)
-            method = "vgs" if selection is Selection.VALUE else "random"
-            for seed_index in range(config.search_seeds):
-                seed = derive_seed(run_seed, "evaluate", method, seed_index)
-                traces, tally = beam_search(
-                    prompts, keys, settings, engines.sampler, engines.scorer,
-                    engines.policy_shape, seed,
-                )  # fmt: skip
-                runs.add((method, total, seed_index), traces, tally)
+    if method == INDEPENDENT:
+        traces, tally = sample_independent(
+            prompts, keys, budget, engines.sampler, engines.scorer,
+            config.sampling.max_response_tokens, engines.policy_shape, run_seed,
+        )  # fmt: skip
+        per_problem = [[problem_traces] for problem_traces in traces]
+    else:
+        selection = Selection.VALUE if method == VGS else Selection.RANDOM
+        seed = derive_seed(run_seed, "evaluate", method, budget)
+        per_problem, tally = beam_search(
+            prompts, keys, config.search_settings(budget, selection), engines.sampler,
+            engines.scorer, engines.policy_shape, seed, config.repetitions(budget),
+        )  # fmt: skip
+    run = MethodRun(method, budget, per_problem, tally)
+    grade(run, batch, engines)
+    return run
 
 
-def _grade(runs: _Runs, problems: list[Problem], engines: Engines) -> None:
+def grade(run: MethodRun, problems: list[Problem], engines: Engines) -> None:
     """Grade every trace against its problem's gold answer (one batched grader call)."""
     flat = [
         (trace, problem)
-        for per_problem in runs.traces.values()
-        for problem, traces in zip(problems, per_problem, strict=True)
+        for problem, searches in zip(problems, run.traces, strict=True)
+        for traces in searches
         for trace in traces
     ]
     verdicts = engines.grader.grade_many(
@@ -152,91 +139,8 @@ def _grade(runs: _Runs, problems: list[Problem], engines: Engines) -> None:
         truncated=[t.truncated for t, _ in flat],
     )
     for (trace, _), verdict in zip(flat, verdicts, strict=True):
+        trace.label = int(verdict.label)
         trace.correct = verdict.label is TrajectoryClass.CORRECT
         trace.answer_key = (
             verdict.answer if verdict.label is not TrajectoryClass.INCOMPLETE else None
         )
-    grouper = AnswerGrouper(engines.grader)
-    for per_problem in runs.traces.values():
-        groups = grouper.group_many([[t.answer_key for t in traces] for traces in per_problem])
-        for traces, problem_groups in zip(per_problem, groups, strict=True):
-            for trace, group in zip(traces, problem_groups, strict=True):
-                trace.group = group
-
-
-def _independent_trials(traces: list[Trace], budget: int) -> dict[str, list[float]]:
-    """Per method, the accuracy of each disjoint subset of ``budget`` samples of the pool."""
-    subsets = [traces[i : i + budget] for i in range(0, len(traces) - budget + 1, budget)]
-    groups = [[t.group for t in subset] for subset in subsets]
-    return {
-        "mv": [majority_vote(s, g) for s, g in zip(subsets, groups, strict=True)],
-        "wmv": [weighted_majority_vote(s, g) for s, g in zip(subsets, groups, strict=True)],
-        "bon": [best_of_n(s) for s in subsets],
-    }
-
-
-def summarise(runs: _Runs, num_problems: int, config: EvaluateConfig) -> dict:
-    """Metrics of one benchmark: method key -> interval + compute, and ``paired`` differences."""
-    per_problem: dict[str, list[list[float]]] = {}
-    compute: dict[str, dict[str, float]] = {}
-    pool = max(config.budgets)
-    independent = runs.traces[("independent", pool, 0)]
-    tally = runs.compute[("independent", pool)]
-    per_problem["pass@1"] = [[pass_at_1(traces)] for traces in independent]
-    compute["pass@1"] = _no_value(tally.scaled(1 / (pool * num_problems)))
-    for budget in sorted(config.budgets):
-        trials = [_independent_trials(traces, budget) for traces in independent]
-        for method in ("mv", "wmv", "bon"):
-            per_problem[f"{method}@{budget}"] = [t[method] for t in trials]
-            scaled = tally.scaled(budget / (pool * num_problems))
-            compute[f"{method}@{budget}"] = _no_value(scaled) if method == "mv" else scaled
-    for (method, total, seed_index), traces in sorted(runs.traces.items()):
-        if method == "independent":
-            continue
-        key = f"{method}@{total}"
-        rows = per_problem.setdefault(key, [[] for _ in range(num_problems)])
-        for row, problem_traces in zip(rows, traces, strict=True):
-            row.append(weighted_majority_vote(problem_traces, [t.group for t in problem_traces]))
-        if seed_index == 0:
-            compute[key] = runs.compute[(method, total)].scaled(
-                1 / (num_problems * config.search_seeds)
-            )
-    return _intervals(per_problem, compute, config)
-
-
-def _no_value(compute: dict[str, float]) -> dict[str, float]:
-    """Compute of a method that never uses the value model (pass@1, MV)."""
-    return {**compute, "value_tokens": 0, "value_tokens_full": 0, "value_flops": 0.0,
-            "flops": compute["gen_flops"]}  # fmt: skip
-
-
-def _intervals(per_problem, compute, config: EvaluateConfig) -> dict:
-    metrics: dict = {}
-    means = {}
-    for key, trials in per_problem.items():
-        means[key] = stats.problem_means(trials)
-        boot = stats.bootstrap_ci(means[key], config.bootstrap_resamples)
-        within = stats.within_problem_ci(trials)
-        metrics[key] = {
-            **boot.as_dict(),
-            "ci_within_low": within.ci_low,
-            "ci_within_high": within.ci_high,
-            **compute[key],
-        }
-    paired = {}
-    for total in config.search_budgets:
-        for first, second in PAIRS:
-            a, b = f"{first}@{total}", f"{second}@{total}"
-            if a in means and b in means:
-                paired[f"{a}-{b}"] = stats.paired_ci(means[a], means[b]).as_dict()
-    metrics["paired"] = paired
-    return _finite(metrics)
-
-
-def _finite(value):
-    """NaN becomes None, so metrics.json is valid JSON."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -85,6 +85,7 @@ class Trace:
     truncated: bool  # hit the response cap without EOS
     answer_key: str | None = None  # filled by grading: the extracted answer (None: no answer)
     correct: bool = False  # filled by grading
+    label: int = 2  # filled by grading: the verdict's TrajectoryClass (2: incomplete)
     group: int | None = None  # filled by voting: the answer's equivalence class
 
 

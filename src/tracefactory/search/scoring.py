@@ -8,8 +8,13 @@ values, and encodes only the new block on top of them: the value-model tokens of
 they fed to the model, so the saving is measured, not assumed (benchmarks/bench_value_scoring.py).
 
 Batching different beams together: parents' caches have different lengths, so they are
-left-padded to the longest and masked; new blocks are right-padded. ``ValueModel.forward`` counts
-positions over unmasked tokens, so padding changes no value beyond float rounding.
+left-padded to the longest and masked; new blocks are right-padded. Positions are counted over
+unmasked tokens, so padding changes no value beyond float rounding.
+
+Memory is bounded by ``max_cache_tokens``: a node's cache holds its whole sequence (a 1.5B model
+keeps 28 KiB per token in bfloat16, so one 16K-token beam is ~0.45 GiB), and a search at N=256
+keeps 128 beams plus their children per problem. A node that would pass the budget is not cached;
+its children are then encoded whole, in batches, like the full scorer: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -72,14 +77,21 @@ class IncrementalValueScorer:
         value_model: a ``tracefactory.valuemodel.model.ValueModel`` (its backbone must accept a
             ``DynamicCache``, as transformers decoders do).
         max_batch_tokens: padded tokens (cached + new) per forward pass.
+        max_cache_tokens: tokens of cached keys and values kept at most (None: unbounded).
     """
 
-    def __init__(self, value_model, max_batch_tokens: int = 16384) -> None:
+    def __init__(
+        self, value_model, max_batch_tokens: int = 16384, max_cache_tokens: int | None = None
+    ) -> None:
         self.value_model = value_model
         self.max_batch_tokens = max_batch_tokens
+        self.max_cache_tokens = max_cache_tokens
         self.shape: ModelShape = model_shape(value_model.model)
         self.tokens_processed = 0
         self.flops = 0.0
+        self.cached_tokens = 0  # tokens held in the cache now
+        self.peak_cached_tokens = 0  # the most ever held (for the run report)
+        self.uncached_nodes = 0  # nodes not cached because the budget was full
         self._cache: dict[int, _CachedNode] = {}
 
     def score(self, items: list[ScoreItem]) -> list[float]:
@@ -97,16 +109,35 @@ class IncrementalValueScorer:
 
     def retain(self, node_ids: set[int]) -> None:
         self._cache = {k: v for k, v in self._cache.items() if k in node_ids}
+        self.cached_tokens = sum(node.length for node in self._cache.values())
+
+    def _fits(self, tokens: int) -> bool:
+        """Whether ``tokens`` more cached tokens stay within the budget."""
+        return self.max_cache_tokens is None or self.cached_tokens + tokens <= self.max_cache_tokens
+
+    def _store(self, node_id: int, node: _CachedNode) -> None:
+        """Cache a node if the budget allows (else its children are re-encoded whole)."""
+        if not self._fits(node.length):
+            self.uncached_nodes += 1
+            return
+        self._cache[node_id] = node
+        self.cached_tokens += node.length
+        self.peak_cached_tokens = max(self.peak_cached_tokens, self.cached_tokens)
 
     def _prime_parents(self, items: list[ScoreItem]) -> None:
-        """Encode and cache each uncached parent prefix once (e.g. the prompt of a new search)."""
+        """Encode and cache each uncached parent prefix once (e.g. the prompt of a new search),
+        as far as the budget holds them: priming a prefix that cannot be kept would be waste."""
         missing: dict[int, ScoreItem] = {}
+        room = 0
         for item in items:
             if item.parent_id is None or item.parent_id in self._cache:
                 continue
-            if item.parent_length > 0:
+            if item.parent_length > 0 and item.parent_id not in missing:
+                if not self._fits(room + item.parent_length):
+                    continue
+                room += item.parent_length
                 prefix = item.token_ids[: item.parent_length]
-                missing.setdefault(item.parent_id, ScoreItem(item.parent_id, None, 0, prefix))
+                missing[item.parent_id] = ScoreItem(item.parent_id, None, 0, prefix)
         if missing:
             self.score(list(missing.values()))
 
@@ -122,8 +153,6 @@ class IncrementalValueScorer:
     @torch.no_grad()
     def _encode(self, items: list[ScoreItem], parents: list[_CachedNode | None]) -> list[float]:
         """One forward pass over new tokens on top of left-padded parent caches."""
-        from transformers import DynamicCache
-
         past = [p.length if p is not None else 0 for p in parents]
         new = [list(item.token_ids[n:]) for item, n in zip(items, past, strict=True)]
         if any(not tokens for tokens in new):
@@ -137,21 +166,42 @@ class IncrementalValueScorer:
             mask[b, past_width - n_past : past_width + len(tokens)] = 1
             self.tokens_processed += len(tokens)
             self.flops += self.shape.forward_flops(n_past, len(tokens))
-        cache = None
-        if past_width > 0:
-            cache = DynamicCache(ddp_cache_data=_stack_caches(parents, past_width, device))
-        probs, cache = self.value_model.forward_with_cache(
-            input_ids.to(device), mask.to(device), cache
-        )  # probs (B, T_new)
+        stacked = _stack_caches(parents, past_width, device) if past_width > 0 else None
+        probs, cache = _forward_cached(self.value_model, input_ids.to(device), mask.to(device),
+                                       stacked)  # fmt: skip
         for b, item in enumerate(items):
+            if not self._fits(len(item.token_ids)):
+                self.uncached_nodes += 1
+                continue
             start, end = past_width - past[b], past_width + len(new[b])
             layers = [
                 (layer.keys[b, :, start:end].clone(), layer.values[b, :, start:end].clone())
                 for layer in cache.layers
             ]
-            self._cache[item.node_id] = _CachedNode(len(item.token_ids), layers)
+            self._store(item.node_id, _CachedNode(len(item.token_ids), layers))
         last = torch.tensor([len(t) - 1 for t in new])
         return probs.gather(1, last.unsqueeze(1).to(probs.device)).squeeze(1).tolist()
+
+
+def _forward_cached(value_model, input_ids, mask, stacked: list[_LayerKV] | None):
+    """P(success) of the new tokens ``(B, T_new)`` on top of ``stacked`` keys and values, and the
+    extended cache: the backbone is called through the current ``cache=`` API."""
+    import torch.nn.functional as F
+    from transformers import DynamicCache
+
+    cache = DynamicCache(ddp_cache_data=stacked) if stacked is not None else DynamicCache()
+    new_len = input_ids.shape[1]
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, -new_len:]  # (B, T_new)
+    out = value_model.model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=position_ids,
+        cache=cache,
+        use_cache=True,
+    )
+    logits = value_model.score(out.last_hidden_state).float()  # (B, T_new, C)
+    success = int(value_model.head["success_class"])
+    return F.softmax(logits, dim=-1)[..., success], cache
 
 
 def _stack_caches(

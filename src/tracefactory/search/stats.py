@@ -3,9 +3,8 @@
 Three questions, three intervals (95%, normal quantile 1.96 unless bootstrapped):
 
 - ``within_problem_ci``: how much would the accuracy move if the *same* problems were run again
-  with new seeds? The paper's estimate: per problem, the variance of its outcome (the spread of
-  repeated runs when there are several, else ``a (1 - a)``, the variance of a 0/1 outcome with mean
-  ``a``), summed over problems.
+  with new seeds? The paper's estimate: the average spread of repeated runs within a problem; with
+  a single run per problem, the spread across problems (as the official code does).
 - ``bootstrap_ci``: how much would it move on *another* set of problems like these? Percentile
   bootstrap over problems.
 - ``paired_ci``: is method A better than method B *on these problems*? The per-problem difference
@@ -46,18 +45,31 @@ def problem_means(trials: Sequence[Sequence[float]]) -> np.ndarray:
 def within_problem_ci(trials: Sequence[Sequence[float]]) -> Interval:
     """Mean accuracy over problems with the paper's within-problem 95% interval.
 
+    The official estimator (``estimate_mean_and_error`` of the paper's code) on ``N`` problems with
+    ``M`` trials each: with ``M >= 2`` the variance of the mean is the average within-problem
+    variance over ``N * M``; with one trial there is no within-problem spread to measure, so it
+    falls back to the variance across problems over ``N`` (a zero-width interval would claim a
+    certainty one run cannot give).
+
     Args:
-        trials: per problem, the accuracy of each repeated run (seed or disjoint sample subset).
+        trials: per problem, the accuracy of each repeated run (seed or disjoint sample subset);
+            every problem has the same number of trials.
+
+    Raises:
+        ValueError: no problems, a problem without trials, or unequal trial counts.
     """
-    means = problem_means(trials)
-    variances = []
-    for values, mean in zip(trials, means, strict=True):
-        if len(values) >= 2:
-            variances.append(float(np.var(values, ddof=1)) / len(values))
-        else:
-            variances.append(mean * (1.0 - mean))
-    half = Z_95 * math.sqrt(sum(variances)) / len(means)
-    center = float(means.mean())
+    problem_means(trials)
+    counts = {len(t) for t in trials}
+    if len(counts) != 1:
+        raise ValueError(f"every problem needs the same number of trials, got {sorted(counts)}")
+    values = np.asarray(trials, dtype=float)  # (N, M)
+    n, m = values.shape
+    center = float(values.mean())
+    if m == 1:
+        variance = float(np.var(values[:, 0], ddof=1)) / n if n >= 2 else float("nan")
+    else:
+        variance = float(np.var(values, axis=1, ddof=1).mean()) / (n * m)
+    half = Z_95 * math.sqrt(variance)
     # A normal interval can reach past [0, 1] on few problems; accuracy cannot.
     return Interval(center, max(0.0, center - half), min(1.0, center + half))
 

@@ -19,7 +19,7 @@ from itertools import combinations
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.search.interfaces import Trace
 
-_TIE_TOLERANCE = 1e-9  # relative: weights this close are a tie
+_TIE_TOLERANCE = 1e-5  # absolute, as the paper's code: vote totals this close tie
 
 
 class AnswerGrouper:
@@ -33,7 +33,7 @@ class AnswerGrouper:
         self.grader = grader
 
     def group_many(self, answer_lists: Sequence[Sequence[str | None]]) -> list[list[int | None]]:
-        """Per problem, a group index per answer (None for a trace without an answer).
+        """Per problem, a group index per answer (None: no answer, a class of its own).
 
         All comparisons of all problems go to the grader in one call, so its workers stay busy.
         """
@@ -78,33 +78,41 @@ def pass_at_1(traces: Sequence[Trace]) -> float:
     return sum(t.correct for t in traces) / len(traces) if traces else 0.0
 
 
+def pass_at_n(traces: Sequence[Trace]) -> float:
+    """Oracle: 1 when any trace is correct (the paper's ``pass``, an upper bound on any vote)."""
+    return float(any(t.correct for t in traces))
+
+
 def vote(traces: Sequence[Trace], groups: Sequence[int | None], weights: Sequence[float]) -> float:
-    """Expected accuracy of a (weighted) vote: the heaviest group wins, ties are averaged.
+    """Expected accuracy of a (weighted) vote: the heaviest class wins, ties are averaged.
+
+    As in the paper's code, a trace without an answer is a class of its own: it votes with its
+    weight and, if it wins (or ties), contributes its own (wrong) outcome. Dropping such traces
+    would let a single answered trace win a vote that mostly produced nothing.
 
     Args:
         traces: graded traces (``correct`` set).
-        groups: the answer group of each trace (None: no answer, no vote).
+        groups: the answer group of each trace (None: no answer, a singleton class).
         weights: each trace's vote (1 for majority vote, its value for weighted majority vote).
 
     Returns:
-        The accuracy in [0, 1]; 0 when no trace has an answer.
+        The accuracy in [0, 1]; 0 for no traces.
 
     Raises:
         ValueError: a weight is NaN or negative (a value was never computed).
     """
-    totals: dict[int, float] = {}
-    members: dict[int, list[bool]] = {}
-    for trace, group, weight in zip(traces, groups, weights, strict=True):
+    totals: dict[tuple[str, int], float] = {}
+    members: dict[tuple[str, int], list[bool]] = {}
+    for index, (trace, group, weight) in enumerate(zip(traces, groups, weights, strict=True)):
         if math.isnan(weight) or weight < 0:
             raise ValueError(f"vote weight must be a number >= 0, got {weight}")
-        if group is None:
-            continue
-        totals[group] = totals.get(group, 0.0) + weight
-        members.setdefault(group, []).append(trace.correct)
+        key = ("answer", group) if group is not None else ("none", index)
+        totals[key] = totals.get(key, 0.0) + weight
+        members.setdefault(key, []).append(trace.correct)
     if not totals:
         return 0.0
     best = max(totals.values())
-    winners = [g for g, w in totals.items() if w >= best - _TIE_TOLERANCE * max(best, 1e-300)]
+    winners = [g for g, w in totals.items() if abs(w - best) < _TIE_TOLERANCE]
     return sum(sum(members[g]) / len(members[g]) for g in winners) / len(winners)
 
 
@@ -125,5 +133,5 @@ def best_of_n(traces: Sequence[Trace]) -> float:
     if any(math.isnan(t.value) for t in traces):
         raise ValueError("best_of_n needs every trace's value; one is NaN")
     best = max(t.value for t in traces)
-    top = [t for t in traces if t.value >= best - _TIE_TOLERANCE * max(abs(best), 1e-300)]
+    top = [t for t in traces if abs(t.value - best) < _TIE_TOLERANCE]
     return sum(t.correct for t in top) / len(top)

@@ -1,0 +1,55 @@
+"""The README's generated headline block: rewritten from metrics.json, nothing hand-copied."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tracefactory.search.report import README_BEGIN, README_END, plot_rows, update_readme
+
+
+def interval(mean: float, trials: int = 3) -> dict:
+    return {"mean": mean, "ci_low": mean - 0.05, "ci_high": mean + 0.05, "trials": trials,
+            "ci_within_low": mean - 0.01, "ci_within_high": mean + 0.01, "flops": 1e6}  # fmt: skip
+
+
+METRICS = {
+    "synthetic_test": {
+        "pass@1": interval(0.5, 16),
+        "mv@4": interval(0.55, 4),
+        "mv@16": interval(0.6, 1),
+        "vgs@16": interval(0.671),
+        "random@16": interval(0.58),
+        "paired": {"vgs@16-mv@16": {"mean": 0.071, "ci_low": 0.02, "ci_high": 0.12}},
+    }
+}
+
+
+def test_readme_block_is_rewritten_from_metrics(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(METRICS))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nold 63.5%\n{README_END}\noutro\n")
+    assert update_readme(readme, metrics)
+    text = readme.read_text()
+    assert "old 63.5%" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert "| **vgs@16** | 67.1 | 62.1–72.1 | 66.1–68.1 | 3 |" in text
+    assert "| vgs@16-mv@16 | 7.1 | 2.0–12.0 |" in text
+    assert "mv@4" not in text  # only the largest search budget
+    assert not update_readme(readme, metrics)  # a rerun on the same metrics changes nothing
+
+
+def test_readme_without_markers_is_refused(tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(METRICS))
+    (tmp_path / "README.md").write_text("no block here\n")
+    with pytest.raises(ValueError, match="add both lines"):
+        update_readme(tmp_path / "README.md", metrics)
+
+
+def test_plot_rows_are_in_percent_with_pass_at_1_apart():
+    rows = plot_rows(METRICS)
+    vgs = next(r for r in rows if r["method"] == "vgs")
+    assert vgs["accuracy"] == pytest.approx(67.1) and vgs["budget"] == 16
+    assert {r["method"] for r in rows} == {"pass@1", "mv", "vgs", "random"}
