@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,3 +120,17 @@ def require_same_tokenizer(what: str, expected_hash: str, model: str, actual_has
             f"{model!r} has tokenizer hash {actual_hash[:12]}...; token ids cannot be reused "
             f"across vocabularies: use policies that share one tokenizer (as R1-Distill do)"
         )
+
+
+def cache_keyword(model) -> str:
+    """The name of ``model.forward``'s KV-cache argument: ``cache`` from transformers 5.20 on,
+    ``past_key_values`` before. The old name is deprecated on new versions (a warning per call),
+    and the new one is silently swallowed by ``**kwargs`` on old ones (the cache stays empty), so
+    callers ask the model which it takes."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def returned_cache(output):
+    """The KV cache a forward pass returned, under either name (see ``cache_keyword``)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values

