@@ -252,7 +252,7 @@ def test_two_ranks_train_to_the_weights_of_one_process_with_the_same_global_batc
 
 @pytest.mark.integration
 def test_a_killed_rank_resumes_to_the_same_weights(tmp_path):
-    params = make_run(tmp_path, 30, max_steps=30, eval_every=0, checkpoint_every=3)
+    params = make_run(tmp_path, 30, max_steps=60, eval_every=0, checkpoint_every=3)
     full = run_torchrun(
         params, "--set", f"train.out_dir={tmp_path / 'full'}", "--set", "train.checkpoint_every=0",
         "--set", f"train.checkpoint_dir={tmp_path / 'full_ckpt'}",
@@ -268,7 +268,7 @@ def test_a_killed_rank_resumes_to_the_same_weights(tmp_path):
     assert workers, "the run finished before a rank could be killed"
     os.kill(int(workers[-1]), signal.SIGKILL)  # one rank dies; torchrun stops the other
     assert killed.wait(timeout=120) != 0
-    assert 0 < torch.load(checkpoint, weights_only=True)["step"] < 30
+    assert 0 < torch.load(checkpoint, weights_only=True)["step"] < 60
     resumed = run_torchrun(params)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
     assert "resuming from" in resumed.stderr.read()
