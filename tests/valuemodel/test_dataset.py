@@ -105,3 +105,22 @@ def test_long_rows_keep_the_rollin_and_class_and_are_counted():
     counts = stats.as_dict()
     assert counts[RowStat.TRUNCATED] == 1 and counts[RowStat.TRUNCATED_TOKENS] == 2
     assert counts[RowStat.ROLLIN_TOO_LONG] == 1
+
+
+def test_a_rebuilt_folder_is_read_anew_not_from_the_stale_datasets_cache(tmp_path):
+    """`datasets` keys its Arrow copy of a folder by file names and times: a rebuild with the
+    same file names (a rerun of the dataset stage) was once served the previous build's rows."""
+    hash_ = tiny_backbone(tmp_path / "policy")
+    cache = str(tmp_path / "cache")
+    _, folder = synthetic_dataset(tmp_path / "a", synthetic_rows(12, seed=1), hash_)
+    first, _, _, _ = _open(folder, cache=cache)
+    rebuilt = tmp_path / "a" / "dataset"
+    _, again = synthetic_dataset(tmp_path / "b", synthetic_rows(30, seed=3), hash_)
+    for path in again.rglob("*"):  # same folder, same file names, other rows
+        if path.is_file():
+            target = rebuilt / path.relative_to(again)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    second, _, _, _ = _open(rebuilt, cache=cache)
+    expected = sum(pq.read_metadata(p).num_rows for p in (rebuilt / "default").glob("train-*"))
+    assert second.num_rows == expected != first.num_rows

@@ -184,19 +184,38 @@ def tokenizer_metadata(files: list[Path]) -> dict[str, str]:
     }
 
 
-def load_splits(folder: Path, config: str, cache_dir: str | None) -> dict[str, pa.Table]:
+def load_splits(
+    folder: Path, config: str, cache_dir: str | None, files: list[Path], content: str
+) -> dict[str, pa.Table]:
     """The memory-mapped Arrow table of each Hub split, read with ``datasets.load_dataset``.
+
+    ``datasets`` keys its Arrow copy of a local folder by file names and times, not content, so a
+    folder rebuilt with the same file names can be served from a stale copy (seen: 68 rows of an
+    earlier build for 10,694 in the files). The copy lives in a cache folder named by the data's
+    ``content`` fingerprint, and the rows read are checked against the files' own row counts.
 
     Raises:
         ConfigError: the folder or config cannot be loaded.
+        SchemaError: the rows read differ from the rows in the files.
     """
     import datasets
 
+    base = Path(cache_dir) if cache_dir else Path(datasets.config.HF_DATASETS_CACHE)
     try:
-        loaded = datasets.load_dataset(str(folder), config, cache_dir=cache_dir)
+        loaded = datasets.load_dataset(
+            str(folder), config, cache_dir=str(base / "tracefactory" / content[:16])
+        )
     except Exception as e:  # datasets raises many types (missing config, builder errors)
         raise ConfigError(f"cannot load dataset {folder} (config {config!r}): {e}") from e
-    return {name: split.data.table for name, split in loaded.items()}
+    tables = {name: split.data.table for name, split in loaded.items()}
+    read = sum(table.num_rows for table in tables.values())
+    stored = sum(pq.read_metadata(path).num_rows for path in files)
+    if read != stored:
+        raise SchemaError(
+            f"dataset {folder} ({config}): `datasets` returned {read} rows but the files hold "
+            f"{stored}; delete its cache under {base} and rerun"
+        )
+    return tables
 
 
 def detect_layout(table: pa.Table, where: str) -> Layout:
@@ -313,7 +332,7 @@ def open_dataset(
     folder = resolve_folder(dataset, revision)
     files = data_files(folder, config)
     identity = {"fingerprint": fingerprint(files, folder), **tokenizer_metadata(files)}
-    tables = load_splits(folder, config, cache_dir)
+    tables = load_splits(folder, config, cache_dir, files, identity["fingerprint"])
     if HUB_SPLITS["train"] not in tables:
         raise ConfigError(f"dataset {dataset} ({config}) has no train split: {sorted(tables)}")
     stats = Stats()
