@@ -31,25 +31,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 import train_value_model  # noqa: E402
 
+from tracefactory.valuemodel.batching import micro_batches, step_rows  # noqa: E402
 from tracefactory.valuemodel.config import TrainConfig  # noqa: E402
-from tracefactory.valuemodel.data import (  # noqa: E402
-    LabelSplit,
-    micro_batches,
-    read_labels,
-    step_rows,
-)
+from tracefactory.valuemodel.dataset import DatasetSplit, open_dataset  # noqa: E402
 from tracefactory.valuemodel.model import ValueModel  # noqa: E402
 from tracefactory.valuemodel.synthetic import (  # noqa: E402
     synthetic_rows,
     write_synthetic_dataset,
-    write_synthetic_labels,
 )
 
 BATCH, OFFICIAL_MICRO = 64, 8
 SEED = 1234  # params.seed of the embedded default: the recipe orders its data by it
 
 
-def padding_fractions(split: LabelSplit, steps: int, cfg: TrainConfig) -> dict[str, float]:
+def padding_fractions(split: DatasetSplit, steps: int, cfg: TrainConfig) -> dict[str, float]:
     lengths = split.lengths
     real = ours = official = plain = 0
     for step in range(steps):
@@ -71,7 +66,7 @@ def padding_fractions(split: LabelSplit, steps: int, cfg: TrainConfig) -> dict[s
     }
 
 
-def plain_tokens_per_s(split: LabelSplit, cfg: TrainConfig, steps: int, init: Path) -> float:
+def plain_tokens_per_s(split: DatasetSplit, cfg: TrainConfig, steps: int, init: Path) -> float:
     """A plain loop: each step's rows in micro-batches of 8 in data order; same loss, optimiser."""
     torch.manual_seed(SEED)
     model = ValueModel.from_policy(init, dropout=cfg.dropout)
@@ -104,7 +99,6 @@ def bench(name: str, rows: list[dict], steps: int, work: Path) -> dict:
             num_key_value_heads=4, vocab_size=64, max_position_embeddings=4096,
         )  # fmt: skip
         Qwen2ForCausalLM(config).save_pretrained(init)
-    labels = write_synthetic_labels(work / f"labels-{name}", rows)
     dataset = write_synthetic_dataset(work / f"dataset-{name}", rows)
     section = {
         "dataset": str(dataset), "datasets_cache": str(work / "hf_cache"),
@@ -115,7 +109,8 @@ def bench(name: str, rows: list[dict], steps: int, work: Path) -> dict:
     }  # fmt: skip
     (work / f"{name}.yaml").write_text(json.dumps({"train": section}))
     cfg = TrainConfig.model_validate(section)
-    train, _, _ = read_labels(labels, cfg.max_length)
+    cache = str(work / "hf_cache")
+    train, *_ = open_dataset(str(dataset), "default", None, cfg.max_length, (1, 0), cache)
     ours = train_value_model.main(["--params", str(work / f"{name}.yaml")])["train"]
     return {
         "mean_length": float(train.lengths.mean()),

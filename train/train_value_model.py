@@ -57,7 +57,7 @@ from tracefactory.valuemodel.checkpoint import (
     save_checkpoint,
 )
 from tracefactory.valuemodel.config import TrainConfig, ValueTarget
-from tracefactory.valuemodel.data import (
+from tracefactory.valuemodel.batching import (
     IGNORE_LABEL,
     micro_batches,
     pair_steps_per_epoch,

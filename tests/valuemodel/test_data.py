@@ -1,58 +1,8 @@
-"""Reading the labels table and planning batches: alignment, drops, determinism, padding."""
+"""Planning batches: the rows of a step are a function of (seed, step); padding stays low."""
 
 import numpy as np
-import pytest
 
-from tracefactory.errors import SchemaError, StageInputError
-from tracefactory.valuemodel.data import (
-    IGNORE_LABEL,
-    DropReason,
-    micro_batches,
-    read_labels,
-    step_rows,
-    steps_per_epoch,
-)
-from tracefactory.valuemodel.synthetic import synthetic_rows, write_synthetic_labels
-
-
-@pytest.fixture(scope="module")
-def rows():
-    return synthetic_rows(num_problems=20, seed=3)
-
-
-def test_token_targets_align_with_rollout_tokens(rows, tmp_path):
-    train, val, _ = read_labels(write_synthetic_labels(tmp_path / "labels", rows), max_length=512)
-    assert train.num_rows + val.num_rows == len(rows)
-    by_ids = {tuple(r["input_ids"]): r for r in rows}
-    for split in (train, val):
-        for i in range(split.num_rows):
-            row = by_ids[tuple(split.sequence(i).tolist())]
-            targets = split.token_targets[split.offsets[i] : split.offsets[i + 1]]
-            start = row["supervised_start"]
-            assert (targets[:start] == IGNORE_LABEL).all()
-            assert targets[start:].tolist() == row["token_labels"]
-            assert split.label[i] == row["label"]
-
-
-def test_rows_longer_than_max_length_are_dropped_and_counted(rows, tmp_path):
-    labels = write_synthetic_labels(tmp_path / "labels", rows)
-    too_long = sum(len(r["input_ids"]) > 60 for r in rows)
-    train, val, stats = read_labels(labels, max_length=60)
-    assert stats.as_dict()[DropReason.TOO_LONG] == too_long > 0
-    assert train.num_rows + val.num_rows == len(rows) - too_long
-    assert train.lengths.max() <= 60
-
-
-def test_token_labels_of_wrong_length_are_a_schema_error(rows, tmp_path):
-    broken = [dict(r) for r in rows]
-    broken[5]["token_labels"] = broken[5]["token_labels"][:-1]
-    with pytest.raises(SchemaError, match="token_labels do not cover"):
-        read_labels(write_synthetic_labels(tmp_path / "labels", broken), max_length=512)
-
-
-def test_missing_table_is_a_stage_input_error(tmp_path):
-    with pytest.raises(StageInputError):
-        read_labels(tmp_path / "nothing", max_length=512)
+from tracefactory.valuemodel.batching import micro_batches, step_rows, steps_per_epoch
 
 
 def test_step_rows_are_a_function_of_seed_and_step():
@@ -84,7 +34,7 @@ def test_micro_batches_deal_each_rank_a_share():
 
 
 def test_pair_sampling_takes_two_rollouts_of_each_problem_and_every_problem_once_an_epoch():
-    from tracefactory.valuemodel.data import pair_steps_per_epoch, step_pairs
+    from tracefactory.valuemodel.batching import pair_steps_per_epoch, step_pairs
 
     problem_id = np.repeat(np.arange(10), [1, 3, 4, 2, 5, 3, 3, 2, 6, 4])
     np.random.default_rng(0).shuffle(problem_id)

@@ -4,11 +4,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 from value_datasets import synthetic_dataset, tiny_backbone
 
+from tracefactory.errors import SchemaError
+from tracefactory.io import TableReader
 from tracefactory.stats import Stats
-from tracefactory.valuemodel.data import IGNORE_LABEL, read_labels
+from tracefactory.valuemodel.batching import IGNORE_LABEL
 from tracefactory.valuemodel.dataset import Layout, RowStat, open_dataset, to_split
 from tracefactory.valuemodel.metrics import predict
 from tracefactory.valuemodel.model import ValueModel
@@ -42,15 +43,21 @@ def _rows(split) -> list[tuple]:
 def test_default_config_gives_the_labels_tables_rows_and_losses(published, tmp_path):
     root, labels, folder = published
     train, val, _, identity = _open(folder, cache=str(tmp_path / "cache"))
-    internal_train, internal_val, _ = read_labels(labels, 1024)
     assert identity["tokenizer_hash"] and len(identity["fingerprint"]) == 64
-    for ours, theirs in ((train, internal_train), (val, internal_val)):
-        assert ours.num_rows == theirs.num_rows > 0
-        np.testing.assert_array_equal(ours.lengths, theirs.lengths)
-        np.testing.assert_array_equal(ours.label, theirs.label)
-        everything = np.arange(ours.num_rows)
-        for key, tensor in ours.batch(everything).items():
-            assert torch.equal(tensor, theirs.batch(everything)[key]), key
+    table = TableReader(labels).read()
+    for ours, split in ((train, "train"), (val, "val")):
+        rows = table.filter(pa.compute.equal(table.column("split"), split)).to_pylist()
+        expected = sorted(
+            (
+                tuple(r["input_ids"]),
+                (IGNORE_LABEL,) * r["supervised_start"] + tuple(r["token_labels"]),
+            )
+            for r in rows
+        )
+        assert ours.num_rows == len(rows) > 0
+        assert _rows(ours) == expected
+    internal = table.filter(pa.compute.equal(table.column("split"), "val"))
+    internal_val = to_split(internal, 1024, Stats(), "the labels table")
     model = ValueModel.from_policy(root / "policy")
     ours = predict(model, val, np.arange(val.num_rows), 4, 4096)
     theirs = predict(model, internal_val, np.arange(val.num_rows), 4, 4096)
@@ -124,3 +131,40 @@ def test_a_rebuilt_folder_is_read_anew_not_from_the_stale_datasets_cache(tmp_pat
     second, _, _, _ = _open(rebuilt, cache=cache)
     expected = sum(pq.read_metadata(p).num_rows for p in (rebuilt / "default").glob("train-*"))
     assert second.num_rows == expected != first.num_rows
+
+
+def test_token_labels_of_wrong_length_are_a_schema_error():
+    table = pa.table(
+        {
+            "input_ids": [[1, 2, 3, 4]],
+            "supervised_start": [2],
+            "token_labels": pa.array([[1]], pa.list_(pa.int8())),
+            "label": pa.array([1], pa.int8()),
+            "problem_id": ["p"],
+            "branch_value": pa.array([1.0], pa.float32()),
+        }
+    )
+    with pytest.raises(SchemaError, match="token_labels do not cover"):
+        to_split(table, max_length=8, stats=Stats(), where="test")
+
+
+@pytest.mark.parametrize("config", ["default", "openr1_vm"])
+def test_scalars_read_file_by_file_equal_one_pass_over_the_table(published, tmp_path, config):
+    """The trainer reads per-row scalars from each Arrow cache file in turn (bounded memory);
+    split over three files, problems shared across files, they equal a pass over the table."""
+    _, _, folder = published
+    table = pa.concat_tables(pq.read_table(p) for p in sorted((folder / config).glob("*.parquet")))
+    table = table.replace_schema_metadata(None)
+    cuts = [0, table.num_rows // 3 + 1, 2 * table.num_rows // 3, table.num_rows]
+    files = []
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        files.append(str(tmp_path / f"part-{i}.arrow"))
+        with pa.OSFile(files[-1], "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table.slice(a, b - a))
+    whole = to_split(table, 40, Stats(), "test")
+    by_file = to_split(table, 40, Stats(), "test", tuple(files))
+    for field in ("source", "lengths", "supervised_start", "label", "branch_value", "problem_id"):
+        np.testing.assert_array_equal(getattr(by_file, field), getattr(whole, field), field)
+    assert len(np.unique(whole.problem_id)) > 3
+    with pytest.raises(SchemaError, match="cache files"):
+        to_split(table, 40, Stats(), "test", tuple(files[:2]))

@@ -21,11 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from tracefactory.schemas import TrajectoryClass
-from tracefactory.valuemodel.data import IGNORE_LABEL, LabelSplit, micro_batches
+from tracefactory.valuemodel.batching import IGNORE_LABEL, micro_batches
 from tracefactory.valuemodel.dataset import DatasetSplit
 from tracefactory.valuemodel.model import ValueModel
-
-Split = LabelSplit | DatasetSplit  # the internal labels table or the published dataset
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class SplitPredictions:
 @torch.no_grad()
 def predict(
     model: ValueModel,
-    split: Split,
+    split: DatasetSplit,
     rows: np.ndarray,
     position_bins: int,
     token_budget: int,
@@ -146,7 +144,7 @@ def pairwise_accuracy(
     return float(pairs.select(score.mean()).item()), pairs.height
 
 
-def constant_loss(split: Split, rows: np.ndarray, class_rates: np.ndarray) -> float:
+def constant_loss(split: DatasetSplit, rows: np.ndarray, class_rates: np.ndarray) -> float:
     """The paper's loss of a model that always predicts the training class frequencies."""
     token_nll = torch.as_tensor(-np.log(np.clip(class_rates, 1e-12, None)))  # (C,)
     losses = []
@@ -171,7 +169,7 @@ def _scores(prob: np.ndarray, outcome: np.ndarray, baseline: float, bins: int) -
 
 def summarize(
     predictions: SplitPredictions,
-    split: Split,
+    split: DatasetSplit,
     train_class_rates: np.ndarray,
     calibration_bins: int,
 ) -> dict:
@@ -205,7 +203,7 @@ def summarize(
     return metrics
 
 
-def calibration_points(predictions: SplitPredictions, split: Split, bins: int) -> list[dict]:
+def calibration_points(predictions: SplitPredictions, split: DatasetSplit, bins: int) -> list[dict]:
     """Reliability-diagram rows for ``dvc plots``: all scored points, and last tokens only."""
     outcome_row = (split.label[predictions.rows] == TrajectoryClass.CORRECT).astype(np.float64)
     outcome_all = np.repeat(outcome_row[:, None], predictions.success_prob.shape[1], axis=1)
