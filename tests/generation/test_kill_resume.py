@@ -6,17 +6,13 @@ process without Ray, which also shows results do not depend on the executor.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import polars as pl
 import psutil
 import pytest
-import yaml
+import stage_cli
 
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.generation.config import RollinConfig, SamplingConfig
@@ -25,7 +21,6 @@ from tracefactory.io import TableReader
 from tracefactory.params import Params
 
 pytestmark = pytest.mark.integration
-CLI = Path(sys.executable).parent / "tracefactory"
 
 
 def _params(tmp_path: Path, problems_dir: Path, tiny_policy, use_ray: bool) -> Params:
@@ -43,53 +38,6 @@ def _params(tmp_path: Path, problems_dir: Path, tiny_policy, use_ray: bool) -> P
             workers=WorkerConfig(count=2, num_cpus=1),
         ),
     )
-
-
-def _start_cli(params: Params, folder: Path) -> subprocess.Popen:
-    params_file = folder / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    env = {**os.environ, "TRACEFACTORY_LOG_LEVEL": "WARNING", "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen(
-        [str(CLI), "rollin", "--params", str(params_file), "--reports", str(folder / "reports")],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _wait_for_shards(directory: Path, count: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 240
-    while len(list(directory.glob("*.parquet"))) < count:
-        assert process.poll() is None, process.stdout.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no shard landed in time"
-        time.sleep(0.05)
-
-
-def _kill_tree(process: subprocess.Popen) -> None:
-    """SIGKILL a CLI run we started and every process it started (its Ray), by pid."""
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    process.kill()
-    process.wait()
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
-def _finish(process: subprocess.Popen) -> str:
-    try:
-        output, _ = process.communicate(timeout=400)
-    finally:
-        _kill_tree(process)
-    assert process.returncode == 0, output.decode()[-3000:]
-    return output.decode()
 
 
 def _table(directory: Path) -> pl.DataFrame:
@@ -117,15 +65,15 @@ def test_driver_killed_then_rerun_gives_the_uninterrupted_table(tmp_path, tiny_p
     run_dir.mkdir()
     params = _params(run_dir, problems, tiny_policy, use_ray=True)
     output = Path(params.rollin.output_dir)
-    first = _start_cli(params, run_dir)
+    first = stage_cli.start("rollin", params, run_dir)
     try:
-        _wait_for_shards(output, 1, first)
+        stage_cli.wait_for_shards(output, 1, first)
     finally:
-        _kill_tree(first)
+        stage_cli.kill_tree(first)
     landed = len(list(output.glob("*.parquet")))
     assert 1 <= landed < 12, f"{landed} shards landed before the kill: nothing left to resume"
     assert not (output / "_manifest.json").exists()
-    _finish(_start_cli(params, run_dir))
+    stage_cli.finish(stage_cli.start("rollin", params, run_dir))
     _check_same(_table(output), expected)
 
 
@@ -135,9 +83,9 @@ def test_killed_actor_is_replaced_and_its_shard_redone(tmp_path, tiny_policy, ba
     run_dir.mkdir()
     params = _params(run_dir, problems, tiny_policy, use_ray=True)
     output = Path(params.rollin.output_dir)
-    run = _start_cli(params, run_dir)
+    run = stage_cli.start("rollin", params, run_dir)
     try:
-        _wait_for_shards(output, 1, run)
+        stage_cli.wait_for_shards(output, 1, run)
         actors = [
             p
             for p in psutil.Process(run.pid).children(recursive=True)
@@ -146,9 +94,9 @@ def test_killed_actor_is_replaced_and_its_shard_redone(tmp_path, tiny_policy, ba
         assert actors, "no actor process found"
         actors[0].send_signal(signal.SIGKILL)
     except BaseException:
-        _kill_tree(run)
+        stage_cli.kill_tree(run)
         raise
-    log = _finish(run)
+    log = stage_cli.finish(run)
     assert "replacing it" in log  # stage.py's warning: the dead actor's shard was requeued
     assert len(list(output.glob("*.parquet"))) == 12
     _check_same(_table(output), expected)

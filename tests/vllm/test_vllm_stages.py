@@ -10,10 +10,6 @@ with their reason while every other row of their shards is generated.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +22,7 @@ pytest.importorskip(
 )
 
 import polars as pl  # noqa: E402
-import psutil  # noqa: E402
-import yaml  # noqa: E402
+import stage_cli  # noqa: E402
 
 from tracefactory.config import RayConfig, WorkerConfig  # noqa: E402
 from tracefactory.generation.config import (  # noqa: E402
@@ -46,7 +41,6 @@ from tracefactory.stage import run_stage  # noqa: E402
 from tracefactory.toyworld.task import generate_problems  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.integration]
-CLI = Path(sys.executable).parent / "tracefactory"
 ROLLIN_CONTEXT, ROLLOUT_CONTEXT = 128, 64
 LONG_PROBLEM = "p-long"
 
@@ -197,36 +191,6 @@ def test_verify_grades_every_trace_and_failed_rows_as_truncated(chain):
     assert {"match", "mismatch"} <= set(verdicts["reason"])  # the rest is really graded
 
 
-def _start_rollout_cli(params: Params, folder: Path) -> subprocess.Popen:
-    params_file = folder / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    env = {**os.environ, "TRACEFACTORY_LOG_LEVEL": "WARNING", "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen(
-        [str(CLI), "rollout", "--params", str(params_file), "--reports", str(folder / "reports")],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _kill_tree(process: subprocess.Popen) -> None:
-    """SIGKILL a CLI run we started and every process it started (Ray, vLLM engines), by pid."""
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    process.kill()
-    process.wait()
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
 def test_driver_killed_mid_rollout_then_rerun_gives_the_uninterrupted_table(chain, tmp_path):
     params, tables = chain
     run = params.model_copy(
@@ -241,22 +205,14 @@ def test_driver_killed_mid_rollout_then_rerun_gives_the_uninterrupted_table(chai
     )
     output = Path(run.rollout.output_dir)
     planned = TableReader(params.rollout.output_dir).manifest["shards"]
-    first = _start_rollout_cli(run, tmp_path)
+    first = stage_cli.start("rollout", run, tmp_path)
     try:
-        deadline = time.monotonic() + 300
-        while not list(output.glob("*.parquet")):
-            assert first.poll() is None, first.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "no shard landed in time"
-            time.sleep(0.05)
+        stage_cli.wait_for_shards(output, 1, first)
     finally:
-        _kill_tree(first)
+        stage_cli.kill_tree(first)
     landed = len(list(output.glob("*.parquet")))
     assert 1 <= landed < len(planned), f"{landed} shards landed: nothing left to resume"
     assert not (output / "_manifest.json").exists()
-    second = _start_rollout_cli(run, tmp_path)
-    try:
-        log, _ = second.communicate(timeout=400)
-    finally:
-        _kill_tree(second)
-    assert second.returncode == 0, log.decode()[-3000:]
+    second = stage_cli.start("rollout", run, tmp_path)
+    stage_cli.finish(second)
     assert _table(output, "rollout_id").equals(tables["rollouts"])
