@@ -105,7 +105,7 @@ def test_crash_between_temp_write_and_rename_leaves_no_listed_shard(tmp_path):
         import tracefactory.io as tio
         writer = tio.ShardWriter({str(table_dir)!r}, "problems", {META!r})
         writer.write("shard-00000", {_problems(0, 2)!r})
-        tio.os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
+        os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # the rename
         writer.write("shard-00001", {_problems(2, 2)!r})
         """
     )
