@@ -69,6 +69,11 @@ def file_checksum(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def buffer_checksum(data: bytes | memoryview | pa.Buffer) -> str:
+    """``file_checksum`` of bytes in memory (a shard just encoded, before it is written)."""
+    return xxhash.xxh3_128(data).hexdigest()
+
+
 def shard_damage(path: Path, listed: Mapping, content: bool) -> str | None:
     """What differs between a file and its manifest entry (``bytes``, ``checksum``), or None.
 

@@ -18,6 +18,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +30,7 @@ from tracefactory.integrity import (
     CHECKSUM_ALGORITHM,
     MANIFEST_NAME,
     TableLock,
+    buffer_checksum,
     file_checksum,
     listed_shards,
     package_versions,
@@ -60,7 +62,9 @@ class ShardWriter:
     """Writes the shards of one table atomically and records which are complete.
 
     One writer per table: the constructor takes the table's lock (``TableLock``) and ``close``
-    releases it (use the writer as a context manager). Shards written under other params, or
+    releases it (use the writer as a context manager). ``submit`` encodes and stores a shard in a
+    background thread while the caller produces the next one; at most one shard is in flight, and
+    every other method waits for it to land first. Shards written under other params, or
     damaged, are *stale*: they stay in place, and the manifest with them, until this run's first
     shard is ready to replace them. A run that fails before producing anything (a bad source path,
     an unreachable cluster, a corrupt input) so leaves the table exactly as it was.
@@ -103,6 +107,8 @@ class ShardWriter:
             self._lock.release()
             raise
         self._written: dict[str, dict] = {}  # this run's shards: bytes and checksum
+        self._background: ThreadPoolExecutor | None = None  # started by the first ``submit``
+        self._in_flight: Future | None = None  # the shard ``submit`` is still storing
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -111,14 +117,26 @@ class ShardWriter:
         self.close()
 
     def close(self) -> None:
-        """Release the table's lock (the writer cannot write afterwards)."""
-        self._lock.release()
+        """Wait for a shard still being stored, then release the table's lock (the writer cannot
+        write afterwards).
+
+        Raises:
+            OSError: if that shard could not be stored (the lock is released all the same).
+        """
+        try:
+            self._land()
+        finally:
+            if self._background is not None:
+                self._background.shutdown()
+                self._background = None
+            self._lock.release()
 
     def shard_path(self, shard: str) -> Path:
         return self.directory / f"{shard}.parquet"
 
     def completed(self) -> set[str]:
         """Names of the shards already written for these params (a rerun skips these)."""
+        self._land()
         return {p.stem for p in _shard_files(self.directory) if p not in self._stale}
 
     def write(
@@ -134,10 +152,33 @@ class ShardWriter:
         removes the stale shards and the old manifest: only now is there something to replace
         them with.
 
+        Returns:
+            The shard's final path, once it is there.
+
         Raises:
             ShardError: if the name is not a valid shard name or the shard already exists.
             SchemaError: if the data violates the table's contract.
         """
+        return self.submit(shard, data, counts).result()
+
+    def submit(
+        self,
+        shard: str,
+        data: pa.Table | pl.DataFrame | list[dict],
+        counts: Mapping[str, int] | None = None,
+    ) -> Future[Path]:
+        """``write``, returning once ``data`` is validated: a background thread then encodes the
+        shard, checksums and stores it (temp file, fsync, rename) while the caller produces the
+        next one. Parquet encoding and polars both release the GIL, so the two overlap.
+
+        The shard submitted before must land first: its error, if any, is raised here (and by
+        ``completed``, ``finalize`` and ``close``, which wait for it too).
+
+        Raises:
+            ShardError: if the name is not a valid shard name or the shard already exists.
+            SchemaError: if the data violates the table's contract.
+        """
+        self._land()
         if not _SHARD_NAME.match(shard):
             raise ShardError(
                 f"invalid shard name {shard!r}: use letters, digits, '_', '.', '-', '='"
@@ -150,13 +191,31 @@ class ShardWriter:
         table = self.schema.validate(_as_arrow(data, self.schema))
         footer = {**self.metadata, _COUNTS_KEY: json.dumps(dict(counts or {}), sort_keys=True)}
         table = table.replace_schema_metadata(footer)
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self._in_flight = self._background.submit(self._store, shard, table)
+        return self._in_flight
+
+    def _land(self) -> None:
+        """Wait for the shard in flight, raising its error."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
+    def _store(self, shard: str, table: pa.Table) -> Path:
+        """Encode in memory, checksum those bytes, then temp file, fsync, rename: the checksum
+        is of exactly the bytes written, without reading the file back."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        encoded = sink.getvalue()
+        entry = {"bytes": encoded.size, "checksum": buffer_checksum(encoded)}
+        final = self.shard_path(shard)
         tmp = self.directory / f"{_TMP_PREFIX}{shard}-{uuid.uuid4().hex[:8]}.parquet"
         try:
-            with open(tmp, "wb") as sink:
-                pq.write_table(table, sink, compression="zstd")
-                sink.flush()
-                os.fsync(sink.fileno())
-            entry = {"bytes": tmp.stat().st_size, "checksum": file_checksum(tmp)}
+            with open(tmp, "wb") as file:
+                file.write(encoded)
+                file.flush()
+                os.fsync(file.fileno())
             self._retire_stale()
             os.replace(tmp, final)
         except BaseException:
