@@ -174,9 +174,13 @@ class ShardWriter:
         The shard submitted before must land first: its error, if any, is raised here (and by
         ``completed``, ``finalize`` and ``close``, which wait for it too).
 
+        Returns:
+            A future of the shard's final path: done once the shard is in place.
+
         Raises:
             ShardError: if the name is not a valid shard name or the shard already exists.
             SchemaError: if the data violates the table's contract.
+            OSError: if storing the shard submitted before failed.
         """
         self._land()
         if not _SHARD_NAME.match(shard):
