@@ -2,11 +2,14 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 
 import polars as pl
 import pytest
 
+from tracefactory import tablewriter
 from tracefactory.errors import SchemaError, ShardError, StageInputError
+from tracefactory.integrity import file_checksum
 from tracefactory.io import MANIFEST_NAME, ShardWriter, TableReader
 
 META = {"producer": "test", "params_hash": "h1"}
@@ -105,7 +108,7 @@ def test_crash_between_temp_write_and_rename_leaves_no_listed_shard(tmp_path):
         import tracefactory.io as tio
         writer = tio.ShardWriter({str(table_dir)!r}, "problems", {META!r})
         writer.write("shard-00000", {_problems(0, 2)!r})
-        tio.os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
+        os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # the rename
         writer.write("shard-00001", {_problems(2, 2)!r})
         """
     )
@@ -145,3 +148,44 @@ def test_the_same_rows_give_byte_identical_tables(tmp_path):
         return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
     assert build(tmp_path / "a") == build(tmp_path / "b")
+
+
+def test_submit_returns_while_the_shard_is_stored_and_finalize_waits_for_it(tmp_path, monkeypatch):
+    """The caller produces the next shard while this one is encoded and stored; the manifest
+    records the checksum of exactly the bytes that landed."""
+    encode, gate = tablewriter.pq.write_table, threading.Event()
+
+    def gated(*args, **kwargs):
+        gate.wait(timeout=60)
+        encode(*args, **kwargs)
+
+    monkeypatch.setattr(tablewriter.pq, "write_table", gated)
+    writer = ShardWriter(tmp_path / "problems", "problems", META)
+    stored = writer.submit("shard-00000", _problems(0, 3))
+    assert not stored.done()
+    assert not (tmp_path / "problems" / "shard-00000.parquet").exists()
+    gate.set()
+    manifest = writer.finalize()
+    assert stored.result() == tmp_path / "problems" / "shard-00000.parquet"
+    [entry] = manifest["shards"]
+    assert entry["checksum"] == file_checksum(stored.result())
+    assert entry["bytes"] == stored.result().stat().st_size
+
+
+def test_a_failed_background_store_is_raised_by_the_next_call_and_frees_the_table(
+    tmp_path, monkeypatch
+):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    writer = ShardWriter(tmp_path / "problems", "problems", META)
+    writer.write("shard-00000", _problems(0, 2))
+    monkeypatch.setattr(tablewriter.pq, "write_table", full_disk)
+    writer.submit("shard-00001", _problems(2, 2))
+    with pytest.raises(OSError, match="No space left"):
+        writer.finalize()
+    writer.close()
+    monkeypatch.undo()
+    assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "problems").iterdir())
+    with ShardWriter(tmp_path / "problems", "problems", META) as resumed:  # the lock is free
+        assert resumed.completed() == {"shard-00000"}

@@ -12,6 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tracefactory"
 CORE = (
     "config",
     "io",
+    "tablereader",
+    "tablewriter",
     "datafiles",
     "integrity",
     "schemas",

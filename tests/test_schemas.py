@@ -61,6 +61,12 @@ def test_unknown_label_value_names_column_and_value():
         load_schema("verdicts").validate(table)
 
 
+def test_a_label_below_the_allowed_range_is_rejected():
+    table = pa.Table.from_pylist([_verdict_rows(label=-1)])
+    with pytest.raises(SchemaError, match=r"column 'label': value -1 is not one of"):
+        load_schema("verdicts").validate(table)
+
+
 def test_unknown_value_inside_a_list_column_is_rejected():
     schema = load_schema("dataset_openr1_vm")
     row = {

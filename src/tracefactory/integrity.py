@@ -34,6 +34,7 @@ from tracefactory.errors import TableLockedError
 logger = logging.getLogger(__name__)
 
 CHECKSUM_ALGORITHM = "xxh3_128"
+MANIFEST_NAME = "_manifest.json"  # a table's record of its shards: rows, size, checksum
 _CHUNK = 8 << 20  # bytes read per step: large enough to stream at disk speed
 _CACHE_ENV = "TRACEFACTORY_CACHE"  # folder of the digest cache (default: ~/.cache/tracefactory)
 _memory_cache: dict[str, tuple[list[int], str]] = {}
@@ -66,6 +67,11 @@ def file_checksum(path: str | Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def buffer_checksum(data: bytes | memoryview | pa.Buffer) -> str:
+    """``file_checksum`` of bytes in memory (a shard just encoded, before it is written)."""
+    return xxhash.xxh3_128(data).hexdigest()
 
 
 def shard_damage(path: Path, listed: Mapping, content: bool) -> str | None:

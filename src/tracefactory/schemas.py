@@ -170,12 +170,30 @@ def _check_allowed(where: str, values: pa.ChunkedArray, allowed: tuple) -> None:
     flat = values
     while pa.types.is_list(flat.type):
         flat = pc.list_flatten(flat)
+    if _within_integer_range(flat, allowed):
+        return
     allowed_array = pa.array(allowed, type=flat.type)
     bad = pc.invert(pc.is_in(flat, value_set=allowed_array))
     bad = pc.and_kleene(bad, pc.is_valid(flat))
     if pc.any(bad).as_py():
         value = pc.filter(flat, bad)[0].as_py()
         raise SchemaError(f"{where}: value {value!r} is not one of the allowed {list(allowed)}")
+
+
+def _within_integer_range(flat: pa.ChunkedArray, allowed: tuple) -> bool:
+    """Whether every value lies in ``allowed`` when that is a run of consecutive integers (a
+    class label): a min and max over the column instead of a hash lookup per value, which a
+    labels shard's millions of per-token targets make the costliest check of its write."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_integer(flat.type) or not all(isinstance(v, int) for v in allowed):
+        return False
+    low, high = min(allowed), max(allowed)
+    if set(allowed) != set(range(low, high + 1)):
+        return False
+    bounds = pc.min_max(flat).as_py()  # nulls skipped, as in the exact check
+    return bounds["min"] is None or (low <= bounds["min"] and bounds["max"] <= high)
 
 
 @functools.cache

@@ -100,7 +100,8 @@ def run_stage(
 
     With ``ray_config`` each pool's shards go to that pool's Ray actors (``Stage.pools``); without
     it they run in this process. Either way each finished shard is written atomically as soon as it
-    arrives, so an interruption loses only the shards in flight, and a rerun skips what is done.
+    arrives (in the writer's background thread, while the next shard is produced), so an
+    interruption loses only the shards in flight, and a rerun skips what is done.
 
     Raises:
         ShardError: a shard failed (its error is chained), or its worker died too often. Shards
@@ -140,7 +141,8 @@ def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config)
 
 
 def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult, progress):
-    writer.write(shard.name, result.rows, result.counts)
+    # stored in the background while the next shard is produced; finalize waits for it
+    writer.submit(shard.name, result.rows, result.counts)
     progress.advance(**{k: v for k, v in result.counts.items() if k in stage.rate_counts})
 
 
