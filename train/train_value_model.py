@@ -48,6 +48,14 @@ from tracefactory.params import load_params
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.stats import Progress, write_metrics
 from tracefactory.valuemodel import metrics as vm_metrics
+from tracefactory.valuemodel.batching import (
+    IGNORE_LABEL,
+    micro_batches,
+    pair_steps_per_epoch,
+    step_pairs,
+    step_rows,
+    steps_per_epoch,
+)
 from tracefactory.valuemodel.card import draw_calibration, render_model_card
 from tracefactory.valuemodel.checkpoint import (
     CHECKPOINT_NAME,
@@ -57,14 +65,6 @@ from tracefactory.valuemodel.checkpoint import (
     save_checkpoint,
 )
 from tracefactory.valuemodel.config import TrainConfig, ValueTarget
-from tracefactory.valuemodel.batching import (
-    IGNORE_LABEL,
-    micro_batches,
-    pair_steps_per_epoch,
-    step_pairs,
-    step_rows,
-    steps_per_epoch,
-)
 from tracefactory.valuemodel.dataset import DatasetSplit, open_dataset
 from tracefactory.valuemodel.model import ValueModel
 
