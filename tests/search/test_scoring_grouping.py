@@ -20,24 +20,9 @@ def test_incremental_scorer_matches_full_reencode_with_fewer_tokens(value_model_
     torch.set_num_threads(1)
     model = ValueModel.from_pretrained(value_model_dir)
     full, incremental = FullValueScorer(model), IncrementalValueScorer(model, max_batch_tokens=200)
-    rng = random.Random(0)
-    sequences = {
-        i: tuple(rng.randrange(3, 90) for _ in range(rng.randint(3, 12))) for i in range(4)
-    }
-    frontier, next_id = list(sequences), 100
-    for _ in range(4):  # four rounds of two children per beam, each round keeps one per beam
-        items = []
-        for parent in frontier:
-            for _child in range(2):
-                block = tuple(rng.randrange(3, 90) for _ in range(rng.randint(1, 7)))
-                sequence = sequences[parent] + block
-                items.append(ScoreItem(next_id, parent, len(sequences[parent]), sequence))
-                sequences[next_id], next_id = sequence, next_id + 1
-        expected, got = full.score(items), incremental.score(items)
-        assert got == pytest.approx(expected, abs=1e-5)
-        assert len({round(v, 6) for v in expected}) > 1  # values differ: the test can fail
-        frontier = [item.node_id for item in items[::2]]
-        incremental.retain(set(frontier))
+    expected = score_rounds(full)
+    assert score_rounds(incremental) == pytest.approx(expected, abs=1e-5)
+    assert len({round(v, 6) for v in expected}) > 1  # values differ: the test can fail
     assert incremental.tokens_processed < full.tokens_processed
     assert incremental.flops < full.flops
 
