@@ -1,5 +1,5 @@
 """The package's layering, read from its imports with ``ast``: Core knows no stage, and the stages
-depend on each other only as the README's Development section draws it."""
+depend on each other only as docs/development.md draws it."""
 
 from __future__ import annotations
 
