@@ -261,3 +261,79 @@ def test_the_manifest_records_each_shard_size_and_checksum(tmp_path):
     shard = table / "shard-00000.parquet"
     assert manifest["shards"][0]["bytes"] == shard.stat().st_size
     assert manifest["shards"][0]["checksum"] == file_checksum(shard)
+
+
+def test_a_damaged_shard_stays_refused_after_a_resumed_run_that_never_finished(tmp_path):
+    table = _finished(tmp_path / "problems", shards=3)
+    (table / "shard-00002.parquet").unlink()
+    _flip_byte(table / "shard-00000.parquet", 200)
+    with ShardWriter(table, "problems", META) as killed:  # resumes, then stops before finalize
+        killed.write("shard-00002", _problems(4, 2))
+    assert not (table / MANIFEST_NAME).exists()
+    rerun = ShardWriter(table, "problems", META)
+    assert rerun.completed() == {"shard-00000", "shard-00001", "shard-00002"}
+    with pytest.raises(ShardError, match="shard-00000.parquet: changed since"):
+        rerun.finalize()
+
+
+def test_a_shard_without_a_recorded_checksum_is_redone_not_resumed(tmp_path):
+    table = _finished(tmp_path / "problems", shards=2)
+    stray = _finished(tmp_path / "stray", shards=3) / "shard-00002.parquet"
+    shutil.copy(stray, table / "shard-00002.parquet")  # right params in its footer, no record
+    (table / MANIFEST_NAME).unlink()
+    with ShardWriter(table, "problems", META) as rerun:
+        assert rerun.completed() == set()
+
+
+def test_a_manifest_that_lost_an_entry_is_refused(tmp_path):
+    table = _finished(tmp_path / "problems", shards=3)
+    manifest = json.loads((table / MANIFEST_NAME).read_text())
+    manifest["shards"].pop(1)
+    (table / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(StageInputError, match="says 6 rows but its shards hold 4"):
+        TableReader(table)
+    manifest["rows"] = 4  # a consistent total: the shard still in the folder gives it away
+    (table / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(StageInputError, match=r"\['shard-00001.parquet'\] are in the folder"):
+        TableReader(table)
+
+
+def test_a_manifest_shard_name_outside_the_table_is_refused(tmp_path):
+    table = _finished(tmp_path / "problems", shards=1)
+    manifest = json.loads((table / MANIFEST_NAME).read_text())
+    manifest["shards"][0]["name"] = "../../x"
+    (table / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(StageInputError, match=r"invalid shard name '\.\./\.\./x'"):
+        TableReader(table)
+
+
+def test_a_shard_replaced_after_it_was_checked_is_caught_when_read_again(tmp_path):
+    table = _finished(tmp_path / "problems", answer="1")
+    other = _finished(tmp_path / "other", answer="2")
+    reader = TableReader(table)
+    reader.scan_shard("shard-00000").collect()  # checked, e.g. while the stage plans
+    shard = table / "shard-00000.parquet"
+    shutil.copy(other / "shard-00000.parquet", shard)  # same size, other answers
+    with pytest.raises(StageInputError, match=rf"{re.escape(str(shard))}: content checksum"):
+        reader.scan_shard("shard-00000")
+
+
+def test_a_resume_under_other_package_versions_redoes_the_table(tmp_path, monkeypatch):
+    from tracefactory import tablewriter
+
+    table = _finished(tmp_path / "problems", shards=2)
+    upgraded = json.dumps({**json.loads(tablewriter.package_versions()), "torch": "99.0"})
+    monkeypatch.setattr(tablewriter, "package_versions", lambda: upgraded)
+    with ShardWriter(table, "problems", META) as rerun:
+        assert rerun.completed() == set()
+
+
+def test_file_checksum_rehashes_a_file_changed_in_place(tmp_path):
+    from tracefactory.integrity import file_checksum
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(bytes(4096))
+    before = file_checksum(path)
+    assert file_checksum(path) == before
+    _flip_byte(path, 100)
+    assert file_checksum(path) != before

@@ -33,7 +33,7 @@ def test_written_table_reads_back_through_manifest(tmp_path):
     writer.write("shard-00000", _problems(0, 3))
     writer.write("shard-00001", pl.DataFrame(_problems(3, 2)))
     manifest = writer.finalize(expected={"shard-00000", "shard-00001"})
-    assert manifest["rows"] == 5
+    assert manifest.rows == 5
     reader = TableReader(tmp_path / "problems")
     assert reader.num_rows == 5
     assert reader.metadata["producer"] == "test"
@@ -167,9 +167,9 @@ def test_submit_returns_while_the_shard_is_stored_and_finalize_waits_for_it(tmp_
     gate.set()
     manifest = writer.finalize()
     assert stored.result() == tmp_path / "problems" / "shard-00000.parquet"
-    [entry] = manifest["shards"]
-    assert entry["checksum"] == file_checksum(stored.result())
-    assert entry["bytes"] == stored.result().stat().st_size
+    [entry] = manifest.shards
+    assert entry.checksum == file_checksum(stored.result())
+    assert entry.bytes == stored.result().stat().st_size
 
 
 def test_a_failed_background_store_is_raised_by_the_next_call_and_frees_the_table(

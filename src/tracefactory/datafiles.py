@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from tracefactory.config import BenchmarkConfig
 from tracefactory.errors import ConfigError, StageInputError
-from tracefactory.integrity import cached_file_checksum
+from tracefactory.integrity import file_checksum
 from tracefactory.schemas import TableSchema
 
 _DATASET_FORMATS = {
@@ -104,7 +104,7 @@ def dataset_fingerprint(path: str) -> str:
     if _local_format(path) is None:
         return path
     files = sorted(glob.glob(path)) or [path]
-    return ",".join(cached_file_checksum(f) for f in files)
+    return ",".join(file_checksum(f) for f in files)
 
 
 def read_dataset(

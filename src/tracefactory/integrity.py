@@ -1,9 +1,16 @@
 """What makes an artifact trustworthy: content checksums of files and one writer per table.
 
 A checksum here is xxh3-128 of a file's bytes, streamed: it detects any change or damage (it is
-not meant to resist tampering) and costs about what reading the file costs. Large read-only files
-(model weights, source datasets) are hashed once and cached by (path, size, mtime, ctime, inode),
-so a rerun's fingerprint is cheap; a replaced or edited file changes ctime and is hashed again.
+not meant to resist tampering) and costs about what reading the file costs. ``file_checksum`` is
+the one file fingerprint: every caller (table shards, model weights, source datasets, training
+data) uses it. It is cached by the file's identity (path, size, mtime, ctime, inode), in memory for
+every file and across runs for large ones, so reading a shard twice or fingerprinting a checkpoint
+on every run costs a ``stat``; a replaced or edited file changes its ctime and is hashed again.
+
+A table's record of its shards is a ``Manifest`` (``_manifest.json``, written last). While a
+writer adds shards the manifest is gone (the table is incomplete) but the checksums of every shard
+kept or written stay in a ``ResumeRecord`` (``_checksums.jsonl``), so a shard damaged between two
+runs is never re-blessed, however many runs fail or are killed in between.
 
 A table is written by one process at a time: ``TableLock`` holds an exclusive lock beside the
 table's folder and records who holds it, so a second writer fails at once, naming the holder.
@@ -17,10 +24,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -35,8 +44,13 @@ logger = logging.getLogger(__name__)
 
 CHECKSUM_ALGORITHM = "xxh3_128"
 MANIFEST_NAME = "_manifest.json"  # a table's record of its shards: rows, size, checksum
+RESUME_RECORD_NAME = "_checksums.jsonl"  # the shards' checksums while the table is incomplete
+SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")  # no separators: a shard stays inside
 _CHUNK = 8 << 20  # bytes read per step: large enough to stream at disk speed
 _CACHE_ENV = "TRACEFACTORY_CACHE"  # folder of the digest cache (default: ~/.cache/tracefactory)
+# Files at least this large are remembered across runs (weights, source datasets): rehashing a
+# small file costs less than rewriting the cache file would.
+_PERSIST_BYTES = 16 << 20
 _memory_cache: dict[str, tuple[list[int], str]] = {}
 _VERSIONED_PACKAGES = (
     "tracefactory",
@@ -61,6 +75,31 @@ def package_versions() -> str:
 
 
 def file_checksum(path: str | Path) -> str:
+    """xxh3-128 of the file's bytes, remembered while the file's identity is unchanged.
+
+    The identity is (size, mtime, ctime, inode): rewriting, replacing or touching the file changes
+    one of them, so a remembered digest is never reused for other bytes, and a caller may check a
+    file as often as it reads it. Digests of files of ``_PERSIST_BYTES`` or more are also kept in
+    ``~/.cache/tracefactory`` (``TRACEFACTORY_CACHE``), so a multi-GB checkpoint is read once.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    key = str(path)
+    known = _memory_cache.get(key)
+    if known is None and stat.st_size >= _PERSIST_BYTES:
+        known = _disk_cache().get(key)
+    if known is not None and list(known[0]) == identity:
+        _memory_cache[key] = (identity, known[1])
+        return known[1]
+    digest = _read_checksum(path)
+    _memory_cache[key] = (identity, digest)
+    if stat.st_size >= _PERSIST_BYTES:
+        _save_to_disk_cache(key, identity, digest)
+    return digest
+
+
+def _read_checksum(path: Path) -> str:
     """xxh3-128 of the file's bytes, read in chunks (memory stays flat for any size)."""
     digest = xxhash.xxh3_128()
     with open(path, "rb") as f:
@@ -74,51 +113,197 @@ def buffer_checksum(data: bytes | memoryview | pa.Buffer) -> str:
     return xxhash.xxh3_128(data).hexdigest()
 
 
-def shard_damage(path: Path, listed: Mapping, content: bool) -> str | None:
-    """What differs between a file and its manifest entry (``bytes``, ``checksum``), or None.
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard as its table records it: rows, size in bytes and content checksum."""
 
-    The size costs a ``stat``; ``content`` also compares the checksum (one read of the file).
+    name: str
+    rows: int
+    bytes: int
+    checksum: str
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "checksum": self.checksum,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> ShardEntry:
+        """Raises ValueError for a malformed entry or a name that is not a plain shard name
+        (``../../x`` would read or delete a file outside the table)."""
+        entry = cls(data["name"], data["rows"], data["bytes"], data["checksum"])
+        if not isinstance(entry.name, str) or not SHARD_NAME.match(entry.name):
+            raise ValueError(f"invalid shard name {entry.name!r}")
+        counts = (entry.rows, entry.bytes)
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+            raise ValueError(f"shard {entry.name!r}: rows and bytes must be counts, got {counts}")
+        if not isinstance(entry.checksum, str):
+            raise ValueError(f"shard {entry.name!r}: checksum {entry.checksum!r} is not text")
+        return entry
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A finished table's record of itself (``_manifest.json``): the one place its format lives.
+
+    The writer writes it last, so its presence means the table is whole; readers hold every shard
+    to its entry. ``rows`` is stored too (for people and tools reading the JSON) and checked
+    against the entries when read, so a manifest that lost an entry is refused.
+    """
+
+    table: str
+    schema_version: int
+    shards: tuple[ShardEntry, ...]
+    metadata: dict[str, str]
+    counts: dict[str, int] = field(default_factory=dict)
+    checksum: str = CHECKSUM_ALGORITHM
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    def entries(self) -> dict[str, ShardEntry]:
+        return {s.name: s for s in self.shards}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "table": self.table,
+                "schema_version": self.schema_version,
+                "rows": self.rows,
+                "counts": dict(sorted(self.counts.items())),
+                "checksum": self.checksum,
+                "shards": [s.as_json() for s in self.shards],
+                "metadata": self.metadata,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        """The manifest at ``path``.
+
+        Raises:
+            OSError: it cannot be read.
+            ValueError: it is not a manifest, names a shard twice or outside the table, or its row
+                total differs from its shards' rows (an entry was lost).
+        """
+        data = json.loads(path.read_text())
+        try:
+            shards = tuple(ShardEntry.from_json(s) for s in data["shards"])
+            manifest = cls(
+                table=data["table"],
+                schema_version=data["schema_version"],
+                shards=shards,
+                metadata={str(k): str(v) for k, v in data["metadata"].items()},
+                counts=dict(data.get("counts", {})),
+                checksum=data.get("checksum", ""),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"missing or malformed field {e}") from e
+        if len(manifest.entries()) != len(shards):
+            raise ValueError("a shard is listed twice")
+        if data.get("rows") != manifest.rows:
+            raise ValueError(
+                f"it says {data.get('rows')} rows but its shards hold {manifest.rows} (an entry "
+                f"was lost or edited)"
+            )
+        return manifest
+
+    def write(self, directory: Path) -> None:
+        """Write ``_manifest.json`` atomically (temporary file, fsync, rename)."""
+        _write_atomically(directory / MANIFEST_NAME, self.to_json())
+
+
+class ResumeRecord:
+    """The checksums of a table's shards while it has no manifest (``_checksums.jsonl``).
+
+    A writer's first shard replaces the manifest (the table is incomplete from then on); the
+    checksums of the shards it keeps go here first, and each new shard's entry is appended before
+    the shard is renamed into place. So a shard damaged after it was written is caught by whichever
+    run finalizes the table, even when the runs in between failed or were killed. The first line
+    holds the writer's metadata: entries count only for a run with the same resume keys.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / RESUME_RECORD_NAME
+
+    def read(self, metadata: Mapping[str, str], keys: tuple[str, ...]) -> dict[str, ShardEntry]:
+        try:
+            lines = self.path.read_text().splitlines()
+            header = json.loads(lines[0])["metadata"]
+            if any(header.get(k) != metadata.get(k) for k in keys):
+                return {}
+            entries = [ShardEntry.from_json(json.loads(line)) for line in lines[1:] if line]
+        except (OSError, IndexError, ValueError, KeyError, TypeError):
+            return {}  # none, or cut short by a kill mid-line: unrecorded shards are redone
+        return {e.name: e for e in entries}
+
+    def start(self, metadata: Mapping[str, str], entries: Iterable[ShardEntry]) -> None:
+        lines = [json.dumps({"metadata": dict(metadata)})]
+        lines += [json.dumps(e.as_json()) for e in entries]
+        _write_atomically(self.path, "\n".join(lines) + "\n")
+
+    def add(self, entry: ShardEntry) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(entry.as_json()) + "\n")
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def recorded_shards(
+    directory: Path, metadata: Mapping[str, str], keys: tuple[str, ...]
+) -> dict[str, ShardEntry]:
+    """Every shard entry an earlier run recorded under ``keys`` equal to ``metadata``'s: the
+    manifest's, then the resume record's (the later entry wins). A shard on disk that has none is
+    of unknown origin and must not be resumed."""
+    recorded: dict[str, ShardEntry] = {}
+    try:
+        manifest = Manifest.read(directory / MANIFEST_NAME)
+        if all(manifest.metadata.get(k) == metadata.get(k) for k in keys):
+            recorded = manifest.entries()
+    except (OSError, ValueError):
+        pass  # no manifest, or one from another format: nothing to hold shards to
+    return {**recorded, **ResumeRecord(directory).read(metadata, keys)}
+
+
+def shard_damage(path: Path, listed: ShardEntry, content: bool) -> str | None:
+    """What differs between a file and its recorded entry (``bytes``, ``checksum``), or None.
+
+    The size costs a ``stat``; ``content`` also compares the checksum (one read of the file, or a
+    ``stat`` when it was checksummed before and has not changed since).
     """
     if not path.is_file():
         return "listed in the manifest but missing"
     size = path.stat().st_size
-    if size != listed["bytes"]:
+    if size != listed.bytes:
         return (
-            f"{size} bytes, the manifest says {listed['bytes']} (truncated or changed after the "
+            f"{size} bytes, the manifest says {listed.bytes} (truncated or changed after the "
             f"table was written)"
         )
     if content:
         actual = file_checksum(path)
-        if actual != listed["checksum"]:
+        if actual != listed.checksum:
             return (
-                f"content checksum {actual}, the manifest says {listed['checksum']} (damaged or "
+                f"content checksum {actual}, the manifest says {listed.checksum} (damaged or "
                 f"changed after the table was written)"
             )
     return None
 
 
-def listed_shards(
-    manifest_path: Path, metadata: Mapping[str, str], keys: tuple[str, ...]
-) -> dict[str, dict]:
-    """Size and checksum of each shard an existing manifest lists, if its ``keys`` match
-    ``metadata`` (the writer's params); otherwise, or without a readable manifest, none."""
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        if any(manifest["metadata"].get(k) != metadata.get(k) for k in keys):
-            return {}
-        return {
-            s["name"]: {"bytes": s["bytes"], "checksum": s["checksum"]} for s in manifest["shards"]
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}  # no manifest, or one from another format: nothing to hold shards to
-
-
 def stale_reason(
-    path: Path, listed: Mapping | None, metadata: Mapping[str, str], keys: tuple[str, ...]
+    path: Path, listed: ShardEntry | None, metadata: Mapping[str, str], keys: tuple[str, ...]
 ) -> str | None:
-    """Why a shard on disk must not be resumed (None: it may): another size than its manifest
-    entry, an unreadable footer, or footer ``keys`` that differ from ``metadata``."""
-    damage = listed and shard_damage(path, listed, content=False)
+    """Why a shard on disk must not be resumed (None: it may): no recorded entry (a shard of
+    unknown origin), another size than its entry, an unreadable footer, or footer ``keys`` that
+    differ from ``metadata``."""
+    if listed is None:
+        return "no checksum recorded for it by this table's writer"
+    damage = shard_damage(path, listed, content=False)
     if damage:
         return damage
     try:
@@ -133,24 +318,13 @@ def stale_reason(
     return None
 
 
-def cached_file_checksum(path: str | Path) -> str:
-    """``file_checksum``, remembered across runs while the file's identity is unchanged.
-
-    The identity is (size, mtime, ctime, inode): rewriting, replacing or touching the file changes
-    one of them, so a cached digest is never reused for other bytes.
-    """
-    path = Path(path).resolve()
-    stat = path.stat()
-    identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-    key = str(path)
-    known = _memory_cache.get(key) or _disk_cache().get(key)
-    if known is not None and list(known[0]) == identity:
-        _memory_cache[key] = (identity, known[1])
-        return known[1]
-    digest = file_checksum(path)
-    _memory_cache[key] = (identity, digest)
-    _save_to_disk_cache(key, identity, digest)
-    return digest
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _cache_file() -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracefactory.errors import ConfigError
-from tracefactory.integrity import cached_file_checksum
+from tracefactory.integrity import file_checksum
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -97,7 +97,7 @@ def model_fingerprint(model: str) -> str:
     )
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.relative_to(folder)}:{cached_file_checksum(path)}\n".encode())
+        digest.update(f"{path.relative_to(folder)}:{file_checksum(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 
