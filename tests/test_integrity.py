@@ -11,9 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from pipeline_tables import TableSpec, label_config, labelled_run
+from pipeline_tables import TableSpec, dataset_config, label_config, labelled_run
 
 from tracefactory.errors import (
+    ConfigError,
     ShardError,
     StageInputError,
     TableLockedError,
@@ -21,6 +22,7 @@ from tracefactory.errors import (
 )
 from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.stage import VerifyStage
+from tracefactory.integrity import TableLock
 from tracefactory.io import MANIFEST_NAME, ShardWriter, TableReader
 from tracefactory.labels.stage import LabelStage
 from tracefactory.models import SHIPPED_MODELS, model_fingerprint
@@ -337,3 +339,71 @@ def test_file_checksum_rehashes_a_file_changed_in_place(tmp_path):
     assert file_checksum(path) == before
     _flip_byte(path, 100)
     assert file_checksum(path) != before
+
+
+# Published folders (the dataset, the value model) carry a checksum record their loaders check.
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    return labelled_run(tmp_path_factory.mktemp("run"), TableSpec(problems=12))
+
+
+def test_a_flipped_byte_in_the_exported_dataset_is_refused_before_training(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+    from tracefactory.valuemodel.loading import data_files
+
+    config = dataset_config(labelled, output_dir=str(tmp_path / "dataset"))
+    export_dataset(config)
+    folder = tmp_path / "dataset"
+    assert len(data_files(folder, "default")) >= 1
+    damaged = sorted((folder / "default").glob("*.parquet"))[0]
+    _flip_byte(damaged, damaged.stat().st_size // 2)
+    with pytest.raises(StageInputError, match=rf"{re.escape(str(damaged))}: content checksum"):
+        data_files(folder, "default")
+
+
+def test_value_model_weights_are_checked_when_loaded(tmp_path):
+    from tracefactory.integrity import record_folder
+    from tracefactory.models import MODEL_FILE_SUFFIXES
+    from tracefactory.valuemodel.model import ValueModel
+
+    folder = ValueModel.from_policy(SHIPPED_MODELS["tiny"]).save_pretrained(tmp_path / "value")
+    record_folder(folder, MODEL_FILE_SUFFIXES)
+    ValueModel.from_pretrained(folder)
+    weights = folder / "model.safetensors"
+    _flip_byte(weights, weights.stat().st_size - 1)
+    with pytest.raises(StageInputError, match="model.safetensors: content checksum"):
+        ValueModel.from_pretrained(folder)
+
+
+def test_export_refuses_to_delete_a_folder_it_did_not_write(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+
+    other = tmp_path / "data"
+    (other / "labels").mkdir(parents=True)
+    (other / "labels" / "kept.parquet").write_bytes(b"finished work")
+    config = dataset_config(labelled, output_dir=str(other))
+    with pytest.raises(ConfigError, match=r"dataset.output_dir=.*data holds files this command"):
+        export_dataset(config)
+    assert (other / "labels" / "kept.parquet").read_bytes() == b"finished work"
+
+
+def test_export_never_writes_through_a_symlinked_staging_folder(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "dataset.incomplete").symlink_to(outside)
+    export_dataset(dataset_config(labelled, output_dir=str(tmp_path / "dataset")))
+    assert list(outside.iterdir()) == []
+    assert (tmp_path / "dataset" / "default").is_dir()
+
+
+def test_a_second_export_of_the_same_folder_fails_at_once(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+
+    with TableLock(tmp_path / "dataset"):  # another `tracefactory dataset` is running
+        with pytest.raises(TableLockedError, match="is being written by another run"):
+            export_dataset(dataset_config(labelled, output_dir=str(tmp_path / "dataset")))
+    assert not (tmp_path / "dataset").exists()

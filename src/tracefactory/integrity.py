@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,7 @@ import pyarrow.parquet as pq
 import xxhash
 from filelock import FileLock, Timeout
 
-from tracefactory.errors import TableLockedError
+from tracefactory.errors import ConfigError, StageInputError, TableLockedError
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +319,95 @@ def stale_reason(
     return None
 
 
+FOLDER_RECORD_NAME = "checksums.json"  # a published folder's record of its files
+
+
+def record_folder(folder: Path, suffixes: tuple[str, ...]) -> None:
+    """Write ``checksums.json`` in ``folder``: the size and checksum of each file under it whose
+    name ends with one of ``suffixes`` (the files a consumer loads: data, weights, config), so
+    whoever loads the folder later can tell it is what its writer wrote (``verify_folder``)."""
+    files = {
+        path.relative_to(folder).as_posix(): {
+            "bytes": path.stat().st_size,
+            "checksum": file_checksum(path),
+        }
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name.endswith(suffixes) and path.name != FOLDER_RECORD_NAME
+    }
+    text = json.dumps({"checksum": CHECKSUM_ALGORITHM, "files": files}, indent=1) + "\n"
+    _write_atomically(folder / FOLDER_RECORD_NAME, text)
+
+
+def verify_folder(folder: Path, fix: str) -> bool:
+    """Check every file ``checksums.json`` lists in ``folder`` (size, then content) and that no
+    file of a listed kind was added; False when the folder has no record (made by another tool).
+
+    Raises:
+        StageInputError: naming the first file that is missing, added or changed, and ``fix``.
+    """
+    record_path = folder / FOLDER_RECORD_NAME
+    if not record_path.is_file():
+        return False
+    try:
+        record = json.loads(record_path.read_text())
+        listed = {
+            name: ShardEntry(name, 0, e["bytes"], e["checksum"])
+            for name, e in record["files"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise StageInputError(f"{record_path}: not a readable checksum record ({e}); {fix}") from e
+    for name, entry in listed.items():
+        path = folder / name
+        if ".." in Path(name).parts:
+            raise StageInputError(f"{record_path}: lists {name!r}, outside the folder; {fix}")
+        damage = shard_damage(path, entry, content=True)
+        if damage:
+            damage = damage.replace("the manifest", FOLDER_RECORD_NAME)
+            raise StageInputError(f"{path}: {damage}; {fix}")
+    kinds = {Path(name).suffix for name in listed}
+    added = sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix in kinds
+        and path.relative_to(folder).as_posix() not in listed
+        and not path.name.startswith(".")
+        and path.name != FOLDER_RECORD_NAME
+    )
+    if added:
+        raise StageInputError(f"{folder}: {added[:3]} not in its {FOLDER_RECORD_NAME}; {fix}")
+    return True
+
+
+def require_replaceable(folder: Path, marker: str, key: str) -> None:
+    """Refuse to delete ``folder`` unless it is absent, empty, or an earlier output of the same
+    writer (it holds ``marker``): a mistyped output path must never delete other work (``data``
+    instead of ``data/dataset``, or a folder the run reads from).
+
+    Raises:
+        ConfigError: naming ``key`` and the folder.
+    """
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ConfigError(
+            f"{key}={folder} is a symlink or a file, not an output folder; point {key} at a new "
+            f"folder"
+        )
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
+        raise ConfigError(
+            f"{key}={folder} holds files this command did not write (no {marker}) and would be "
+            f"deleted; point {key} at a new or earlier output folder, or empty it yourself"
+        )
+
+
+def clear_staging(folder: Path) -> None:
+    """Remove a leftover staging folder; a symlink is removed itself, never followed (writing
+    through it would put the output outside the project)."""
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     with open(tmp, "w") as f:
@@ -389,6 +479,13 @@ class TableLock:
             "command": shlex.join(sys.argv),
         }
         self.holder_path.write_text(json.dumps(holder))
+
+    def __enter__(self) -> TableLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
     @property
     def held(self) -> bool:

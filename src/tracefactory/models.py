@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 _SHIPPED_PREFIX = "tracefactory:"
 # Files of a model folder that shape what it generates: config, tokenizer and weights.
-_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
+MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
 
 
 _PACKAGE_DIR = Path(__file__).parent
@@ -93,7 +93,7 @@ def model_fingerprint(model: str) -> str:
     files = sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES and not p.name.startswith(".")
+        if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES and not p.name.startswith(".")
     )
     digest = hashlib.sha256()
     for path in files:

@@ -31,6 +31,7 @@ from tracefactory.dataset.figures import draw_figures
 from tracefactory.dataset.provenance import PROVENANCE_FILE, input_hashes, render_provenance
 from tracefactory.dataset.stats import CLASS_NAMES, collect_stats
 from tracefactory.errors import ShardError, TracefactoryError
+from tracefactory.integrity import TableLock, clear_staging, record_folder, require_replaceable
 from tracefactory.io import SplitFileWriter, TableReader
 from tracefactory.schemas import load_schema
 
@@ -146,8 +147,14 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
         The files and rows written per config and split.
     """
     final = Path(config.output_dir)
+    require_replaceable(final, PROVENANCE_FILE, "dataset.output_dir")
+    with TableLock(final):
+        return _export(final, config, params)
+
+
+def _export(final: Path, config: DatasetConfig, params: Params | None) -> ExportSummary:
     staging = final.with_name(final.name + ".incomplete")
-    shutil.rmtree(staging, ignore_errors=True)
+    clear_staging(staging)
     labels = TableReader(config.labels_dir)
     summary = ExportSummary(folder=final)
     writers = {
@@ -164,6 +171,7 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
     card = render_card(stats, summary.files, figures, config, hashes, tokenizer, params, example)
     (staging / "README.md").write_text(card)
     (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
+    record_folder(staging, (".parquet",))  # training checks the files against it
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     logger.info("dataset folder %s: rows %s", final, summary.rows)

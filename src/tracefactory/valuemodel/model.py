@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from tracefactory.errors import ConfigError
+from tracefactory.integrity import verify_folder
 from tracefactory.models import cache_keyword, returned_cache
 from tracefactory.schemas import TrajectoryClass
 
@@ -153,6 +154,7 @@ class ValueModel(nn.Module):
         from transformers import AutoModel
 
         path = _existing_folder(path, "value model")
+        verify_folder(path, "retrain it (`tracefactory train`) or copy it again")
         raw = json.loads((path / "config.json").read_text())
         head = raw.get("value_head") or _official_head(raw, path)
         with _quiet_transformers():
