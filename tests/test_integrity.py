@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from pipeline_tables import TableSpec, dataset_config, label_config, labelled_run
+from shared_files import REPOSITORY
 
 from tracefactory.errors import (
     ConfigError,
@@ -407,3 +408,64 @@ def test_a_second_export_of_the_same_folder_fails_at_once(labelled, tmp_path):
         with pytest.raises(TableLockedError, match="is being written by another run"):
             export_dataset(dataset_config(labelled, output_dir=str(tmp_path / "dataset")))
     assert not (tmp_path / "dataset").exists()
+
+
+def test_a_stage_whose_output_is_its_own_input_refuses_and_deletes_nothing(tmp_path):
+    root = labelled_run(tmp_path, TableSpec(problems=4))
+    rollouts = _snapshot(root / "rollouts")
+    config = label_config(root).model_copy(update={"output_dir": str(root / "rollouts")})
+    with pytest.raises(ConfigError, match=r"rollouts holds the 'rollouts' table; writing the"):
+        run_stage(LabelStage(config), config.output_dir)
+    assert _snapshot(root / "rollouts") == rollouts
+
+
+# Where an input lives is not what it is; what it holds is.
+
+
+def test_the_same_policy_at_another_path_keeps_the_rollins_params_hash(labelled, tmp_path):
+    from tracefactory.generation.config import PolicyConfig, RollinConfig
+    from tracefactory.generation.rollin import RollinStage
+
+    moved = shutil.copytree(SHIPPED_MODELS["tiny"], tmp_path / "elsewhere" / "tiny")
+
+    def params_hash_with(model) -> str:
+        config = RollinConfig(
+            problems_dir=str(labelled / "problems"),
+            policies=[PolicyConfig(model=str(model))],
+            use_ray=False,
+        )
+        return RollinStage(config, 0).metadata()["params_hash"]
+
+    assert params_hash_with(moved) == params_hash_with(SHIPPED_MODELS["tiny"])
+    _flip_byte(moved / "model.safetensors", 4000)
+    assert params_hash_with(moved) != params_hash_with(SHIPPED_MODELS["tiny"])
+
+
+def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from tracefactory.search.config import EvaluateConfig
+
+    sys.path.insert(0, str(REPOSITORY / "train"))
+    try:
+        import evaluate_search
+    finally:
+        sys.path.remove(str(REPOSITORY / "train"))
+    bench = tmp_path / "bench.jsonl"
+    _write_jsonl(bench, [{"problem": "What is 1 plus 1?", "answer": "2"}])
+    engines = SimpleNamespace(tokenizer="tiny", tokenizer_hash="h")  # what metadata reads
+
+    def params_hash_with(**fields) -> str:
+        config = EvaluateConfig(
+            value_model=str(SHIPPED_MODELS["tiny"]),
+            policy={"model": str(SHIPPED_MODELS["tiny"])},
+            benchmarks=[BenchmarkConfig(name="local", path=str(bench))],
+            **fields,
+        )
+        return evaluate_search.table_metadata(config, 0, engines)["params_hash"]
+
+    first = params_hash_with()
+    assert params_hash_with(value_batch_tokens=128) != first
+    assert params_hash_with(value_cache_tokens=1024) != first
+    _write_jsonl(bench, [{"problem": "What is 2 plus 2?", "answer": "4"}])
+    assert params_hash_with() != first

@@ -296,6 +296,30 @@ def shard_damage(path: Path, listed: ShardEntry, content: bool) -> str | None:
     return None
 
 
+def require_own_table(directory: Path, producer: str | None) -> None:
+    """Refuse to write into a folder that holds another stage's table: resuming would delete its
+    shards as stale (an output path set to a stage's own input, or to another table's folder).
+
+    Raises:
+        ConfigError: naming the folder, the table it holds and the stage that would replace it.
+    """
+    try:
+        theirs = Manifest.read(directory / MANIFEST_NAME).metadata.get("producer")
+    except (OSError, ValueError):
+        theirs = None
+    for path in [] if theirs else sorted(directory.glob("*.parquet"))[:1]:
+        try:
+            footer = pq.read_schema(path).metadata or {}
+        except (pa.ArrowInvalid, OSError):
+            continue  # unreadable: a stale shard of whatever table, replaced like any other
+        theirs = footer.get(b"producer", b"").decode() or None
+    if theirs and producer and theirs != producer:
+        raise ConfigError(
+            f"{directory} holds the {theirs!r} table; writing the {producer!r} table there would "
+            f"delete it: give the {producer!r} stage its own output_dir"
+        )
+
+
 def stale_reason(
     path: Path, listed: ShardEntry | None, metadata: Mapping[str, str], keys: tuple[str, ...]
 ) -> str | None:

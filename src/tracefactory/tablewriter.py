@@ -37,6 +37,7 @@ from tracefactory.integrity import (
     file_checksum,
     package_versions,
     recorded_shards,
+    require_own_table,
     stale_reason,
 )
 from tracefactory.schemas import TableSchema, load_schema
@@ -80,6 +81,7 @@ class ShardWriter:
 
     Raises:
         SchemaError: if ``metadata`` lacks a key the contract requires.
+        ConfigError: if the folder holds another stage's table (it would be deleted).
         TableLockedError: if another process is writing this table.
     """
 
@@ -103,6 +105,7 @@ class ShardWriter:
             for leftover in self.directory.glob(f"{_TMP_PREFIX}*"):
                 logger.info("removing %s left by an interrupted write", leftover)
                 leftover.unlink()
+            require_own_table(self.directory, self.metadata.get("producer"))
             self._record = ResumeRecord(self.directory)
             self._listed = recorded_shards(self.directory, self.metadata, _RESUME_KEYS)
             self._stale = self._find_stale()

@@ -99,7 +99,8 @@ class RollinStage(Stage):
             exclude={
                 "workers": True,
                 "use_ray": True,
-                "policies": {"__all__": {"workers", "batch_size"}},
+                # a policy enters by its fingerprint below, not by where it lives
+                "policies": {"__all__": {"workers", "batch_size", "model"}},
             },
         )
         return {

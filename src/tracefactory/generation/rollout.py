@@ -118,7 +118,12 @@ class RolloutStage(Stage):
         )
         hashed = self.config.model_dump(
             mode="json",
-            exclude={"workers": True, "use_ray": True, "policy": {"workers", "batch_size"}},
+            # the policy enters by its fingerprint below, not by where it lives
+            exclude={
+                "workers": True,
+                "use_ray": True,
+                "policy": {"workers", "batch_size", "model"},
+            },
         )
         return {
             "producer": self.name,
