@@ -469,3 +469,34 @@ def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
     assert params_hash_with(value_cache_tokens=1024) != first
     _write_jsonl(bench, [{"problem": "What is 2 plus 2?", "answer": "4"}])
     assert params_hash_with() != first
+
+
+def test_a_tokenizer_changed_at_its_recorded_path_is_refused(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    from tracefactory.models import tokenizer_hash
+
+    policy = shutil.copytree(SHIPPED_MODELS["tiny"], tmp_path / "policy")
+    recorded = tokenizer_hash(PreTrainedTokenizerFast.from_pretrained(policy))
+    meta = {**META, "tokenizer": str(policy), "tokenizer_hash": recorded}
+    table = _finished(tmp_path / "problems", meta=meta)
+    spec = json.loads((policy / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    vocab["\n"], vocab[" "] = vocab[" "], vocab["\n"]  # two ids swapped
+    (policy / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(StageInputError, match=r"tokenizer now at .*policy' has hash"):
+        TableReader(table).tokenizer()
+
+
+def test_a_value_model_missing_its_backbone_weights_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from tracefactory.valuemodel.model import ValueModel
+
+    folder = ValueModel.from_policy(SHIPPED_MODELS["tiny"]).save_pretrained(tmp_path / "value")
+    tensors = load_file(folder / "model.safetensors")
+    save_file(
+        {k: v for k, v in tensors.items() if k.startswith("score.")}, folder / "model.safetensors"
+    )
+    with pytest.raises(ConfigError, match=r"value: its weights lack \d+ backbone tensor"):
+        ValueModel.from_pretrained(folder)

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
@@ -19,6 +20,9 @@ import pyarrow.dataset as pads
 from tracefactory.errors import StageInputError
 from tracefactory.integrity import CHECKSUM_ALGORITHM, MANIFEST_NAME, Manifest, shard_damage
 from tracefactory.schemas import load_schema
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class TableReader:
@@ -88,6 +92,29 @@ class TableReader:
     @property
     def metadata(self) -> dict[str, str]:
         return dict(self.manifest.metadata)
+
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer this table's token ids were written with: loaded from the recorded
+        ``tokenizer`` (a path or Hub id) and held to the recorded ``tokenizer_hash``, so ids are
+        never decoded with whatever tokenizer is now at that path.
+
+        Raises:
+            StageInputError: the table records no tokenizer, or the one there now differs.
+        """
+        from tracefactory.models import load_tokenizer, tokenizer_hash
+
+        name, expected = self.metadata.get("tokenizer"), self.metadata.get("tokenizer_hash")
+        if not name or not expected:
+            raise StageInputError(f"{self.directory}: its manifest records no tokenizer")
+        tokenizer = load_tokenizer(name)
+        actual = tokenizer_hash(tokenizer)
+        if actual != expected:
+            raise StageInputError(
+                f"{self.directory} was written with tokenizer hash {expected[:12]}..., but the "
+                f"tokenizer now at {name!r} has hash {actual[:12]}...; restore that tokenizer, or "
+                f"rerun the stages from rollin with the new one"
+            )
+        return tokenizer
 
     @property
     def fingerprint(self) -> str:

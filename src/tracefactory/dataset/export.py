@@ -117,13 +117,11 @@ def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -
 def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> str | None:
     """The first validation row (else the first row) as text, for the card; None when the
     tokenizer cannot be loaded here (the card then shows only how to decode)."""
-    from tracefactory.models import load_tokenizer
-
     frame = labels.scan().sort(pl.col("split") != "val", "rollout_id").head(1).collect()
     if frame.is_empty() or not tokenizer:
         return None
     try:
-        decode = load_tokenizer(tokenizer).decode
+        decode = labels.tokenizer().decode
     except (OSError, ValueError, TracefactoryError) as e:
         logger.warning("card: no decoded example, tokenizer %s did not load: %s", tokenizer, e)
         return None

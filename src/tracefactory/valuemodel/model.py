@@ -62,6 +62,29 @@ def _quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(before)
 
 
+def _load_backbone(path: Path, dtype: torch.dtype | None, **config_overrides: Any) -> nn.Module:
+    """The backbone of a checkpoint folder, refusing one whose weights lack backbone tensors:
+    transformers would initialise them at random (its warning is silenced with the rest of its
+    load report, since the dropped LM head is expected).
+
+    Raises:
+        ConfigError: naming the folder and the missing tensors.
+    """
+    from transformers import AutoModel
+
+    with _quiet_transformers():
+        backbone, info = AutoModel.from_pretrained(
+            path, dtype=dtype or torch.float32, output_loading_info=True, **config_overrides
+        )
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise ConfigError(
+            f"{path}: its weights lack {len(missing)} backbone tensor(s) (e.g. {missing[:2]}), "
+            f"which would be initialised at random; point at a complete checkpoint folder"
+        )
+    return backbone
+
+
 def head_config(
     hidden_size: int, num_classes: int = 3, bias: bool = False, dropout: float = 0.0
 ) -> dict[str, Any]:
@@ -130,14 +153,12 @@ class ValueModel(nn.Module):
                 official trainer passes it to ``from_pretrained``); None keeps the config's.
 
         Raises:
-            ConfigError: if ``policy_path`` is not a folder with a config.json.
+            ConfigError: if ``policy_path`` is not a folder with a config.json, or its weights
+                lack backbone tensors.
         """
-        from transformers import AutoModel
-
         policy_path = _existing_folder(policy_path, "policy checkpoint")
         extra = {} if attention_dropout is None else {"attention_dropout": attention_dropout}
-        with _quiet_transformers():
-            backbone = AutoModel.from_pretrained(policy_path, dtype=dtype or torch.float32, **extra)
+        backbone = _load_backbone(policy_path, dtype, **extra)
         model = cls(backbone, head_config(backbone.config.hidden_size, dropout=dropout))
         model.init_head()
         model.to(backbone.dtype)
@@ -149,16 +170,15 @@ class ValueModel(nn.Module):
         """Load a folder saved by ``save_pretrained`` or by the official ``Qwen2ForClassifier``.
 
         Raises:
-            ConfigError: if the folder is missing, or its config describes neither layout.
+            ConfigError: if the folder is missing, its config describes neither layout, or its
+                weights lack backbone tensors.
+            StageInputError: if a file differs from the folder's ``checksums.json``.
         """
-        from transformers import AutoModel
-
         path = _existing_folder(path, "value model")
         verify_folder(path, "retrain it (`tracefactory train`) or copy it again")
         raw = json.loads((path / "config.json").read_text())
         head = raw.get("value_head") or _official_head(raw, path)
-        with _quiet_transformers():
-            backbone = AutoModel.from_pretrained(path, dtype=dtype or torch.float32)
+        backbone = _load_backbone(path, dtype)
         model = cls(backbone, head)
         head_state = {k.removeprefix("score."): v for k, v in _load_weights(path, "score.").items()}
         model.score.load_state_dict(head_state)
