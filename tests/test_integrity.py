@@ -500,3 +500,32 @@ def test_a_value_model_missing_its_backbone_weights_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"value: its weights lack \d+ backbone tensor"):
         ValueModel.from_pretrained(folder)
+
+
+def test_an_unreachable_ray_address_fails_at_once_naming_the_key():
+    from tracefactory.config import RayConfig
+    from tracefactory.ray_cluster import init_ray
+
+    with pytest.raises(ConfigError, match=r"ray.address='127.0.0.1:1': no Ray head reachable"):
+        init_ray(RayConfig(address="127.0.0.1:1"))
+
+
+# Hangs become one line at load.
+
+
+def test_absurd_sizes_and_alias_bombs_are_refused_when_params_load(tmp_path):
+    from tracefactory.params import load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text("rollin:\n  samples_per_problem: 4\n")
+    with pytest.raises(ConfigError, match="rollin.samples_per_problem"):
+        load_params(params, ["rollin.samples_per_problem=1000000000"])
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]  # each line refers to the one above 8 times
+    names = "abcdefghi"
+    bomb += [
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 8)}]"
+        for p, n in zip(names[:-1], names[1:], strict=True)
+    ]
+    params.write_text("\n".join(bomb) + "\n")
+    with pytest.raises(ConfigError, match=r"params.yaml is not valid YAML: line 2: YAML aliases"):
+        load_params(params)
