@@ -529,3 +529,30 @@ def test_absurd_sizes_and_alias_bombs_are_refused_when_params_load(tmp_path):
     params.write_text("\n".join(bomb) + "\n")
     with pytest.raises(ConfigError, match=r"params.yaml is not valid YAML: line 2: YAML aliases"):
         load_params(params)
+
+
+# Generation provenance.
+
+
+def test_generation_tables_record_their_engine_and_the_card_names_it(labelled, tmp_path):
+    import hashlib
+    from importlib.metadata import version
+
+    from tracefactory.dataset.provenance import generation_engines
+    from tracefactory.generation.config import PolicyConfig, RollinConfig
+    from tracefactory.generation.rollin import RollinStage
+    from tracefactory.generation.templates import TINY_TEMPLATE
+
+    config = RollinConfig(
+        problems_dir=str(labelled / "problems"), policies=[PolicyConfig()], use_ray=False
+    )
+    metadata = RollinStage(config, 0).metadata()
+    [engine] = json.loads(metadata["generation"])
+    assert engine["backend"] == "transformers"
+    assert engine["backend_version"] == version("transformers")
+    assert engine["model_fingerprint"] == model_fingerprint("tracefactory:tiny")
+    assert engine["template_sha256"] == hashlib.sha256(TINY_TEMPLATE.encode()).hexdigest()[:16]
+    table = _finished(tmp_path / "rollins", meta={**META, "generation": metadata["generation"]})
+    [line] = generation_engines([str(table)])
+    assert f"transformers {version('transformers')}" in line
+    assert engine["model_fingerprint"] in line

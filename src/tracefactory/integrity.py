@@ -53,6 +53,9 @@ _CACHE_ENV = "TRACEFACTORY_CACHE"  # folder of the digest cache (default: ~/.cac
 # small file costs less than rewriting the cache file would.
 _PERSIST_BYTES = 16 << 20
 _memory_cache: dict[str, tuple[list[int], str]] = {}
+# Metadata key of a generation table: per policy, the backend and its version, the model's
+# fingerprint and the prompt template's text hash (``tracefactory.generation.provenance``).
+GENERATION_KEY = "generation"
 _VERSIONED_PACKAGES = (
     "tracefactory",
     "torch",
@@ -73,6 +76,20 @@ def package_versions() -> str:
         except importlib_metadata.PackageNotFoundError:
             continue
     return json.dumps(versions, sort_keys=True)
+
+
+def describe_generation(value: str) -> str:
+    """One line per engine of a ``generation`` metadata value, for cards and provenance files."""
+    try:
+        records = json.loads(value)
+        return "; ".join(
+            f"{r['policy']}: {r['backend']} {r['backend_version']}, model {r['model']} "
+            f"(fingerprint {r['model_fingerprint']}), template {r['template']} "
+            f"(sha256 {r['template_sha256']})"
+            for r in records
+        )
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def file_checksum(path: str | Path) -> str:

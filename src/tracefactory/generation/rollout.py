@@ -24,7 +24,9 @@ from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
 from tracefactory.generation.config import RolloutConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
+from tracefactory.generation.provenance import generation_metadata
 from tracefactory.generation.seeds import derive_seed, row_id
+from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
 from tracefactory.models import (
     load_tokenizer,
@@ -136,6 +138,7 @@ class RolloutStage(Stage):
             ),
             "tokenizer": model,
             "tokenizer_hash": ours,
+            GENERATION_KEY: generation_metadata([self.config.policy]),
         }
 
     def plan(self) -> list[Shard]:
