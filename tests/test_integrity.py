@@ -556,3 +556,30 @@ def test_generation_tables_record_their_engine_and_the_card_names_it(labelled, t
     [line] = generation_engines([str(table)])
     assert f"transformers {version('transformers')}" in line
     assert engine["model_fingerprint"] in line
+
+
+# Bad files and ids get one line that names them.
+
+
+def test_a_truncated_or_unparsable_value_model_gets_one_line(tmp_path):
+    from tracefactory.valuemodel.model import ValueModel
+
+    folder = ValueModel.from_policy(SHIPPED_MODELS["tiny"]).save_pretrained(tmp_path / "value")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ConfigError, match=r"value: its weights cannot be loaded .* copy or"):
+        ValueModel.from_pretrained(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"config.json is not JSON"):
+        ValueModel.from_pretrained(folder)
+
+
+def test_a_hub_repo_id_that_is_a_path_is_refused_at_load():
+    from pydantic import ValidationError
+
+    from tracefactory.dataset.config import PublishConfig
+
+    assert PublishConfig(repo_id="org/name.v2").repo_id == "org/name.v2"
+    for bad in ("../../etc/passwd", "org/..", "https://huggingface.co/org/name"):
+        with pytest.raises(ValidationError, match="repo_id"):
+            PublishConfig(repo_id=bad)

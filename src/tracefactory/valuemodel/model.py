@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -72,10 +72,16 @@ def _load_backbone(path: Path, dtype: torch.dtype | None, **config_overrides: An
     """
     from transformers import AutoModel
 
-    with _quiet_transformers():
-        backbone, info = AutoModel.from_pretrained(
-            path, dtype=dtype or torch.float32, output_loading_info=True, **config_overrides
-        )
+    try:
+        with _quiet_transformers():
+            backbone, info = AutoModel.from_pretrained(
+                path, dtype=dtype or torch.float32, output_loading_info=True, **config_overrides
+            )
+    except (OSError, ValueError, SafetensorError) as e:  # a truncated or foreign weights file
+        raise ConfigError(
+            f"{path}: its weights cannot be loaded ({e}); the file is damaged or incomplete: "
+            f"copy or download the checkpoint again"
+        ) from e
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         raise ConfigError(
@@ -176,7 +182,10 @@ class ValueModel(nn.Module):
         """
         path = _existing_folder(path, "value model")
         verify_folder(path, "retrain it (`tracefactory train`) or copy it again")
-        raw = json.loads((path / "config.json").read_text())
+        try:
+            raw = json.loads((path / "config.json").read_text())
+        except ValueError as e:
+            raise ConfigError(f"{path / 'config.json'} is not JSON ({e}); copy it again") from e
         head = raw.get("value_head") or _official_head(raw, path)
         backbone = _load_backbone(path, dtype)
         model = cls(backbone, head)
