@@ -583,3 +583,21 @@ def test_a_hub_repo_id_that_is_a_path_is_refused_at_load():
     for bad in ("../../etc/passwd", "org/..", "https://huggingface.co/org/name"):
         with pytest.raises(ValidationError, match="repo_id"):
             PublishConfig(repo_id=bad)
+
+
+def test_a_finished_model_whose_weights_changed_is_trained_again(tmp_path):
+    from tracefactory.integrity import record_folder
+    from tracefactory.models import MODEL_FILE_SUFFIXES
+    from tracefactory.valuemodel.checkpoint import finished_run
+    from tracefactory.valuemodel.config import TrainConfig
+
+    cfg = TrainConfig(out_dir=str(tmp_path / "model"), reports_dir=str(tmp_path / "reports"))
+    identity = {"params": {}, "seed": 0, "data": "d", "init": "i"}
+    model = shutil.copytree(SHIPPED_MODELS["tiny"], tmp_path / "model")
+    (model / "training_config.json").write_text(json.dumps({"run": identity}))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text('{"accuracy": 1.0}')
+    record_folder(model, MODEL_FILE_SUFFIXES)
+    assert finished_run(cfg, identity) == {"accuracy": 1.0}  # nothing to do
+    _flip_byte(model / "model.safetensors", 4000)  # e.g. an embedding zeroed by hand
+    assert finished_run(cfg, identity) is None
