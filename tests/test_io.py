@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -189,3 +190,13 @@ def test_a_failed_background_store_is_raised_by_the_next_call_and_frees_the_tabl
     assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "problems").iterdir())
     with ShardWriter(tmp_path / "problems", "problems", META) as resumed:  # the lock is free
         assert resumed.completed() == {"shard-00000"}
+
+
+def test_a_malformed_source_line_is_named_with_its_file_and_line(tmp_path):
+    from tracefactory.errors import ConfigError
+    from tracefactory.io import read_dataset
+
+    source = tmp_path / "problems.jsonl"
+    source.write_text('{"problem": "a", "answer": "1"}\n\n{"problem": "b", "answer": \n')
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(source))} line 3: Expecting value"):
+        read_dataset(str(source), None, "train", ["problem", "answer"])
