@@ -15,8 +15,10 @@ runs is never re-blessed, however many runs fail or are killed in between.
 A table is written by one process at a time: ``TableLock`` holds an exclusive lock beside the
 table's folder and records who holds it, so a second writer fails at once, naming the holder.
 The writer's other checks live here too: which shards on disk may be resumed (``stale_reason``),
-whether a shard still matches its manifest entry (``shard_damage``), and the package versions
-recorded with every table.
+whether a file still matches its recorded size and checksum (``file_damage``), and the package
+versions recorded with every table. So do the records of published folders (``checksums.json``:
+``record_folder``, ``verify_folder``) and the guards of output folders (``require_own_table``,
+``require_replaceable``, ``clear_staging``).
 """
 
 from __future__ import annotations
@@ -289,26 +291,28 @@ def recorded_shards(
     return {**recorded, **ResumeRecord(directory).read(metadata, keys)}
 
 
-def shard_damage(path: Path, listed: ShardEntry, content: bool) -> str | None:
-    """What differs between a file and its recorded entry (``bytes``, ``checksum``), or None.
+def file_damage(
+    path: Path, size: int, checksum: str, content: bool, record: str = "the manifest"
+) -> str | None:
+    """What differs between a file and the ``size`` and ``checksum`` its ``record`` holds, or
+    None.
 
     The size costs a ``stat``; ``content`` also compares the checksum (one read of the file, or a
     ``stat`` when it was checksummed before and has not changed since).
     """
     if not path.is_file():
-        return "listed in the manifest but missing"
-    size = path.stat().st_size
-    if size != listed.bytes:
+        return f"listed in {record} but missing"
+    actual_size = path.stat().st_size
+    if actual_size != size:
         return (
-            f"{size} bytes, the manifest says {listed.bytes} (truncated or changed after the "
-            f"table was written)"
+            f"{actual_size} bytes, {record} says {size} (truncated or changed after it was written)"
         )
     if content:
         actual = file_checksum(path)
-        if actual != listed.checksum:
+        if actual != checksum:
             return (
-                f"content checksum {actual}, the manifest says {listed.checksum} (damaged or "
-                f"changed after the table was written)"
+                f"content checksum {actual}, {record} says {checksum} (damaged or changed after "
+                f"it was written)"
             )
     return None
 
@@ -345,7 +349,7 @@ def stale_reason(
     differ from ``metadata``."""
     if listed is None:
         return "no checksum recorded for it by this table's writer"
-    damage = shard_damage(path, listed, content=False)
+    damage = file_damage(path, listed.bytes, listed.checksum, content=False)
     if damage:
         return damage
     try:
@@ -391,19 +395,15 @@ def verify_folder(folder: Path, fix: str) -> bool:
         return False
     try:
         record = json.loads(record_path.read_text())
-        listed = {
-            name: ShardEntry(name, 0, e["bytes"], e["checksum"])
-            for name, e in record["files"].items()
-        }
+        listed = {name: (e["bytes"], e["checksum"]) for name, e in record["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise StageInputError(f"{record_path}: not a readable checksum record ({e}); {fix}") from e
-    for name, entry in listed.items():
+    for name, (size, checksum) in listed.items():
         path = folder / name
         if ".." in Path(name).parts:
             raise StageInputError(f"{record_path}: lists {name!r}, outside the folder; {fix}")
-        damage = shard_damage(path, entry, content=True)
+        damage = file_damage(path, size, checksum, content=True, record=FOLDER_RECORD_NAME)
         if damage:
-            damage = damage.replace("the manifest", FOLDER_RECORD_NAME)
             raise StageInputError(f"{path}: {damage}; {fix}")
     kinds = {Path(name).suffix for name in listed}
     added = sorted(

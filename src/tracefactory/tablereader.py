@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from tracefactory.errors import StageInputError
-from tracefactory.integrity import CHECKSUM_ALGORITHM, MANIFEST_NAME, Manifest, shard_damage
+from tracefactory.integrity import CHECKSUM_ALGORITHM, MANIFEST_NAME, Manifest, file_damage
 from tracefactory.schemas import load_schema
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ class TableReader:
     def _check(self, paths: list[Path], content: bool) -> None:
         """Check shards against the manifest: sizes, and with ``content`` checksums."""
         for path in paths:
-            damage = shard_damage(path, self.shards[path.stem], content)
+            entry = self.shards[path.stem]
+            damage = file_damage(path, entry.bytes, entry.checksum, content)
             if damage:
                 raise StageInputError(f"{path}: {damage}; delete it and {self._fix}")
 
