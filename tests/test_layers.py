@@ -22,6 +22,7 @@ CORE = (
     "errors",
     "models",
     "ray_cluster",
+    "seeds",
 )
 STAGES = (
     "problems",

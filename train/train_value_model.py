@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from tracefactory.errors import ConfigError
+from tracefactory.io import atomic_folder
 from tracefactory.models import (
     load_tokenizer,
     require_same_tokenizer,
@@ -195,17 +195,13 @@ def write_model(
     model: ValueModel, cfg: TrainConfig, identity: dict, summary: dict, calibration: list[dict]
 ) -> Path:
     """Save the HF folder and its card under a temporary name, then move it into place."""
-    out = Path(cfg.out_dir)
-    tmp = out.with_name(f"{out.name}.incomplete")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
-    figure = draw_calibration(calibration, tmp / "calibration.png")
-    (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
-    record = {"train": cfg.model_dump(mode="json"), "run": identity}
-    (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
+    with atomic_folder(cfg.out_dir) as tmp:
+        model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
+        figure = draw_calibration(calibration, tmp / "calibration.png")
+        (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
+        record = {"train": cfg.model_dump(mode="json"), "run": identity}
+        (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
+    return Path(cfg.out_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:

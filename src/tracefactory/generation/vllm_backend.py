@@ -41,13 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from tracefactory.generation.engine import (
-    FinishReason,
     GenerationBackend,
     GenerationRequest,
     GenerationResult,
     Sample,
     SamplingSpec,
 )
+from tracefactory.schemas import FinishReason
 
 logger = logging.getLogger(__name__)
 
