@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracefactory.errors import ConfigError
+from tracefactory.errors import ConfigError, TrainingError
 from tracefactory.io import atomic_folder
 from tracefactory.models import (
     load_tokenizer,
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.distributed.all_reduce(step_loss)
         step_loss = float(step_loss) / len(rows)
         if not math.isfinite(step_loss):
-            raise FloatingPointError(f"loss is {step_loss} at step {step} (lr {lr:.3g})")
+            raise TrainingError(f"loss is {step_loss} at step {step} (lr {lr:.3g})")
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

@@ -91,6 +91,17 @@ class BenchmarkConfig(Section):
     limit: int | None = Field(None, ge=1)  # first N problems (None: all, or evaluate.max_problems)
 
 
+def one_line_validation_error(source: str, error: ValidationError) -> str:
+    """``error`` as one line naming each bad field: ``grading.workers = 0: <why>; ...``."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in (source, *item["loc"]))
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        problems.append(f"{key}{shown}: {item['msg']}")
+    return "; ".join(problems)
+
+
 def format_validation_error(source: str, error: ValidationError) -> str:
     lines = [f"{source}: invalid parameters"]
     for item in error.errors():

@@ -145,7 +145,7 @@ def test_vllm_engine_settings_differ_only_where_cpu_needs_it():
     assert engine_kwargs(tiny, on_cpu=True, dtype="bfloat16")["dtype"] == "bfloat16"
     for key in ("model", "max_model_len", "enable_prefix_caching", "tensor_parallel_size"):
         assert cpu[key] == gpu[key]
-    with pytest.raises(ValueError, match="tensor_parallel_size=2 on CPU"):
+    with pytest.raises(ConfigError, match="tensor_parallel_size=2 on CPU"):
         engine_kwargs(tiny, on_cpu=True, tensor_parallel_size=2)
 
 

@@ -22,9 +22,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from importlib.metadata import version as package_version
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
-from tracefactory.config import Section
+from tracefactory.config import Section, one_line_validation_error
 from tracefactory.errors import ConfigError
 from tracefactory.grading.compare import ComparisonSettings
 from tracefactory.grading.extract import ThinkingFormat
@@ -60,12 +60,15 @@ class Grader:
         **fields: `GraderConfig` fields overriding `config`'s, e.g. ``Grader(workers=2)``.
 
     Raises:
-        pydantic.ValidationError: a field has a bad value (names the field).
+        ConfigError: a field has a bad value (one line naming the field and why).
     """
 
     def __init__(self, config: GraderConfig | None = None, **fields: object) -> None:
         base = config.model_dump() if config is not None else {}
-        self.config = GraderConfig.model_validate({**base, **fields}) if fields else config
+        try:
+            self.config = GraderConfig.model_validate({**base, **fields}) if fields else config
+        except ValidationError as e:
+            raise ConfigError(one_line_validation_error("grading", e)) from e
         self.config = self.config or GraderConfig()
         self.settings = ComparisonSettings(
             float_rounding=self.config.float_rounding,

@@ -48,7 +48,7 @@ def load_benchmark(spec: BenchmarkConfig, config: EvaluateConfig) -> list[Proble
         try:
             frame = TableReader(config.problems_dir).scan().filter(pl.col("split") == "test")
             frame = frame.sort("problem_id").collect()
-        except Exception as e:
+        except StageInputError as e:
             raise StageInputError(
                 f"benchmark {spec.name!r}: cannot read the test split of {config.problems_dir} "
                 f"(has the problems stage run?): {e}"
