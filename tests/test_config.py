@@ -2,14 +2,17 @@ import os
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from tracefactory.config import params_hash, parse_override
 from tracefactory.errors import ConfigError
-from tracefactory.params import apply_profile, load_params
+from tracefactory.params import Params, apply_profile, load_params
+from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig
 
 
 def test_embedded_default_params_validate():
@@ -171,3 +174,30 @@ def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
     params = load_params(tmp_path / "params.yaml")
     assert (params.train.max_steps, params.problems.dedupe.near) == (50, True)
     assert params.evaluate.search.block_tokens == 32
+
+
+def _sections(section: type[BaseModel]) -> set[type[BaseModel]]:
+    """``section`` and every section model its fields hold, recursively."""
+    found = {section}
+    for field in section.model_fields.values():
+        for inner in _models_in(field.annotation):
+            found |= _sections(inner)
+    return found
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def test_every_leaf_field_has_a_description_from_its_docstring():
+    """`params show` prints these: a field added without its docstring fails here."""
+    missing = [
+        f"{section.__name__}.{name}"
+        for section in _sections(Params) | _sections(TinyPolicyTrainConfig)
+        for name, field in section.model_fields.items()
+        if not field.description and not _models_in(field.annotation)
+    ]
+    assert missing == []
+    assert Params.model_fields["seed"].description.startswith("run seed: every sampling seed")

@@ -40,13 +40,20 @@ _BATCH_CHARS = 1 << 20  # characters per extraction task (a longer response goes
 class GraderConfig(Section):
     """Grader settings (the ``grading`` section of params.yaml)."""
 
-    workers: int = Field(2, ge=1)  # worker processes grading in parallel
-    timeout_s: float = Field(5.0, gt=0)  # hard limit per extraction or comparison, seconds
-    memory_mb: int = Field(512, ge=256)  # address-space limit per worker process, MiB (idle ~85)
-    thinking: ThinkingFormat = ThinkingFormat.R1_OPEN  # r1_open | r1 | sky_t1 | none | auto
-    float_rounding: int = Field(6, ge=0)  # decimal places floats are rounded to (math-verify)
-    numeric_precision: int = Field(15, ge=1)  # significant digits of numeric equality (math-verify)
-    cache_size: int = Field(200_000, ge=0)  # verdicts kept in memory, LRU; 0 disables the cache
+    workers: int = Field(2, ge=1)
+    """worker processes grading in parallel"""
+    timeout_s: float = Field(5.0, gt=0)
+    """hard limit per extraction or comparison, seconds"""
+    memory_mb: int = Field(512, ge=256)
+    """address-space limit per worker process, MiB (idle ~85)"""
+    thinking: ThinkingFormat = ThinkingFormat.R1_OPEN
+    """r1_open | r1 | sky_t1 | none | auto"""
+    float_rounding: int = Field(6, ge=0)
+    """decimal places floats are rounded to (math-verify)"""
+    numeric_precision: int = Field(15, ge=1)
+    """significant digits of numeric equality (math-verify)"""
+    cache_size: int = Field(200_000, ge=0)
+    """verdicts kept in memory, LRU; 0 disables the cache"""
 
 
 class Grader:

@@ -60,12 +60,18 @@ _LINE_RE = re.compile(r"^(\d)([-+*])(\d)=(\d)(?:, (\d(?:[-+*]\d)*))?$")
 class SyntheticTaskConfig(Section):
     """Difficulty knobs of the synthetic problem source (params.yaml ``problems.synthetic``)."""
 
-    modulus: int = Field(7, ge=3, le=10)  # answer space: results are 0..modulus-1 (a prime)
-    operand_min: int = Field(2, ge=1, le=9)  # smallest operand (2 keeps "*1" from hiding a slip)
-    operand_max: int = Field(6, ge=1, le=9)  # largest operand (< modulus)
-    min_ops: int = Field(2, ge=1, le=8)  # fewest operators per expression (steps in the trace)
-    max_ops: int = Field(5, ge=1, le=8)  # most operators per expression
-    operators: str = "+-*"  # operator alphabet, a subset of "+-*"
+    modulus: int = Field(7, ge=3, le=10)
+    """answer space: results are 0..modulus-1 (a prime)"""
+    operand_min: int = Field(2, ge=1, le=9)
+    """smallest operand (2 keeps "*1" from hiding a slip)"""
+    operand_max: int = Field(6, ge=1, le=9)
+    """largest operand (< modulus)"""
+    min_ops: int = Field(2, ge=1, le=8)
+    """fewest operators per expression (steps in the trace)"""
+    max_ops: int = Field(5, ge=1, le=8)
+    """most operators per expression"""
+    operators: str = "+-*"
+    '''operator alphabet, a subset of "+-*"'''
 
     @model_validator(mode="after")
     def _check_ranges(self) -> SyntheticTaskConfig:
