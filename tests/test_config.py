@@ -1,12 +1,10 @@
-import os
 import shutil
 import subprocess
-import sys
 import typing
-from pathlib import Path
 
 import pytest
 import yaml
+from locations import REPO, command_env
 from pydantic import BaseModel
 
 from tracefactory.config import params_hash, parse_override
@@ -16,8 +14,8 @@ from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig
 
 
 def test_embedded_default_params_validate():
-    params = load_params("params.yaml")
-    assert params.seed == load_params("params.yaml").seed
+    params = load_params(REPO / "params.yaml")
+    assert params.seed == load_params(REPO / "params.yaml").seed
 
 
 def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
@@ -145,16 +143,15 @@ def _leaves(data: dict, prefix: str = "") -> set[str]:
 
 
 def test_params_yaml_lists_every_key_a_run_may_vary():
-    listed = _leaves(yaml.safe_load(Path("params.yaml").read_text()))
-    every = _leaves(load_params("params.yaml").model_dump(mode="json"))
+    listed = _leaves(yaml.safe_load((REPO / "params.yaml").read_text()))
+    every = _leaves(load_params(REPO / "params.yaml").model_dump(mode="json"))
     wiring = {key for key in every if key.rsplit(".", 1)[-1].endswith(("_dir", "_dirs"))}
     unset_sections = {"rollout.policy.workers", "evaluate.policy.workers"}  # None: stage's own
     assert every - wiring - unset_sections - listed == set()
 
 
 def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    env = command_env()
     shutil.copy("params.yaml", tmp_path / "params.yaml")
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  noted:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n"

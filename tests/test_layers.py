@@ -7,8 +7,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from locations import PACKAGE
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tracefactory"
 CORE = (
     "config",
     "io",

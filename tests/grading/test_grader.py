@@ -85,10 +85,9 @@ def test_four_threads_get_the_main_thread_verdicts(shared_grader: Grader):
     assert all(result == in_main for result in results)
 
 
-def test_grading_inside_a_ray_actor_matches_the_main_thread(shared_grader: Grader):
+def test_grading_inside_a_ray_actor_matches_the_main_thread(shared_grader: Grader, monkeypatch):
     ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     pairs, _ = _expected_labels(len(CASES))
 
     @ray.remote(num_cpus=0.5)

@@ -1,9 +1,5 @@
 """The training command is deterministic for a seed and writes a loadable HF model folder."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 from tracefactory.toyworld.card import load_policy
 from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig, train_tiny_policy
 
