@@ -108,10 +108,11 @@ class BenchmarkConfig(Section):
 
 
 def one_line_validation_error(source: str, error: ValidationError) -> str:
-    """``error`` as one line naming each bad field: ``grading.workers = 0: <why>; ...``."""
+    """``error`` as one line naming each bad field: ``grading.workers = 0: <why>; ...`` (the
+    fields alone when ``source`` is empty)."""
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in (source, *item["loc"]))
+        key = ".".join(str(part) for part in (source, *item["loc"]) if part != "")
         value = item.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"
         problems.append(f"{key}{shown}: {item['msg']}")
