@@ -80,7 +80,7 @@ def local_folder(
     reference = str(reference)
     if Path(reference).exists() or not _HUB_ID.fullmatch(reference):
         raise ConfigError(
-            f"{what}={reference!r} is neither a {repo_type} folder nor a Hub id like org/name"
+            f"{what} {reference!r} is neither a {repo_type} folder nor a Hub id like org/name"
         )
     from huggingface_hub import snapshot_download
 
