@@ -15,16 +15,25 @@ from locations import PACKAGE, REPO
 POLICY_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel pip builds from this checkout, offline (hatchling from the dev extra)."""
-    out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--no-index", "--wheel-dir", str(out), str(REPO)],
-        capture_output=True, text=True, timeout=600,
+def _run(args: list[str], cwd: Path) -> None:
+    run = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, f"{args} failed:\n{run.stdout[-2000:]}\n{run.stderr}"
+
+
+@pytest.fixture(scope="module", params=["checkout", "sdist"])
+def wheel(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel pip builds offline (hatchling from the dev extra) from this checkout, or from
+    its sdist, as pip does when it installs the sdist (an sdist keeps no symlinks)."""
+    out = tmp_path_factory.mktemp(f"wheel-{request.param}")
+    source = REPO
+    if request.param == "sdist":
+        _run([sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(out)], REPO)
+        (source,) = out.glob("tracefactory-*.tar.gz")
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "--wheel-dir", str(out), str(source)],
+        out,
     )  # fmt: skip
-    assert build.returncode == 0, f"pip wheel failed:\n{build.stdout[-2000:]}\n{build.stderr}"
     (path,) = out.glob("tracefactory-*.whl")
     return path
 
