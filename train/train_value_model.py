@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracefactory.errors import ConfigError
+from tracefactory.errors import ConfigError, TrainingError
+from tracefactory.io import atomic_folder
 from tracefactory.models import (
     load_tokenizer,
     require_same_tokenizer,
@@ -195,17 +195,13 @@ def write_model(
     model: ValueModel, cfg: TrainConfig, identity: dict, summary: dict, calibration: list[dict]
 ) -> Path:
     """Save the HF folder and its card under a temporary name, then move it into place."""
-    out = Path(cfg.out_dir)
-    tmp = out.with_name(f"{out.name}.incomplete")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
-    figure = draw_calibration(calibration, tmp / "calibration.png")
-    (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
-    record = {"train": cfg.model_dump(mode="json"), "run": identity}
-    (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
+    with atomic_folder(cfg.out_dir) as tmp:
+        model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
+        figure = draw_calibration(calibration, tmp / "calibration.png")
+        (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
+        record = {"train": cfg.model_dump(mode="json"), "run": identity}
+        (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
+    return Path(cfg.out_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -296,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.distributed.all_reduce(step_loss)
         step_loss = float(step_loss) / len(rows)
         if not math.isfinite(step_loss):
-            raise FloatingPointError(f"loss is {step_loss} at step {step} (lr {lr:.3g})")
+            raise TrainingError(f"loss is {step_loss} at step {step} (lr {lr:.3g})")
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

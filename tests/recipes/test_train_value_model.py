@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from locations import REPO
 from safetensors.torch import load_file
 from value_datasets import synthetic_dataset, tiny_backbone
 
@@ -19,8 +20,7 @@ from tracefactory.errors import ConfigError
 from tracefactory.valuemodel.model import ValueModel
 from tracefactory.valuemodel.synthetic import synthetic_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "train" / "train_value_model.py"
+RECIPE = REPO / "train" / "train_value_model.py"
 sys.path.insert(0, str(RECIPE.parent))
 import train_value_model  # noqa: E402
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tracefactory.errors import ConfigError
 from tracefactory.search.report import README_BEGIN, README_END, plot_rows, update_readme
 
 
@@ -44,7 +45,7 @@ def test_readme_without_markers_is_refused(tmp_path):
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps(METRICS))
     (tmp_path / "README.md").write_text("no block here\n")
-    with pytest.raises(ValueError, match="add both lines"):
+    with pytest.raises(ConfigError, match="add both lines"):
         update_readme(tmp_path / "README.md", metrics)
 
 

@@ -22,10 +22,10 @@ from tracefactory.config import RayConfig, WorkerConfig, params_hash
 from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
-from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
 from tracefactory.generation.templates import encode_prompt
 from tracefactory.io import TableReader
 from tracefactory.models import load_tokenizer, model_fingerprint, tokenizer_hash
+from tracefactory.seeds import derive_seed, row_id, unit_interval
 from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ for the rows that survive, after the light rows are sorted, so no token list is 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,6 +24,7 @@ import pyarrow as pa
 
 from tracefactory.errors import StageInputError
 from tracefactory.schemas import TrajectoryClass
+from tracefactory.seeds import text_seed
 
 LABEL_COLUMNS = [
     "rollout_id",
@@ -90,8 +90,7 @@ def val_fraction_for_count(problem_ids: list[str], count: int) -> float:
 
 
 def _position(problem_id: str) -> float:
-    digest = hashlib.sha256(f"value-split:{problem_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return text_seed(f"value-split:{problem_id}") / 2**64
 
 
 def build_labels(

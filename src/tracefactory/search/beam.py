@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tracefactory.generation.seeds import derive_seed, unit_interval
 from tracefactory.search.compute import ComputeTally, ModelShape
 from tracefactory.search.config import SearchSettings, Selection
 from tracefactory.search.independent import score_traces
@@ -34,6 +33,7 @@ from tracefactory.search.interfaces import (
     ValueScorer,
     new_node_id,
 )
+from tracefactory.seeds import derive_seed, unit_interval
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tracefactory.generation.seeds import derive_seed
 from tracefactory.search.compute import ComputeTally, ModelShape
 from tracefactory.search.interfaces import (
     BlockRequest,
@@ -18,6 +17,7 @@ from tracefactory.search.interfaces import (
     ValueScorer,
     new_node_id,
 )
+from tracefactory.seeds import derive_seed
 
 
 def sample_independent(

@@ -16,6 +16,8 @@ import logging
 import re
 from pathlib import Path
 
+from tracefactory.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 # Method families drawn as lines, with their legend labels.
@@ -219,13 +221,13 @@ def update_readme(readme: str | Path, metrics_path: str | Path) -> bool:
     """Replace the marked block of ``readme`` with ``headline_block``; True if it changed.
 
     Raises:
-        ValueError: the README has no marked block (add the two marker lines where it goes).
+        ConfigError: the README has no marked block (add the two marker lines where it goes).
     """
     readme = Path(readme)
     text = readme.read_text()
     pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.DOTALL)
     if not pattern.search(text):
-        raise ValueError(
+        raise ConfigError(
             f"{readme} has no block between {README_BEGIN!r} and {README_END!r}: add both lines"
         )
     block = headline_block(json.loads(Path(metrics_path).read_text()))

@@ -13,6 +13,7 @@ import math
 
 import polars as pl
 
+from tracefactory.errors import StageInputError
 from tracefactory.search import stats
 from tracefactory.search.config import EvaluateConfig
 from tracefactory.search.evaluate import INDEPENDENT, RANDOM, VGS, MethodRun, Problem
@@ -183,7 +184,7 @@ def summarise(frame: pl.DataFrame, config: EvaluateConfig, grouper: AnswerGroupe
     """Metrics of one benchmark's rows: method key -> mean, CIs and compute; ``paired``.
 
     Raises:
-        ValueError: the rows do not hold every configured method (an incomplete table).
+        StageInputError: the rows do not hold every configured method (an incomplete table).
     """
     frame = with_groups(frame, grouper)
     trials: dict[str, list[list[float]]] = {}
@@ -192,7 +193,10 @@ def summarise(frame: pl.DataFrame, config: EvaluateConfig, grouper: AnswerGroupe
     _searches(frame, config, trials, compute)
     counts = {len(t) for t in trials.values()}
     if len(counts) != 1:
-        raise ValueError(f"methods were run on different numbers of problems: {sorted(counts)}")
+        raise StageInputError(
+            f"methods were run on different numbers of problems: {sorted(counts)} (an incomplete "
+            "samples table: rerun the evaluate stage to finish it)"
+        )
     return _intervals(trials, compute, config)
 
 

@@ -26,13 +26,13 @@ import pyarrow.compute as pc
 import torch
 
 from tracefactory.errors import ConfigError, SchemaError
+from tracefactory.models import local_folder
 from tracefactory.stats import Stats
 from tracefactory.valuemodel.batching import IGNORE_LABEL
 from tracefactory.valuemodel.loading import (
     data_files,
     fingerprint,
     load_splits,
-    resolve_folder,
     tokenizer_metadata,
 )
 
@@ -323,7 +323,7 @@ def open_dataset(
         ConfigError: the dataset cannot be found or loaded, or lacks a train split.
         SchemaError: its columns are neither layout's, or its lists are not aligned.
     """
-    folder = resolve_folder(dataset, revision)
+    folder = local_folder(dataset, "train.dataset", repo_type="dataset", revision=revision)
     files = data_files(folder, config)
     identity = {"fingerprint": fingerprint(files, folder), **tokenizer_metadata(files)}
     tables = load_splits(folder, config, cache_dir, files, identity["fingerprint"])

@@ -8,7 +8,6 @@ times, so a rebuilt folder is never served from a stale copy.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,31 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracefactory.errors import ConfigError, SchemaError
-
-
-def resolve_folder(dataset: str, revision: str | None) -> Path:
-    """A local folder as is; a Hub dataset id as its snapshot folder (the Hub cache when offline).
-
-    Raises:
-        ConfigError: naming the id and what to do when it cannot be resolved.
-    """
-    if Path(dataset).is_dir():
-        return Path(dataset)
-    if Path(dataset).exists() or not re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", dataset):
-        raise ConfigError(
-            f"train.dataset={dataset!r} is neither a dataset folder nor a Hub id like org/name"
-        )
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = snapshot_download(dataset, repo_type="dataset", revision=revision)
-    except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
-        raise ConfigError(
-            f"no folder {dataset!r}, and cannot get Hub dataset {dataset!r} (revision "
-            f"{revision or 'main'}): {e}; build it (`tracefactory export`), download it first, "
-            f"or point train.dataset at a dataset folder"
-        ) from e
-    return Path(folder)
 
 
 def data_files(folder: Path, config: str) -> list[Path]:
