@@ -14,7 +14,7 @@ import math
 import polars as pl
 
 from tracefactory.search import stats
-from tracefactory.search.config import EvaluateConfig
+from tracefactory.search.config import BonTies, EvaluateConfig, Grouping
 from tracefactory.search.evaluate import INDEPENDENT, RANDOM, VGS, MethodRun, Problem
 from tracefactory.search.interfaces import Trace
 from tracefactory.search.voting import (
@@ -57,7 +57,9 @@ def sample_rows(benchmark: str, problems: list[Problem], run: MethodRun) -> list
     return rows
 
 
-def with_groups(frame: pl.DataFrame, grouper: AnswerGrouper) -> pl.DataFrame:
+def with_groups(
+    frame: pl.DataFrame, grouper: AnswerGrouper, grouping: Grouping = Grouping.CLOSURE
+) -> pl.DataFrame:
     """Add ``group``: each answer's equivalence class among all answers to its problem."""
     answers = (
         frame.filter(pl.col("answer").is_not_null())
@@ -65,7 +67,7 @@ def with_groups(frame: pl.DataFrame, grouper: AnswerGrouper) -> pl.DataFrame:
         .agg(pl.col("answer").unique().sort())
         .sort("problem_id")
     )
-    groups = grouper.group_many(answers["answer"].to_list())
+    groups = grouper.group_many(answers["answer"].to_list(), grouping)
     mapping = pl.DataFrame(
         {
             "problem_id": answers["problem_id"].to_list(),
@@ -111,12 +113,12 @@ def _no_value(compute: dict[str, float]) -> dict[str, float]:
             "flops": compute["gen_flops"]}  # fmt: skip
 
 
-def _votes(traces: list[Trace]) -> dict[str, float]:
+def _votes(traces: list[Trace], bon_ties: BonTies) -> dict[str, float]:
     groups = [t.group for t in traces]
     return {
         "mv": majority_vote(traces, groups),
         "wmv": weighted_majority_vote(traces, groups),
-        "bon": best_of_n(traces),
+        "bon": best_of_n(traces, bon_ties),
         "pass": pass_at_n(traces),
     }
 
@@ -131,7 +133,10 @@ def _independent(frame, config: EvaluateConfig, trials: dict, compute: dict) -> 
     compute["pass@1"] = _no_value(per_sample)
     for budget in sorted(config.budgets):
         votes = [
-            [_votes(traces[i : i + budget]) for i in range(0, pool - budget + 1, budget)]
+            [
+                _votes(traces[i : i + budget], config.bon_ties)
+                for i in range(0, pool - budget + 1, budget)
+            ]
             for traces in samples
         ]
         scaled = {name: value * budget for name, value in per_sample.items()}
@@ -151,7 +156,7 @@ def _searches(frame, config: EvaluateConfig, trials: dict, compute: dict) -> Non
             runs = _runs(frame, method, budget)
             problems = sorted(runs)
             per_run = _compute(frame, method, budget, len(problems) * reps)
-            votes = [[_votes(search) for search in runs[p]] for p in problems]
+            votes = [[_votes(search, config.bon_ties) for search in runs[p]] for p in problems]
             trials[f"{method}@{budget}"] = [[v["wmv"] for v in seeds] for seeds in votes]
             compute[f"{method}@{budget}"] = per_run
             if method == VGS:  # the paper's ablation: BoN over the beams, and the oracle
@@ -185,7 +190,7 @@ def summarise(frame: pl.DataFrame, config: EvaluateConfig, grouper: AnswerGroupe
     Raises:
         ValueError: the rows do not hold every configured method (an incomplete table).
     """
-    frame = with_groups(frame, grouper)
+    frame = with_groups(frame, grouper, config.grouping)
     trials: dict[str, list[list[float]]] = {}
     compute: dict[str, dict[str, float]] = {}
     _independent(frame, config, trials, compute)
