@@ -167,7 +167,7 @@ def markdown_report(metrics: dict, config=None) -> str:
                   f"![accuracy vs FLOPs](figures/{benchmark}_flops.png)", ""]  # fmt: skip
         lines += [
             "| method | accuracy | 95% CI (problems) | 95% CI (within) | trials | gen tokens | "
-            "value tokens (full re-encode) | FLOPs |",
+            "value tokens (official count) | FLOPs (official count) |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for key, m in methods.items():
@@ -177,7 +177,7 @@ def markdown_report(metrics: dict, config=None) -> str:
                 f"| {key} | {_pct(m['mean'])} | {_pct(m['ci_low'])}–{_pct(m['ci_high'])} | "
                 f"{_pct(m['ci_within_low'])}–{_pct(m['ci_within_high'])} | {m['trials']} | "
                 f"{m['gen_tokens']:,.0f} | {m['value_tokens']:,.0f} "
-                f"({m['value_tokens_full']:,.0f}) | {m['flops']:.3g} |"
+                f"({m['value_tokens_full']:,.0f}) | {m['flops']:.3g} ({m['flops_full']:.3g}) |"
             )
         lines += ["", *paired_table(methods.get("paired", {})), ""]
     return "\n".join(lines + configuration_lines(config)) + "\n"

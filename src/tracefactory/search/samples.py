@@ -25,7 +25,10 @@ from tracefactory.search.voting import (
     weighted_majority_vote,
 )
 
-_COMPUTE = ("gen_tokens", "gen_flops", "value_tokens", "value_tokens_full", "value_flops")
+_COMPUTE = (
+    "gen_tokens", "gen_flops", "value_tokens", "value_tokens_full", "value_flops",
+    "value_flops_full",
+)  # fmt: skip
 _KEY = ["problem_id", "method", "budget", "seed"]
 
 
@@ -104,13 +107,15 @@ def _compute(frame: pl.DataFrame, method: str, budget: int, per: float) -> dict[
     )
     out = {name: float(sums[name][0]) / per for name in _COMPUTE}
     out["flops"] = out["gen_flops"] + out["value_flops"]
+    out["flops_full"] = out["gen_flops"] + out["value_flops_full"]
     return out
 
 
 def _no_value(compute: dict[str, float]) -> dict[str, float]:
     """Compute of a method that never uses the value model (pass@N, MV)."""
     return {**compute, "value_tokens": 0.0, "value_tokens_full": 0.0, "value_flops": 0.0,
-            "flops": compute["gen_flops"]}  # fmt: skip
+            "value_flops_full": 0.0, "flops": compute["gen_flops"],
+            "flops_full": compute["gen_flops"]}  # fmt: skip
 
 
 def _votes(traces: list[Trace], bon_ties: BonTies) -> dict[str, float]:
