@@ -79,29 +79,31 @@ class AdjacentPairs:
     """
 
     def __init__(self, problem_id: np.ndarray, batch_size: int) -> None:
-        order = np.argsort(problem_id, kind="stable")  # rows grouped by problem, dataset order
-        _, first, counts = np.unique(problem_id[order], return_index=True, return_counts=True)
-        starts = [s for f, c in zip(first, counts, strict=True) for s in range(f, f + c, 2)]
-        ends = np.minimum(np.asarray(starts) + 2, np.repeat(first + counts, (counts + 1) // 2))
-        self._pairs = [order[s:e] for s, e in zip(starts, ends, strict=True)]
+        self._order = np.argsort(problem_id, kind="stable")  # rows by problem, dataset order
+        _, first, counts = np.unique(problem_id[self._order], return_index=True, return_counts=True)
+        pairs = (counts + 1) // 2  # per problem
+        within = np.arange(pairs.sum()) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+        self._starts = np.repeat(first, pairs) + 2 * within  # pair i: _order[start : end]
+        self._ends = np.minimum(self._starts + 2, np.repeat(first + counts, pairs))
         self.pairs_per_step = max(1, batch_size // 2)
 
     @property
     def steps_per_epoch(self) -> float:
-        return len(self._pairs) / self.pairs_per_step
+        return len(self._starts) / self.pairs_per_step
 
     def rows(self, step: int) -> np.ndarray:
         """Rows of step ``step`` (0-based), pair after pair."""
+        count = len(self._starts)
         first = step * self.pairs_per_step
         positions = range(first, first + self.pairs_per_step)
-        picked = [self._epoch_order(p // len(self._pairs))[p % len(self._pairs)] for p in positions]
-        return np.concatenate([self._pairs[i] for i in picked])
+        picked = [self._epoch_order(p // count)[p % count] for p in positions]
+        return np.concatenate([self._order[self._starts[i] : self._ends[i]] for i in picked])
 
     @lru_cache(maxsize=2)  # noqa: B019 - two epochs at a time; the sampler lives for the run
-    def _epoch_order(self, epoch: int) -> list[int]:
-        order = list(range(len(self._pairs)))
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        order = list(range(len(self._starts)))
         random.Random((epoch + 1) * 1337).shuffle(order)  # the official EndlessSampler's seed
-        return order
+        return np.asarray(order, dtype=np.int64)
 
 
 class _Rows:
