@@ -144,6 +144,9 @@ def configuration_lines(config) -> list[str]:
         f"{' or one line' if search.line_blocks else ''}, at most "
         f"{search.max_children_per_parent or 'any'} kept beams per parent; "
         f"{config.search_seeds} search seed(s) per budget; {dvts}",
+        f"- votes: answer classes by {config.grouping}, best-of-N ties: {config.bon_ties}; "
+        "FLOPs as run, and in parentheses the official count (every candidate re-encoded whole, "
+        "final beams scored again)",
         f"- benchmarks: {', '.join(b.name for b in config.benchmarks)} (first "
         f"{config.max_problems or 'all'} problems each); CIs: {config.bootstrap_resamples} "
         "bootstrap resamples over problems, within-problem CI as the paper's code",
