@@ -20,6 +20,22 @@ class Selection(StrEnum):
     RANDOM = "random"  # the control: uniformly at random
 
 
+class Grouping(StrEnum):
+    """How answers are partitioned into classes from pairwise equivalence (voting.py)."""
+
+    CLOSURE = "closure"  # transitive closure: a~b and b~c put a, b, c in one class, whatever the
+    # order (the grader's equivalence, tolerance-based, is not always transitive)
+    FIRST_MEMBER = "first_member"  # the official: each answer, in order, joins the first class
+    # whose first member it equals, else starts a class
+
+
+class BonTies(StrEnum):
+    """What best-of-N scores when several responses share the highest value."""
+
+    AVERAGE = "average"  # expected accuracy of a uniform random pick among values within 1e-5
+    FIRST = "first"  # the official (argmax): the first response of highest value
+
+
 class SearchConfig(Section):
     """Block-wise beam search (the paper: w=2, 4096-token blocks, pooled selection)."""
 
@@ -118,6 +134,10 @@ class EvaluateConfig(Section):
     redoes at most one batch's method)"""
     grader: GraderConfig = GraderConfig()
     """answer extraction, math-verify and equivalence"""
+    grouping: Grouping = Grouping.CLOSURE
+    """answer classes of the votes (official: first_member)"""
+    bon_ties: BonTies = BonTies.AVERAGE
+    """best-of-N among equal values (official: first)"""
     bootstrap_resamples: int = Field(2000, ge=100)
     """bootstrap CI over problems"""
     num_threads: int = Field(1, ge=1)

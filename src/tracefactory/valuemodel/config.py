@@ -21,6 +21,33 @@ class ValueTarget(StrEnum):
     BRANCH_VALUE = "branch_value"  # binary CE of P(class 1) vs the branch's sibling success rate
 
 
+class Sampler(StrEnum):
+    """Which rows each optimiser step takes (valuemodel/batching.py)."""
+
+    ROWS = "rows"  # batch_size rows from a per-epoch permutation of all rows
+    PROBLEM_PAIRS = "problem_pairs"  # batch_size / 2 problems, two random roll-outs of each
+    OFFICIAL = "official"  # the official trainer's: fixed adjacent pairs (2k, 2k+1) of one
+    # problem's roll-outs, pairs shuffled per epoch, every row once an epoch
+
+
+class LrSchedule(StrEnum):
+    """How warmup and cosine are indexed over the optimiser steps 1 .. max_steps (schedule.py)."""
+
+    OFFICIAL = "official"  # max_lr * it / W in warmup, max_lr at W, exactly min_lr at the last
+    ZERO_BASED = "zero_based"  # the same one step later: max_lr * it / (W + 1), max_lr at W + 1,
+    # ends slightly above min_lr (the embedded default's reference weights were trained so)
+
+
+class Precision(StrEnum):
+    """How weights are stored and computed in training."""
+
+    FLOAT32 = "float32"  # float32 weights and compute
+    BF16_AUTOCAST = "bf16_autocast"  # float32 weights and AdamW, bfloat16 autocast on GPU (CPU:
+    # float32)
+    BF16 = "bf16"  # the official trainer's: weights stored in bfloat16, AdamW on bfloat16
+    # parameters (and its state), bfloat16 autocast on GPU; on CPU too
+
+
 class ResumeMode(StrEnum):
     """What to do with a checkpoint in checkpoint_dir."""
 
@@ -59,10 +86,13 @@ class TrainConfig(Section):
     """paper: token_labels"""
     max_length: int = Field(1024, ge=2)
     """longer roll-outs are cut, roll-in kept (paper: 16384)"""
+    keep_rows_without_rollout: bool = False
+    """rows with no roll-out token left after the cut (roll-in alone fills max_length, or an empty
+    roll-out): true trains on them with zero loss, counted in the step's mean, as the official
+    trainer; false drops them, counted"""
     # --- batch
-    pair_sampling: bool = False
-    """the official scheme: each step takes batch_size // 2 problems, two roll-outs of each; false:
-    batch_size roll-outs from a permutation of all rows"""
+    sampler: Sampler = Sampler.ROWS
+    """rows, problem_pairs or official (see Sampler)"""
     batch_size: int = Field(64, ge=1)
     """rows per optimiser step, all ranks (paper: 1024)"""
     micro_batch_tokens: int = Field(8192, ge=1)
@@ -76,6 +106,8 @@ class TrainConfig(Section):
     """optimiser steps; None: from epochs (paper: 12170)"""
     max_lr: float = Field(1e-3, gt=0)
     """peak learning rate (paper: 1e-4)"""
+    lr_schedule: LrSchedule = LrSchedule.ZERO_BASED
+    """official: official (see LrSchedule)"""
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     """cosine floor as a fraction of max_lr (paper: 0.1)"""
     warmup_steps: int = Field(20, ge=0)
@@ -99,8 +131,8 @@ class TrainConfig(Section):
     # --- hardware
     device: str = "auto"
     """auto (cuda if available), cpu, cuda, cuda:1"""
-    bf16: bool = True
-    """bf16 autocast when on GPU (ignored on CPU, which trains in float32)"""
+    precision: Precision = Precision.BF16_AUTOCAST
+    """float32, bf16_autocast or bf16 (official)"""
     gradient_checkpointing: bool = True
     """on GPU only: recompute activations to fit long sequences"""
     compile: bool = False

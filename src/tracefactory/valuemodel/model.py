@@ -29,6 +29,7 @@ from torch import nn
 from tracefactory.errors import ConfigError
 from tracefactory.models import cache_keyword, local_folder, returned_cache
 from tracefactory.schemas import CLASS_NAMES, TrajectoryClass
+from tracefactory.valuemodel.config import Precision
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +281,12 @@ class ValueModel(nn.Module):
                 result[i] = value
             start += count
         return result
+
+
+def weights_dtype(precision: Precision) -> torch.dtype:
+    """The dtype training stores weights in: bfloat16 for the official ``bf16`` (so AdamW and its
+    state run on bfloat16 parameters, as the official trainer), float32 otherwise."""
+    return torch.bfloat16 if precision == Precision.BF16 else torch.float32
 
 
 def pad_right(
