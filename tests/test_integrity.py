@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
+from locations import REPO
 from pipeline_tables import TableSpec, dataset_config, label_config, labelled_run
-from shared_files import REPOSITORY
 
 from tracefactory.errors import (
     ConfigError,
@@ -446,11 +446,11 @@ def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
 
     from tracefactory.search.config import EvaluateConfig
 
-    sys.path.insert(0, str(REPOSITORY / "train"))
+    sys.path.insert(0, str(REPO / "train"))
     try:
         import evaluate_search
     finally:
-        sys.path.remove(str(REPOSITORY / "train"))
+        sys.path.remove(str(REPO / "train"))
     bench = tmp_path / "bench.jsonl"
     _write_jsonl(bench, [{"problem": "What is 1 plus 1?", "answer": "2"}])
     engines = SimpleNamespace(tokenizer="tiny", tokenizer_hash="h")  # what metadata reads

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import inspect
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 _SHIPPED_PREFIX = "tracefactory:"
+_HUB_ID = re.compile(r"[\w-][\w.-]*/[\w.-]+")  # org/name
 # Files of a model folder that shape what it generates: config, tokenizer and weights.
 MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
 
@@ -55,6 +57,41 @@ def resolve_model(model: str) -> str:
             f"{model!r} resolves to {folder}, which holds no model (is the package complete?)"
         )
     return str(folder)
+
+
+def local_folder(
+    reference: str | Path, what: str, repo_type: str = "model", revision: str | None = None
+) -> Path:
+    """A local folder as is; a Hub id (``org/name``) as its snapshot folder, downloaded or, with
+    ``HF_HUB_OFFLINE=1``, taken from the Hub cache (so a repo fetched once resolves by its id).
+
+    Args:
+        reference: a folder path or a Hub id.
+        what: the parameter it came from (``evaluate.value_model``), named in errors.
+        repo_type: ``model`` or ``dataset``.
+        revision: the Hub revision (None: the default branch).
+
+    Raises:
+        ConfigError: naming ``what`` when ``reference`` is neither a folder nor a Hub id, or the
+            Hub id cannot be fetched (offline and not cached, missing, no access).
+    """
+    if Path(reference).is_dir():
+        return Path(reference)
+    reference = str(reference)
+    if Path(reference).exists() or not _HUB_ID.fullmatch(reference):
+        raise ConfigError(
+            f"{what} {reference!r} is neither a {repo_type} folder nor a Hub id like org/name"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(reference, repo_type=repo_type, revision=revision))
+    except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
+        raise ConfigError(
+            f"{what}: no folder {reference!r}, and cannot get Hub {repo_type} {reference!r} "
+            f"(revision {revision or 'main'}; offline, it must be in the Hub cache): {e}; "
+            f"download it first or point {what} at a local folder"
+        ) from e
 
 
 @functools.cache

@@ -17,10 +17,11 @@ import yaml
 
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import FIGURE_FILES
+from tracefactory.dataset.markdown import markdown_table
 from tracefactory.dataset.notes import CITATION, decoding_section, limitations_section
 from tracefactory.dataset.provenance import PROVENANCE_FILE, generation_engines
-from tracefactory.dataset.stats import CLASS_NAMES, DatasetStats
-from tracefactory.schemas import load_schema
+from tracefactory.dataset.stats import DatasetStats
+from tracefactory.schemas import CLASS_NAMES, load_schema
 
 if TYPE_CHECKING:
     from tracefactory.params import Params
@@ -69,9 +70,9 @@ def hub_features(schema_name: str) -> list[dict]:
 
     schema = load_schema(schema_name)
     features = datasets.Features.from_arrow_schema(schema.arrow)
-    label = datasets.ClassLabel(names=[CLASS_NAMES[k] for k in sorted(CLASS_NAMES)])
+    label = datasets.ClassLabel(names=list(CLASS_NAMES))
     for column in schema.columns:
-        if column.allowed is None or set(column.allowed) != set(CLASS_NAMES):
+        if column.allowed is None or set(column.allowed) != set(range(len(CLASS_NAMES))):
             continue
         is_list = pa.types.is_list(column.type)
         features[column.name] = datasets.List(label) if is_list else label
@@ -114,10 +115,7 @@ def _table(frame: pl.DataFrame, floats: str = "{:.3f}") -> str:
             return f"{value:,}"
         return str(value)
 
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([header, rule, *body])
+    return markdown_table(frame, cell)
 
 
 def _type_name(arrow_type: pa.DataType) -> str:

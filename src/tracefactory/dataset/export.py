@@ -17,7 +17,6 @@ built under ``<folder>.incomplete`` and renamed into place only when whole (as `
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +28,11 @@ from tracefactory.dataset.card import SPLIT_LABELS, render_card
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import draw_figures
 from tracefactory.dataset.provenance import PROVENANCE_FILE, input_hashes, render_provenance
-from tracefactory.dataset.stats import CLASS_NAMES, collect_stats
+from tracefactory.dataset.stats import collect_stats
 from tracefactory.errors import ShardError, TracefactoryError
-from tracefactory.integrity import TableLock, clear_staging, record_folder, require_replaceable
-from tracefactory.io import SplitFileWriter, TableReader
-from tracefactory.schemas import load_schema
+from tracefactory.integrity import TableLock, record_folder, require_replaceable
+from tracefactory.io import SplitFileWriter, TableReader, atomic_folder
+from tracefactory.schemas import CLASS_NAMES, load_schema
 
 if TYPE_CHECKING:
     from tracefactory.params import Params
@@ -151,26 +150,25 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
 
 
 def _export(final: Path, config: DatasetConfig, params: Params | None) -> ExportSummary:
-    staging = final.with_name(final.name + ".incomplete")
-    clear_staging(staging)
     labels = TableReader(config.labels_dir)
     summary = ExportSummary(folder=final)
-    writers = {
-        "default": write_default(labels, staging / "default", config.rows_per_file),
-        "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config.problems_per_file),
-    }
-    for name, writer in writers.items():
-        summary.files[name], summary.rows[name] = writer.close()
-    hashes = input_hashes(config)  # before reading them: the tables the card describes
-    stats = collect_stats(config.labels_dir, config.verdicts_dir)
-    figures = draw_figures(stats, staging / "figures")
-    tokenizer = labels.metadata.get("tokenizer", "")
-    example = decoded_example(labels, tokenizer)
-    card = render_card(stats, summary.files, figures, config, hashes, tokenizer, params, example)
-    (staging / "README.md").write_text(card)
-    (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
-    record_folder(staging, (".parquet",))  # training checks the files against it
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    with atomic_folder(final) as staging:
+        writers = {
+            "default": write_default(labels, staging / "default", config.rows_per_file),
+            "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config.problems_per_file),
+        }
+        for name, writer in writers.items():
+            summary.files[name], summary.rows[name] = writer.close()
+        hashes = input_hashes(config)  # before reading them: the tables the card describes
+        stats = collect_stats(config.labels_dir, config.verdicts_dir)
+        figures = draw_figures(stats, staging / "figures")
+        tokenizer = labels.metadata.get("tokenizer", "")
+        example = decoded_example(labels, tokenizer)
+        card = render_card(
+            stats, summary.files, figures, config, hashes, tokenizer, params, example
+        )
+        (staging / "README.md").write_text(card)
+        (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
+        record_folder(staging, (".parquet",))  # training checks the files against it
     logger.info("dataset folder %s: rows %s", final, summary.rows)
     return summary

@@ -16,6 +16,7 @@ import yaml
 
 from tracefactory import __version__
 from tracefactory.dataset.config import DatasetConfig
+from tracefactory.dataset.markdown import markdown_table
 from tracefactory.errors import StageInputError
 from tracefactory.integrity import GENERATION_KEY, describe_generation
 from tracefactory.io import TableReader, dvc_md5
@@ -34,13 +35,6 @@ def input_hashes(config: DatasetConfig) -> dict[str, str]:
     """``{table folder: DVC md5}`` of every table the dataset was built from, computed now."""
     folders = dict.fromkeys([*config.provenance_dirs, config.labels_dir, config.verdicts_dir])
     return {folder: dvc_md5(folder) for folder in folders}
-
-
-def _markdown_table(frame: pl.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([header, rule, *body])
 
 
 def _table_metadata(folders: list[str]) -> pl.DataFrame:
@@ -100,11 +94,11 @@ Built by tracefactory {__version__}.
 Content hashes of the tables this dataset was built from, computed while it was built, as DVC
 computes them: `dvc.lock` records the same values for the run that produced them.
 
-{_markdown_table(digests)}
+{markdown_table(digests)}
 """
     metadata = _table_metadata(list(hashes))
     if metadata.height:
-        text += f"\n## Table metadata\n\n{_markdown_table(metadata)}\n"
+        text += f"\n## Table metadata\n\n{markdown_table(metadata)}\n"
     if params is not None:
         cited = params.model_dump(mode="json", include=CITED_SECTIONS)
         text += f"\n## Params\n\n```yaml\n{yaml.safe_dump(cited, sort_keys=False)}```\n"

@@ -23,11 +23,11 @@ from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
 from tracefactory.generation.provenance import generation_metadata
-from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
 from tracefactory.generation.templates import encode_prompt
 from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
 from tracefactory.models import load_tokenizer, model_fingerprint, tokenizer_hash
+from tracefactory.seeds import derive_seed, row_id, unit_interval
 from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
 
 logger = logging.getLogger(__name__)

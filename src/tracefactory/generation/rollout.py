@@ -25,7 +25,6 @@ from tracefactory.generation.branch_points import draw_cut_positions
 from tracefactory.generation.config import RolloutConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
 from tracefactory.generation.provenance import generation_metadata
-from tracefactory.generation.seeds import derive_seed, row_id
 from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
 from tracefactory.models import (
@@ -34,6 +33,7 @@ from tracefactory.models import (
     require_same_tokenizer,
     tokenizer_hash,
 )
+from tracefactory.seeds import derive_seed, row_id
 from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
 
 logger = logging.getLogger(__name__)

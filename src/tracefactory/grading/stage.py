@@ -24,6 +24,7 @@ from tracefactory.grading.grader import Grader
 from tracefactory.grading.verdict import GRADER_VERSION, Reason
 from tracefactory.io import TableReader
 from tracefactory.models import require_same_tokenizer
+from tracefactory.schemas import FinishReason
 from tracefactory.stage import Shard, ShardResult, Stage
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class VerifyStage(Stage):
     def _responses(self, table: str, name: str) -> pl.DataFrame:
         shard = self.inputs[table].scan_shard(name).collect()
         # Anything but a stop is unfinished: the length cap, or a prompt too long to generate from.
-        truncated = (pl.col("finish_reason") != "stop").alias("truncated")
+        truncated = (pl.col("finish_reason") != FinishReason.STOP.value).alias("truncated")
         if table == "rollins":
             return shard.select(
                 pl.col("rollin_id").alias("trace_id"),

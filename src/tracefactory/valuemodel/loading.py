@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,31 +19,6 @@ from tracefactory.errors import ConfigError, SchemaError
 from tracefactory.integrity import FOLDER_RECORD_NAME, file_checksum, verify_folder
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_folder(dataset: str, revision: str | None) -> Path:
-    """A local folder as is; a Hub dataset id as its snapshot folder (the Hub cache when offline).
-
-    Raises:
-        ConfigError: naming the id and what to do when it cannot be resolved.
-    """
-    if Path(dataset).is_dir():
-        return Path(dataset)
-    if Path(dataset).exists() or not re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", dataset):
-        raise ConfigError(
-            f"train.dataset={dataset!r} is neither a dataset folder nor a Hub id like org/name"
-        )
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = snapshot_download(dataset, repo_type="dataset", revision=revision)
-    except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
-        raise ConfigError(
-            f"no folder {dataset!r}, and cannot get Hub dataset {dataset!r} (revision "
-            f"{revision or 'main'}): {e}; build it (`tracefactory export`), download it first, "
-            f"or point train.dataset at a dataset folder"
-        ) from e
-    return Path(folder)
 
 
 def data_files(folder: Path, config: str) -> list[Path]:

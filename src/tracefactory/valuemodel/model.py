@@ -28,12 +28,12 @@ from torch import nn
 
 from tracefactory.errors import ConfigError
 from tracefactory.integrity import verify_folder
-from tracefactory.models import cache_keyword, returned_cache
-from tracefactory.schemas import TrajectoryClass
+from tracefactory.models import cache_keyword, local_folder, returned_cache
+from tracefactory.schemas import CLASS_NAMES, TrajectoryClass
+from tracefactory.valuemodel.config import Precision
 
 logger = logging.getLogger(__name__)
 
-CLASS_NAMES = tuple(c.name.lower() for c in TrajectoryClass)  # index = the class
 WEIGHTS_NAME = "model.safetensors"
 # Files that make a folder's tokenizer loadable; copied from the backbone: the folder is whole.
 TOKENIZER_FILES = (
@@ -314,6 +314,12 @@ class ValueModel(nn.Module):
         return result
 
 
+def weights_dtype(precision: Precision) -> torch.dtype:
+    """The dtype training stores weights in: bfloat16 for the official ``bf16`` (so AdamW and its
+    state run on bfloat16 parameters, as the official trainer), float32 otherwise."""
+    return torch.bfloat16 if precision == Precision.BF16 else torch.float32
+
+
 def pad_right(
     sequences: list[list[int]], pad_id: int = 0, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,19 +334,8 @@ def pad_right(
 
 
 def _existing_folder(path: str | Path, what: str) -> Path:
-    """A local folder as is; a Hub model id (``org/name``) as its snapshot folder.
-
-    Offline (``HF_HUB_OFFLINE=1``) the snapshot comes from the Hub cache, so a model downloaded
-    once loads by its id.
-    """
-    if not Path(path).exists() and str(path).count("/") == 1:
-        from huggingface_hub import snapshot_download
-
-        try:
-            path = snapshot_download(str(path), repo_type="model")
-        except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
-            raise ConfigError(f"cannot get {what} {str(path)!r} from the Hub: {e}") from e
-    path = Path(path)
+    """A Hugging Face folder (local, or a Hub model id's snapshot) that holds a config.json."""
+    path = local_folder(path, what)
     if not (path / "config.json").is_file():
         raise ConfigError(
             f"{what} folder {path} has no config.json (expected a Hugging Face folder)"
