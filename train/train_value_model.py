@@ -37,8 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from tracefactory.errors import ConfigError, TrainingError
+from tracefactory.integrity import record_folder
 from tracefactory.io import atomic_folder
 from tracefactory.models import (
+    MODEL_FILE_SUFFIXES,
     load_tokenizer,
     require_same_tokenizer,
     resolve_model,
@@ -180,6 +182,7 @@ def write_model(
         (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
         record = {"train": cfg.model_dump(mode="json"), "run": identity}
         (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
+        record_folder(tmp, MODEL_FILE_SUFFIXES)  # loading and "nothing to do" check the weights
     return Path(cfg.out_dir)
 
 

@@ -158,13 +158,28 @@ def set_path(data: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing aliases (``*name``): params never need them, and nested
+    aliases make a few lines expand to gigabytes (an "alias bomb") once the params are walked."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed")
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, with errors that name the file."""
+    """Read a YAML mapping, with errors that name the file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, not a mapping, or uses aliases.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_NoAliasLoader) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):

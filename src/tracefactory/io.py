@@ -34,7 +34,7 @@ from tracefactory.datafiles import (
     read_benchmark,
     read_dataset,
 )
-from tracefactory.integrity import MANIFEST_NAME, package_versions
+from tracefactory.integrity import MANIFEST_NAME, clear_staging, package_versions
 from tracefactory.tablereader import TableReader
 from tracefactory.tablewriter import ShardWriter
 
@@ -60,7 +60,7 @@ def atomic_folder(final: str | Path) -> Iterator[Path]:
     """
     final = Path(final)
     staging = final.with_name(final.name + ".incomplete")
-    shutil.rmtree(staging, ignore_errors=True)
+    clear_staging(staging)  # a symlink there is removed, never followed
     staging.mkdir(parents=True)
     yield staging
     shutil.rmtree(final, ignore_errors=True)

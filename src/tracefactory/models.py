@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracefactory.errors import ConfigError
-from tracefactory.integrity import cached_file_checksum
+from tracefactory.integrity import file_checksum
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _SHIPPED_PREFIX = "tracefactory:"
 _HUB_ID = re.compile(r"[\w-][\w.-]*/[\w.-]+")  # org/name
 # Files of a model folder that shape what it generates: config, tokenizer and weights.
-_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
+MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
 
 
 _PACKAGE_DIR = Path(__file__).parent
@@ -130,11 +130,11 @@ def model_fingerprint(model: str) -> str:
     files = sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES and not p.name.startswith(".")
+        if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES and not p.name.startswith(".")
     )
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.relative_to(folder)}:{cached_file_checksum(path)}\n".encode())
+        digest.update(f"{path.relative_to(folder)}:{file_checksum(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 

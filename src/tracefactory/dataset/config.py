@@ -38,10 +38,13 @@ class DatasetConfig(Section):
     records, beside the labels and verdicts tables"""
 
 
+_HUB_ID = r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$"  # org/name: no path, no "..", no URL
+
+
 class PublishConfig(Section):
     """Where `tracefactory publish` pushes the dataset folder (nothing is pushed without a repo)."""
 
-    repo_id: str | None = None
+    repo_id: str | None = Field(None, pattern=_HUB_ID)
     """Hub dataset repo ("org/name"); None: only build the folder"""
     private: bool = True
     """visibility of a repo created by publish (an existing one is kept)"""
@@ -49,7 +52,7 @@ class PublishConfig(Section):
     """branch to push to (None: the repo's default branch)"""
     commit_message: str = "Upload dataset built by tracefactory"
     """Hub commit message"""
-    model_repo_id: str | None = None
+    model_repo_id: str | None = Field(None, pattern=_HUB_ID)
     """Hub model repo ("org/name") for the value model; None: none"""
     model_dir: str = "models/value_model"
     """the value model folder `train` writes (with its card)"""

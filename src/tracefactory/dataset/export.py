@@ -30,6 +30,7 @@ from tracefactory.dataset.figures import draw_figures
 from tracefactory.dataset.provenance import PROVENANCE_FILE, input_hashes, render_provenance
 from tracefactory.dataset.stats import collect_stats
 from tracefactory.errors import ShardError, TracefactoryError
+from tracefactory.integrity import TableLock, record_folder, require_replaceable
 from tracefactory.io import SplitFileWriter, TableReader, atomic_folder
 from tracefactory.schemas import CLASS_NAMES, load_schema
 
@@ -115,13 +116,11 @@ def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -
 def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> str | None:
     """The first validation row (else the first row) as text, for the card; None when the
     tokenizer cannot be loaded here (the card then shows only how to decode)."""
-    from tracefactory.models import load_tokenizer
-
     frame = labels.scan().sort(pl.col("split") != "val", "rollout_id").head(1).collect()
     if frame.is_empty() or not tokenizer:
         return None
     try:
-        decode = load_tokenizer(tokenizer).decode
+        decode = labels.tokenizer().decode
     except (OSError, ValueError, TracefactoryError) as e:
         logger.warning("card: no decoded example, tokenizer %s did not load: %s", tokenizer, e)
         return None
@@ -145,6 +144,12 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
         The files and rows written per config and split.
     """
     final = Path(config.output_dir)
+    require_replaceable(final, PROVENANCE_FILE, "dataset.output_dir")
+    with TableLock(final):
+        return _export(final, config, params)
+
+
+def _export(final: Path, config: DatasetConfig, params: Params | None) -> ExportSummary:
     labels = TableReader(config.labels_dir)
     summary = ExportSummary(folder=final)
     with atomic_folder(final) as staging:
@@ -164,5 +169,6 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
         )
         (staging / "README.md").write_text(card)
         (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
+        record_folder(staging, (".parquet",))  # training checks the files against it
     logger.info("dataset folder %s: rows %s", final, summary.rows)
     return summary

@@ -21,7 +21,7 @@ class SamplingConfig(Section):
     """0: greedy; the paper samples at 0.6"""
     top_p: float = Field(1.0, gt=0, le=1)
     """nucleus mass kept; the paper: 0.95"""
-    max_response_tokens: int = Field(224, ge=2)
+    max_response_tokens: int = Field(224, ge=2, le=1 << 20)
     """cap on a trace's generated tokens (roll-in prefix + roll-out); the paper: 16,384"""
     stop_token_ids: list[int] = []
     """extra stop ids besides the tokenizer's EOS"""
@@ -84,7 +84,7 @@ class RollinConfig(Section):
     """problems that get roll-ins"""
     max_problems: int | None = Field(None, ge=1)
     """first N problems by id (None: all)"""
-    samples_per_problem: int = Field(4, ge=1)
+    samples_per_problem: int = Field(4, ge=1, le=4096)
     """k; the paper: 14"""
     policies: list[PolicyConfig] = Field([PolicyConfig()], min_length=1)
     """the pool (at least one policy); the paper: R1-Distill 1.5B-32B"""
@@ -106,11 +106,11 @@ class RolloutConfig(Section):
     """output table (schemas/rollouts.yaml)"""
     policy: PolicyConfig = PolicyConfig()
     """the roll-out policy; the paper: R1-Distill 1.5B"""
-    cuts_per_rollin: int = Field(2, ge=1)
+    cuts_per_rollin: int = Field(2, ge=1, le=1024)
     """c branch points per roll-in; the paper: 4"""
     cut_distribution: Literal["uniform", "sqrt", "inverse_sqrt"] = "sqrt"
     """branch_points.py"""
-    samples_per_cut: int = Field(1, ge=1)
+    samples_per_cut: int = Field(1, ge=1, le=1024)
     """m continuations per branch point; the paper: 1"""
     sampling: SamplingConfig = SamplingConfig()
     rollins_per_shard: int = Field(64, ge=1)

@@ -52,6 +52,7 @@ class VerifyStage(Stage):
             f"the rollouts table {config.rollouts_dir} ({self.tokenizer_name})",
             rollouts["tokenizer_hash"],
         )
+        self.inputs["rollouts"].tokenizer()  # refused at the start if it changed since
         self._grader: Grader | None = None
 
     def pools(self) -> dict[str, WorkerConfig]:
@@ -93,9 +94,7 @@ class VerifyStage(Stage):
         return joined
 
     def setup(self, pool: str) -> None:
-        from tracefactory.models import load_tokenizer
-
-        self._tokenizer = load_tokenizer(self.tokenizer_name)
+        self._tokenizer = self.inputs["rollouts"].tokenizer()  # the one the ids were made with
         self._grader = Grader(self.config.grader)
 
     def process(self, shard: Shard, inputs: pl.DataFrame) -> ShardResult:

@@ -8,6 +8,7 @@ times, so a rebuilt folder is never served from a stale copy.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracefactory.errors import ConfigError, SchemaError
+from tracefactory.integrity import FOLDER_RECORD_NAME, file_checksum, verify_folder
+
+logger = logging.getLogger(__name__)
 
 
 def data_files(folder: Path, config: str) -> list[Path]:
-    """The Parquet files of ``config`` (its subfolder), or every Parquet file of the folder."""
+    """The Parquet files of ``config`` (its subfolder), or every Parquet file of the folder.
+
+    A folder ``tracefactory dataset`` wrote carries ``checksums.json``: every Parquet file is held
+    to it first, so a damaged or edited dataset is refused before anything trains on it.
+
+    Raises:
+        ConfigError: the folder holds no Parquet files.
+        StageInputError: a file differs from the folder's ``checksums.json``.
+    """
+    fix = "rebuild the dataset (`tracefactory dataset` or `dvc repro dataset`) or download it again"
+    if not verify_folder(folder, fix):
+        logger.info("%s has no %s: its files cannot be checked", folder, FOLDER_RECORD_NAME)
     files = sorted((folder / config).rglob("*.parquet")) if (folder / config).is_dir() else []
     files = files or sorted(folder.rglob("*.parquet"))
     if not files:
@@ -27,12 +42,14 @@ def data_files(folder: Path, config: str) -> list[Path]:
 
 
 def fingerprint(files: list[Path], root: Path) -> str:
-    """SHA-256 over each file's name (relative to ``root``) and content: what the data is."""
+    """SHA-256 over each file's name (relative to ``root``) and content checksum: what the data is.
+
+    The checksums are ``integrity.file_checksum``'s, remembered by file identity, so a training
+    start over an unchanged dataset costs a ``stat`` per file, not a read of every byte.
+    """
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
-        with open(path, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+        digest.update(f"{path.relative_to(root).as_posix()}\0{file_checksum(path)}\n".encode())
     return digest.hexdigest()
 
 
