@@ -1,24 +1,32 @@
-"""Every stage's output is byte-identical for identical inputs and params.
+"""Every stage's output is byte-identical for identical inputs and params, and a change of what a
+stage writes never goes unnoticed.
 
-The whole chain (problems, rollin, rollout, verify, label, dataset export) runs twice on a miniature
-embedded default, in two different folders, and every file each stage wrote is compared byte for
-byte. Two folders also check that where a run happens is not part of what it produces.
+The whole chain (every data stage of ``tracefactory.stages.STAGES``, then the dataset export) runs
+twice on a miniature embedded default, in two different folders, and every file each stage wrote is
+compared byte for byte. Two folders also check that where a run happens is not part of what it
+produces.
+
+The golden digests: each stage's rows (sorted by key) are hashed and compared with the digest
+recorded for the stage's current ``version``. A code change that changes rows must bump the
+stage's version (its finished shards are then recomputed; see ``Stage``) and record the new digest
+here; a change that keeps the digest (a refactor) keeps finished work. The digests are of CPU runs
+of the tiny shipped policy, as on this project's machines.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from tracefactory.dataset.export import export_dataset
-from tracefactory.generation.rollin import run_rollin
-from tracefactory.generation.rollout import run_rollout
-from tracefactory.grading.stage import VerifyStage
-from tracefactory.labels.stage import LabelStage
+from tracefactory.io import TableReader
 from tracefactory.params import Params, load_params
-from tracefactory.problems.stage import ProblemsStage
+from tracefactory.schemas import load_schema
 from tracefactory.stage import run_stage
+from tracefactory.stages import STAGES
 
 pytestmark = pytest.mark.integration
 
@@ -38,42 +46,69 @@ MINIATURE = [
     "label.problems_per_shard=5",
     "label.val_fraction=0.25",
 ]
-STAGE_FOLDERS = {
-    "problems": "data/problems",
-    "rollin": "data/rollins",
-    "rollout": "data/rollouts",
-    "verify": "data/verdicts",
-    "label": "data/labels",
-    "dataset": "data/dataset",
+DATA_STAGES = ("problems", "rollin", "rollout", "verify", "label")  # the evaluation has a recipe
+# Stage -> (version, digest of its rows on the miniature chain).
+GOLDEN = {
+    "problems": (1, "e097a4ace9a957d0"),
+    "rollin": (1, "acbc3b63de6993f3"),
+    "rollout": (1, "8286ddd5367efdcd"),
+    "verify": (1, "55a07a5b39908472"),
+    "label": (1, "5cac6588827ecf29"),
 }
 
 
-def _run_chain(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, bytes]]:
-    """Run every data stage in ``root`` (relative paths, as dvc.yaml does); files by stage."""
+def _run_chain(root: Path) -> dict[str, Path]:
+    """Run every data stage in ``root`` (relative paths, as dvc.yaml does); folders by stage."""
     root.mkdir()
-    monkeypatch.chdir(root)
-    params: Params = load_params(REPO / "params.yaml", MINIATURE)
-    run_stage(ProblemsStage(params.problems, params.seed), params.problems.output_dir)
-    run_rollin(params.rollin, params.seed)
-    run_rollout(params.rollout, params.seed)
-    run_stage(VerifyStage(params.verify), params.verify.output_dir)
-    run_stage(LabelStage(params.label), params.label.output_dir)
-    export_dataset(params.dataset, params)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        params: Params = load_params(REPO / "params.yaml", MINIATURE)
+        folders = {}
+        for name in DATA_STAGES:
+            stage = STAGES[name].from_params(params)
+            run_stage(stage)
+            folders[name] = root / stage.output_dir
+        export_dataset(params.dataset, params)
+        folders["dataset"] = root / params.dataset.output_dir
+    return folders
+
+
+def _files(folder: Path) -> dict[str, bytes]:
     return {
-        stage: {
-            str(p.relative_to(root / folder)): p.read_bytes()
-            for p in sorted((root / folder).rglob("*"))
-            if p.is_file()
-        }
-        for stage, folder in STAGE_FOLDERS.items()
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
 
 
-def test_every_stage_writes_the_same_bytes_twice(tmp_path, monkeypatch):
-    first = _run_chain(tmp_path / "first", monkeypatch)
-    second = _run_chain(tmp_path / "second", monkeypatch)
-    for stage, files in first.items():
+def rows_digest(folder: Path, schema: str) -> str:
+    """A digest of a table's rows in key order, independent of shards and file encoding."""
+    frame = TableReader(folder).scan().collect().sort(load_schema(schema).key)
+    rows = frame.to_arrow().to_pylist()
+    text = json.dumps(rows, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> dict[str, Path]:
+    return _run_chain(tmp_path_factory.mktemp("chain") / "first")
+
+
+def test_every_stage_writes_the_same_bytes_twice(first_run, tmp_path):
+    second_run = _run_chain(tmp_path / "second")
+    for stage, folder in first_run.items():
+        files, again = _files(folder), _files(second_run[stage])
         assert files, f"{stage} wrote nothing"
-        assert sorted(second[stage]) == sorted(files), stage
-        differing = [name for name in files if second[stage][name] != files[name]]
+        assert sorted(again) == sorted(files), stage
+        differing = [name for name in files if again[name] != files[name]]
         assert not differing, f"{stage}: {differing} differ between two identical runs"
+
+
+@pytest.mark.parametrize("name", DATA_STAGES)
+def test_rows_change_only_with_the_stage_version(first_run, name):
+    stage = STAGES[name]
+    version, digest = stage.version, rows_digest(first_run[name], stage.output_schema)
+    assert (version, digest) == GOLDEN[name], (
+        f"stage {name!r} at version {version} now writes rows with digest {digest!r}. If the "
+        f"change is intended, bump {stage.__name__}.version (finished shards of the old "
+        f"version are then recomputed) and record ({version + 1}, {digest!r}) in GOLDEN; if not, "
+        f"the change altered rows it should not have"
+    )

@@ -25,5 +25,9 @@ class StageInputError(TracefactoryError):
     """A stage's input table is missing or incomplete (its producing stage has not finished)."""
 
 
+class TrainingError(TracefactoryError):
+    """Training cannot go on (the loss became NaN or infinite)."""
+
+
 class TableLockedError(TracefactoryError):
     """Another process is writing the table (one writer per table at a time)."""

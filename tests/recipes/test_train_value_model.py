@@ -16,13 +16,12 @@ from safetensors.torch import load_file
 from value_datasets import synthetic_dataset, tiny_backbone
 
 from tracefactory.errors import ConfigError
+from tracefactory.recipes import train_value_model
 from tracefactory.valuemodel.model import ValueModel
 from tracefactory.valuemodel.synthetic import synthetic_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "train" / "train_value_model.py"
-sys.path.insert(0, str(RECIPE.parent))
-import train_value_model  # noqa: E402
+RECIPE = ROOT / "train" / "train_value_model.py"  # the script a checkout runs (and torchrun)
 
 
 def make_run(tmp_path: Path, num_problems: int, **train) -> Path:

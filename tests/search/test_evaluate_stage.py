@@ -19,12 +19,11 @@ from shared_files import BENCHMARKS
 from tracefactory.config import BenchmarkConfig
 from tracefactory.generation.config import PolicyConfig
 from tracefactory.io import TableReader
+from tracefactory.recipes import evaluate_search
 from tracefactory.search.config import EvaluateConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "train" / "evaluate_search.py"
-sys.path.insert(0, str(RECIPE.parent))
-import evaluate_search  # noqa: E402
+RECIPE = ROOT / "train" / "evaluate_search.py"  # the script a checkout runs
 
 AIME24 = BENCHMARKS / "aime24.jsonl"
 
@@ -142,7 +141,7 @@ def test_paper_path_resumes_after_a_kill_to_the_same_metrics(
     assert not (samples / "_manifest.json").exists()
     resumed = run_recipe(params)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
-    assert "finished earlier" in resumed.stderr.read()
+    assert "already complete" in resumed.stderr.read()
 
     expected = json.loads((tmp_path / "full" / "reports" / "metrics.json").read_text())
     got = json.loads((tmp_path / "killed" / "reports" / "metrics.json").read_text())
