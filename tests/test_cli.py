@@ -118,3 +118,11 @@ def test_a_resumed_stage_records_the_same_reports_and_keeps_its_drop_log(tmp_pat
     assert rerun.returncode == 0 and "1 already complete" in rerun.stderr
     assert {name: (reports / name).read_bytes() for name in first} == first
     assert (reports / "dropped.jsonl").read_bytes() == dropped
+
+
+def test_the_recipes_run_outside_a_checkout(tmp_path):
+    """`tracefactory train` runs the packaged recipe from any folder: here it gets as far as the
+    recipe's own check of the dataset."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"dataset": "/nowhere"}}))
+    line = _one_error_line(_cli("train", cwd=tmp_path))
+    assert "/nowhere" in line and "neither a dataset folder nor a Hub id" in line
