@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from golden import check_golden
 from pydantic import ValidationError
 from shared_files import BENCHMARKS
 
@@ -70,6 +71,7 @@ def test_evaluate_writes_samples_metrics_plots_and_report(
 ):
     config = mini_config(tmp_path, policy_dir, value_model_dir, problems_dir)
     evaluate_search.evaluate(config, run_seed=7)
+    check_golden("evaluate", tmp_path / "samples")
     out = tmp_path / "reports"
     metrics = json.loads((out / "metrics.json").read_text())
     methods = metrics["synthetic_test"]
