@@ -11,7 +11,8 @@ import pytest
 import yaml
 from locations import REPO, command_env
 
-from tracefactory.summaries import SUMMARIES, evaluate_summary
+from tracefactory.stages import SUMMARIES
+from tracefactory.summaries import evaluate_summary
 
 PACKAGE = REPO / "src" / "tracefactory"
 METHODS = ["pass", "mv", "wmv", "bon", "vgs", "random"]
@@ -157,15 +158,15 @@ def _runs(entry_modules: list[Path]) -> set[Path]:
 
 # What each stage's command imports inside the command function, beside the CLI's own imports.
 STAGE_ENTRIES = {
-    "problems": ["problems/stage.py"],
-    "rollin": ["generation/rollin.py", "generation/metrics.py"],
-    "rollout": ["generation/rollout.py", "generation/metrics.py"],
-    "verify": ["grading/stage.py"],
-    "label": ["labels/stage.py"],
+    "problems": ["stages.py", "stage.py"],
+    "rollin": ["stages.py", "stage.py"],
+    "rollout": ["stages.py", "stage.py"],
+    "verify": ["stages.py", "stage.py"],
+    "label": ["stages.py", "stage.py"],
     "dataset": ["dataset/export.py"],
     "publish": ["dataset/publish.py", "dataset/export.py"],
-    "train": ["../../train/train_value_model.py"],
-    "evaluate": ["../../train/evaluate_search.py"],
+    "train": ["recipes/train_value_model.py"],
+    "evaluate": ["recipes/evaluate_search.py"],
 }
 
 

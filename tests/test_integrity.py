@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-from locations import REPO
 from pipeline_tables import TableSpec, dataset_config, label_config, labelled_run
 
 from tracefactory.errors import (
@@ -445,12 +444,8 @@ def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
     from types import SimpleNamespace
 
     from tracefactory.search.config import EvaluateConfig
+    from tracefactory.search.stage import EvaluateStage
 
-    sys.path.insert(0, str(REPO / "train"))
-    try:
-        import evaluate_search
-    finally:
-        sys.path.remove(str(REPO / "train"))
     bench = tmp_path / "bench.jsonl"
     _write_jsonl(bench, [{"problem": "What is 1 plus 1?", "answer": "2"}])
     engines = SimpleNamespace(tokenizer="tiny", tokenizer_hash="h")  # what metadata reads
@@ -462,7 +457,7 @@ def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
             benchmarks=[BenchmarkConfig(name="local", path=str(bench))],
             **fields,
         )
-        return evaluate_search.table_metadata(config, 0, engines)["params_hash"]
+        return EvaluateStage(config, 0, engines).metadata()["params_hash"]
 
     first = params_hash_with()
     assert params_hash_with(value_batch_tokens=128) != first

@@ -33,6 +33,7 @@ STAGES = (
     "search",
     "valuemodel",
     "toyworld",
+    "recipes",
 )
 # Which stage packages each stage package may import (every one may import Core).
 ALLOWED = {
@@ -44,6 +45,7 @@ ALLOWED = {
     "valuemodel": set(),
     "toyworld": set(),
     "search": {"generation", "grading", "valuemodel"},
+    "recipes": {"search", "valuemodel"},  # the training and evaluation scripts
 }
 FORBIDDEN = {
     **{core: set(STAGES) for core in CORE},

@@ -143,4 +143,9 @@ def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
     # Nothing left to do: a second repro changes nothing.
     status = _run(["dvc", "status"], work)
     assert "changed" not in status.stdout
+    # A stage rerun by hand skips its finished shards and records the same tracked files.
+    rerun = _run(["tracefactory", "label"], work)
+    assert "already complete" in rerun.stderr
+    status = _run(["dvc", "status"], work)
+    assert "changed" not in status.stdout, status.stdout
     _assert_log_is_clean(repro.stdout + repro.stderr)

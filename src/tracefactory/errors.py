@@ -28,6 +28,10 @@ class StageInputError(TracefactoryError):
     """A stage's input table is missing or incomplete (its producing stage has not finished)."""
 
 
+class TrainingError(TracefactoryError):
+    """Training cannot go on (the loss became NaN or infinite)."""
+
+
 class TableLockedError(TracefactoryError):
     """Another process is writing the table (one writer per table at a time)."""
 
@@ -39,8 +43,3 @@ class HubError(TracefactoryError):
 class GraderError(TracefactoryError):
     """The grader's worker processes cannot start (math-verify not importable in a spawned
     process, or a memory limit below what it needs)."""
-
-
-class TrainingError(TracefactoryError):
-    """Training cannot go on: the loss is not finite (the message names the step and the
-    learning rate)."""

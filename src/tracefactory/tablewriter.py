@@ -146,6 +146,11 @@ class ShardWriter:
         self._land()
         return {p.stem for p in _shard_files(self.directory) if p not in self._stale}
 
+    def redo(self, shards: set[str]) -> None:
+        """Treat these complete shards as stale: this run recomputes them, and they are replaced
+        once its first shard lands (``--fresh``, or a shard whose side outputs are missing)."""
+        self._stale |= {self.shard_path(shard) for shard in shards}
+
     def write(
         self,
         shard: str,

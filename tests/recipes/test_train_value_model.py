@@ -17,13 +17,12 @@ from safetensors.torch import load_file
 from value_datasets import synthetic_dataset, tiny_backbone
 
 from tracefactory.errors import ConfigError
+from tracefactory.recipes import train_value_model
 from tracefactory.valuemodel.model import ValueModel
 from tracefactory.valuemodel.schedule import learning_rate
 from tracefactory.valuemodel.synthetic import synthetic_rows
 
-RECIPE = REPO / "train" / "train_value_model.py"
-sys.path.insert(0, str(RECIPE.parent))
-import train_value_model  # noqa: E402
+RECIPE = REPO / "train" / "train_value_model.py"  # the script a checkout runs (and torchrun)
 
 
 def make_run(tmp_path: Path, num_problems: int, **train) -> Path:

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from tracefactory.config import RayConfig, WorkerConfig, params_hash
+from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
 from tracefactory.generation.config import RolloutConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
+from tracefactory.generation.metrics import GenerationCount, generation_report, generation_summary
 from tracefactory.generation.provenance import generation_metadata
 from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
@@ -34,7 +36,10 @@ from tracefactory.models import (
     tokenizer_hash,
 )
 from tracefactory.seeds import derive_seed, row_id
-from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
+from tracefactory.stage import Shard, ShardResult, Stage, StageRun, run_stage
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -95,17 +100,43 @@ class RolloutStage(Stage):
 
     name = "rollout"
     output_schema = "rollouts"
-    rate_counts = ("samples", "tokens")
+    version = 1
+    counters = GenerationCount
+    rate_counts = (GenerationCount.SAMPLES, GenerationCount.TOKENS)
+    summary = staticmethod(generation_summary)
 
     def __init__(self, config: RolloutConfig, run_seed: int) -> None:
         self.config, self.run_seed = config, run_seed
         self.rollins = TableReader(config.rollins_dir)
 
+    @classmethod
+    def from_params(cls, params: Params) -> RolloutStage:
+        return cls(params.rollout, params.seed)
+
     def pools(self) -> dict[str, WorkerConfig]:
         return {"": self.config.workers}
 
-    def metadata(self) -> dict[str, str]:
-        """Table metadata; checks the roll-out policy shares the roll-ins' tokenizer.
+    def identity(self) -> list:
+        """The run seed, the rollins table (new roll-ins make old roll-outs stale), the roll-out
+        policy's weights, and the section without what changes how, not what, is generated."""
+        hashed = self.config.model_dump(
+            mode="json",
+            # the policy enters by its fingerprint below, not by where it lives
+            exclude={
+                "workers": True,
+                "use_ray": True,
+                "policy": {"workers", "batch_size", "model"},
+            },
+        )
+        return [
+            self.run_seed,
+            self.rollins.fingerprint,
+            model_fingerprint(self.config.policy.model),
+            hashed,
+        ]
+
+    def table_metadata(self) -> dict[str, str]:
+        """The roll-out policy's tokenizer, checked to be the roll-ins'.
 
         Raises:
             ConfigError: if the tokenizers differ.
@@ -118,24 +149,7 @@ class RolloutStage(Stage):
             model,
             ours,
         )
-        hashed = self.config.model_dump(
-            mode="json",
-            # the policy enters by its fingerprint below, not by where it lives
-            exclude={
-                "workers": True,
-                "use_ray": True,
-                "policy": {"workers", "batch_size", "model"},
-            },
-        )
         return {
-            "producer": self.name,
-            # The rollins' fingerprint is part of ours: new roll-ins make old roll-outs stale.
-            "params_hash": params_hash(
-                self.run_seed,
-                self.rollins.fingerprint,
-                model_fingerprint(model),
-                hashed,
-            ),
             "tokenizer": model,
             "tokenizer_hash": ours,
             GENERATION_KEY: generation_metadata([self.config.policy]),
@@ -206,11 +220,16 @@ class RolloutStage(Stage):
                     }
                 )
         counts = {
-            "samples": len(rows),
-            "tokens": sum(len(row["token_ids"]) for row in rows),
-            "dropped_rollin_too_short": sum(1 for item in items if not item.cut_positions),
+            GenerationCount.SAMPLES: len(rows),
+            GenerationCount.TOKENS: sum(len(row["token_ids"]) for row in rows),
+            GenerationCount.DROPPED_ROLLIN_TOO_SHORT: sum(
+                1 for item in items if not item.cut_positions
+            ),
         }
         return ShardResult(rows, {**counts, **failure_counts(rows)})
+
+    def report(self, run: StageRun) -> dict:
+        return generation_report(run, self.config.output_dir)
 
     def _request(self, item: RollinCuts, cut_index: int, position: int, prompt_ids, token_ids):
         seeds = tuple(
@@ -225,6 +244,6 @@ class RolloutStage(Stage):
 
 def run_rollout(
     config: RolloutConfig, run_seed: int, ray_config: RayConfig | None = None
-) -> StageSummary:
+) -> StageRun:
     """Run the rollout stage (on Ray when ``ray_config`` is given, else in this process)."""
     return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config)

@@ -4,8 +4,9 @@ one batch of problems, and grading.
 Methods: ``independent`` (one pool of ``max(budgets)`` samples per problem, from which pass@1,
 pass@N, MV, BoN and WMV are all counted), ``vgs`` (beam search guided by value, repeated
 ``repetitions(N)`` times; DVTS pools those repetitions) and ``random`` (the same search choosing
-survivors at random). The loop over benchmarks, batches and methods is the recipe,
-``train/evaluate_search.py``; aggregates are counted from the per-sample table (``samples.py``).
+survivors at random). The shards over benchmarks, batches and methods are the evaluate stage's
+(``stage.py``), run by the recipe ``tracefactory.recipes.evaluate_search``; aggregates are counted
+from the per-sample table (``samples.py``).
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ def load_benchmark(spec: BenchmarkConfig, config: EvaluateConfig) -> list[Proble
             frame = frame.sort("problem_id").collect()
         except StageInputError as e:
             raise StageInputError(
-                f"benchmark {spec.name!r}: cannot read the test split of {config.problems_dir} "
-                f"(has the problems stage run?): {e}"
+                f"benchmark {spec.name!r} is the test split of {config.problems_dir}: {e}"
             ) from e
         rows = [Problem(r["problem_id"], r["problem"], r["answer"]) for r in frame.to_dicts()]
     else:
