@@ -11,7 +11,6 @@ and exits non-zero; ``--debug`` shows its traceback.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import runpy
 import sys
@@ -19,13 +18,20 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from typer._click.exceptions import ClickException
 
 from tracefactory import __version__
+from tracefactory.cli_errors import usage_error_lines
 from tracefactory.errors import ConfigError, TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
-from tracefactory.params import Params, apply_profile, describe_params, load_params
+from tracefactory.params import (
+    Params,
+    apply_profile,
+    describe_params,
+    load_params,
+    params_json,
+)
 from tracefactory.stage import run_stage
 from tracefactory.stats import setup_logging, write_metrics
 from tracefactory.summaries import SUMMARIES, SUMMARY_NAME
@@ -41,7 +47,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-params_app = typer.Typer(help="Show, check and apply parameter profiles.", no_args_is_help=True)
+params_app = typer.Typer(
+    help="Show the params, or apply a profile from pipelines/ to params.yaml.", no_args_is_help=True
+)
 app.add_typer(params_app, name="params")
 app.add_typer(tiny_policy_app, name="tiny-policy")
 
@@ -92,14 +100,16 @@ def main_options(
 
 @params_app.command("show")
 def params_show(
+    section: Annotated[
+        str, typer.Argument(help="Only this section or key, e.g. rollin or rollin.sampling.")
+    ] = "",
     params: ParamsPath = Path("params.yaml"),
     overrides: RolloutOverrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="The resolved params as JSON.")] = False,
 ) -> None:
     """Print every key with its resolved value, its default and what it means, after validation."""
     resolved = load_params(params, overrides or [])
-    as_text = json.dumps(resolved.model_dump(mode="json"), indent=2) if as_json else None
-    print(as_text or describe_params(resolved))
+    print(params_json(resolved, section) if as_json else describe_params(resolved, section))
 
 
 @params_app.command("apply")
@@ -387,10 +397,13 @@ def main() -> None:
     interrupted = "interrupted: finished shards are kept; rerun the same command to resume"
     try:
         code = app(standalone_mode=False)  # typer returns 130 for Ctrl-C, an Exit's code else
-    except click.ClickException as e:  # a usage error: click's own message and help hint
-        e.show()
+    except ClickException as e:  # a usage error: what is wrong, and where the help is
+        lines = usage_error_lines(e)
+        if lines is None:
+            e.show()
+        print("\n".join(lines or []), file=sys.stderr)
         sys.exit(e.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         _fail(interrupted, 130)
     except TracefactoryError as e:
         _fail(str(e), 2)
