@@ -383,6 +383,20 @@ def grade(
     grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
 
 
+@app.command()
+def show(
+    table: Annotated[Path, typer.Argument(help="A table folder, e.g. data/labels, data/evaluate.")],
+    rows: Annotated[int, typer.Option(min=0, help="How many rows to print.")] = 5,
+    where: Annotated[
+        str | None, typer.Option(help='SQL condition on the columns, e.g. "label = 1".')
+    ] = None,
+) -> None:
+    """Print rows of a table with every column, token ids decoded by the table's tokenizer."""
+    from tracefactory.show import show_table
+
+    print(show_table(table, rows, where))
+
+
 def _fail(message: str, code: int) -> None:
     """Print an expected failure as one line (the traceback with --debug) and exit ``code``."""
     if _DEBUG["on"]:
