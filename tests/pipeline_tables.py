@@ -14,7 +14,10 @@ from tracefactory.dataset.config import DatasetConfig
 from tracefactory.io import ShardWriter
 from tracefactory.labels.config import LabelConfig
 
-TOKENIZER = {"tokenizer": "tracefactory:tiny", "tokenizer_hash": "abc123"}
+# The tiny policy's tokenizer and its vocabulary hash (models.tokenizer_hash): the dataset's text
+# config decodes the token ids with it, after checking the hash.
+TINY_TOKENIZER_HASH = "96804eec25590c6f4500e827ee3489cbc961ff9cc9aa1a7ea720d170c7a44529"
+TOKENIZER = {"tokenizer": "tracefactory:tiny", "tokenizer_hash": TINY_TOKENIZER_HASH}
 
 
 @dataclass
@@ -133,6 +136,7 @@ def dataset_config(root: Path, **overrides) -> DatasetConfig:
     """A DatasetConfig reading ``root/labels`` and writing ``root/dataset``."""
     fields = dict(
         labels_dir=str(root / "labels"),
+        problems_dir=str(root / "problems"),
         verdicts_dir=str(root / "verdicts"),
         output_dir=str(root / "dataset"),
         provenance_dirs=[str(root / t) for t in ("rollins", "rollouts", "verdicts", "labels")],

@@ -34,7 +34,7 @@ def test_front_matter_declares_both_configs_license_and_size(labelled):
     export_dataset(config)
     meta = _front_matter((labelled / "dataset" / "README.md").read_text())
     configs = {c["config_name"]: c for c in meta["configs"]}
-    assert set(configs) == {"default", "openr1_vm"}
+    assert set(configs) == {"default", "openr1_vm", "text"}
     assert configs["default"]["default"] is True
     splits = {f["split"]: f["path"] for f in configs["openr1_vm"]["data_files"]}
     assert splits == {

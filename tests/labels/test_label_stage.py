@@ -6,7 +6,7 @@ import shutil
 import polars as pl
 import pytest
 import yaml
-from pipeline_tables import TableSpec, label_config, write_tables
+from pipeline_tables import TINY_TOKENIZER_HASH, TableSpec, label_config, write_tables
 from typer.testing import CliRunner
 
 from tracefactory.cli import app
@@ -113,7 +113,7 @@ def test_metadata_carries_the_rollouts_tokenizer(tmp_path):
     write_tables(tmp_path)
     _, labels = _run(tmp_path)
     assert labels.metadata["tokenizer"] == "tracefactory:tiny"
-    assert labels.metadata["tokenizer_hash"] == "abc123"
+    assert labels.metadata["tokenizer_hash"] == TINY_TOKENIZER_HASH
     assert labels.metadata["producer"] == "label"
 
 

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SPLIT_LABELS = {"train": "train", "val": "validation"}  # value-model split -> Hub split name
-CONFIG_SCHEMAS = {"default": "labels", "openr1_vm": "dataset_openr1_vm"}  # config -> its schema
+# config -> its schema
+CONFIG_SCHEMAS = {"default": "labels", "openr1_vm": "dataset_openr1_vm", "text": "dataset_text"}
 
 _SIZE_CATEGORIES = [
     (1_000, "n<1K"),
@@ -49,6 +50,8 @@ _CONFIGS_TABLE = "\n".join(
         "prefix + roll-out; labels from `supervised_start` on |",
         "| `openr1_vm` | one per problem | `roll_in_ids` (prompt + prefix), `roll_outs_ids`, "
         "`labels`: three aligned lists |",
+        "| `text` | one per roll-out | `default`'s rows decoded, for reading: `problem`, "
+        "`gold_answer`, `roll_in`, `roll_out`, `label`, `branch_value` |",
     ]
 )
 _BALANCE_COLUMNS = ["label", "class", "rollouts", "share", "tokens", "token_share"]
@@ -169,7 +172,7 @@ deterministic share of problem ids (hash), carved from the problems' train split
 
 def _columns() -> str:
     lines = []
-    for schema_name in ("labels", "dataset_openr1_vm"):
+    for config, schema_name in CONFIG_SCHEMAS.items():
         schema = load_schema(schema_name)
         rows = pl.DataFrame(
             {
@@ -178,7 +181,6 @@ def _columns() -> str:
                 "meaning": [c.doc for c in schema.columns],
             }
         )
-        config = "default" if schema_name == "labels" else "openr1_vm"
         lines.append(f"**`{config}`**\n\n{_table(rows)}")
     return "## Columns\n\n" + "\n\n".join(lines) + "\n"
 
