@@ -31,6 +31,7 @@ from tracefactory.params import (
     describe_params,
     load_params,
     params_json,
+    resolve_profile,
 )
 from tracefactory.stage import run_stage
 from tracefactory.stats import setup_logging, write_metrics
@@ -114,15 +115,18 @@ def params_show(
 
 @params_app.command("apply")
 def params_apply(
-    profile: Annotated[Path, typer.Argument(help="A profile, e.g. pipelines/paper.yaml.")],
+    profile: Annotated[
+        str, typer.Argument(help="A profile file, or a name in pipelines/: smoke, paper, ...")
+    ],
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Merge a profile into params.yaml (validated first), so `dvc repro` runs that configuration.
 
     `git diff params.yaml` shows what changed; `git checkout params.yaml` returns to the default.
     """
-    apply_profile(params, profile)
-    print(f"applied {profile} to {params}")
+    path = resolve_profile(profile)
+    apply_profile(params, path)
+    print(f"applied {path} to {params}")
 
 
 ProblemsOverrides, ProblemsReports = _overrides("problems.dedupe.near=true"), _reports("problems")

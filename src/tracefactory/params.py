@@ -99,6 +99,29 @@ def apply_profile(params_path: str | Path, profile_path: str | Path) -> Params:
     return params
 
 
+PROFILES_DIR = Path("pipelines")
+
+
+def resolve_profile(profile: str | Path) -> Path:
+    """A profile file: ``profile`` itself, or ``pipelines/<profile>.yaml`` for a bare name.
+
+    Raises:
+        ConfigError: neither exists (naming the profiles there are).
+    """
+    for candidate in (Path(profile), PROFILES_DIR / f"{profile}.yaml"):
+        if candidate.is_file():
+            return candidate
+    names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")) if PROFILES_DIR.is_dir() else []
+    close = difflib.get_close_matches(str(profile), names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    choices = (
+        f"the profiles in {PROFILES_DIR}/ are {', '.join(names)}"
+        if names
+        else (f"there is no {PROFILES_DIR}/ folder here")
+    )
+    raise ConfigError(f"profile {str(profile)!r} not found: {hint}give a file; {choices}")
+
+
 class KeySources:
     """Which source (a params file, a profile, a ``--set``) gave each key, the last one winning.
 
