@@ -352,8 +352,11 @@ def evaluate(
     summary.json, plots/accuracy.json, figures/*.png and report.md. Params: evaluate, seed. Runs
     the recipe train/evaluate_search.py; a rerun resumes from data/evaluate.
     """
+    from tracefactory.run_summary import render_run_summary
+
     detail, config = _run_recipe("evaluate_search", params, overrides, "evaluate", reports)
     write_metrics(Path(config.evaluate.output_dir) / SUMMARY_NAME, SUMMARIES["evaluate"](detail))
+    print(render_run_summary(config))
 
 
 @app.command()

@@ -14,11 +14,15 @@ import re
 from enum import StrEnum
 
 SUMMARY_NAME = "summary.json"  # beside the stage's detailed metrics.json
-DIGITS = 4  # rounding of fractions: differences below 1e-4 are noise at these sample sizes
+DIGITS = 4  # rounding of scores (Brier, AUROC): differences below 1e-4 are noise here
+PERCENT_DIGITS = 2  # rounding of shares and accuracies, which are in percent (as in the README)
 # The evaluation methods summarised, at the largest budget each was run at: the headline comparison
 # (value-guided search against majority voting and its random-choice control). The rest, with CIs,
 # is in the detail.
 EVALUATE_METHODS = ("pass", "mv", "vgs", "random")
+# The paired differences summarised (percentage points, with the 95% CI over problems) at the
+# largest budget both were run at: whether VGS beats voting, and beats its random control, or not.
+EVALUATE_PAIRS = (("vgs", "mv"), ("vgs", "random"))
 _BUDGETED = re.compile(r"^(?P<method>[a-z_]+)@(?P<budget>\d+)$")
 
 
@@ -37,6 +41,10 @@ def _fraction(value: float | None) -> float | None:
     return None if value is None else round(float(value), DIGITS)
 
 
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * float(value), PERCENT_DIGITS)
+
+
 def problems_summary(detail: dict) -> dict:
     """Problems kept after cleaning, dedupe and decontamination."""
     return {SummaryKey.ROWS: detail["problems"]}
@@ -48,11 +56,11 @@ def generation_summary(detail: dict) -> dict:
 
 
 def verify_summary(detail: dict) -> dict:
-    """Verdicts written and the share graded a match."""
+    """Verdicts written and the share graded a match, in percent."""
     stats = detail.get("stats", {})
     traces = stats.get("traces", 0)
     rate = stats.get("reason_match", 0) / traces if traces else None
-    return {SummaryKey.ROWS: detail["rows"], SummaryKey.MATCH_RATE: _fraction(rate)}
+    return {SummaryKey.ROWS: detail["rows"], SummaryKey.MATCH_RATE: _percent(rate)}
 
 
 def label_summary(detail: dict) -> dict:
@@ -69,17 +77,19 @@ def dataset_summary(detail: dict) -> dict:
 
 
 def train_summary(detail: dict) -> dict:
-    """The value model's validation Brier score, AUROC and within-problem pairwise accuracy."""
+    """The value model's validation Brier score, AUROC and within-problem pairwise accuracy (in
+    percent)."""
     val = detail.get("val", {})
     return {
         SummaryKey.BRIER: _fraction(val.get("brier")),
         SummaryKey.AUROC: _fraction(val.get("auroc")),
-        SummaryKey.PAIRWISE: _fraction(val.get("pairwise_accuracy")),
+        SummaryKey.PAIRWISE: _percent(val.get("pairwise_accuracy")),
     }
 
 
 def evaluate_summary(detail: dict) -> dict:
-    """Per benchmark, each headline method's accuracy at the largest budget it was run at.
+    """Per benchmark, each headline method's accuracy (percent) at the largest budget it was run
+    at, and the headline paired differences (percentage points) with their 95% CIs.
 
     ``pass@1`` is reported as ``pass``; the budget is dropped from every name so that sweeping
     ``evaluate.budgets`` keeps the same columns.
@@ -96,8 +106,27 @@ def evaluate_summary(detail: dict) -> dict:
             method, budget = match["method"], int(match["budget"])
             if method in EVALUATE_METHODS and budget >= best.get(method, (-1, 0.0))[0]:
                 best[method] = (budget, result["mean"])
-        summary[benchmark] = {m: _fraction(best[m][1]) for m in EVALUATE_METHODS if m in best}
+        summary[benchmark] = {m: _percent(best[m][1]) for m in EVALUATE_METHODS if m in best}
+        summary[benchmark] |= _paired_summary(methods.get("paired") or {})
     return summary
+
+
+def _paired_summary(paired: dict) -> dict:
+    """``{"vgs-mv": {"mean", "ci_low", "ci_high"}}`` in points, at each pair's largest budget."""
+    found: dict[str, tuple[int, dict]] = {}
+    for name, result in paired.items():
+        first, _, second = name.partition("-")
+        a, b = _BUDGETED.match(first), _BUDGETED.match(second)
+        if a is None or b is None or a["budget"] != b["budget"]:
+            continue
+        pair, budget = f"{a['method']}-{b['method']}", int(a["budget"])
+        wanted = (a["method"], b["method"]) in EVALUATE_PAIRS
+        if wanted and budget >= found.get(pair, (-1, {}))[0]:
+            found[pair] = (budget, result)
+    return {
+        pair: {k: _percent(result[k]) for k in ("mean", "ci_low", "ci_high")}
+        for pair, (_, result) in sorted(found.items())
+    }
 
 
 SUMMARIES = {
