@@ -404,6 +404,20 @@ def show(
     print(show_table(table, rows, where))
 
 
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The project folder (created).")] = Path("."),
+) -> None:
+    """Write a DVC project for the installed package: dvc.yaml, params.yaml, the profiles.
+
+    Then `tracefactory params apply smoke && dvc repro` runs it (`git init` and `dvc init` are
+    done where the folder is not a repository yet).
+    """
+    from tracefactory.init import init_project
+
+    print("\n".join(init_project(folder)))
+
+
 def _fail(message: str, code: int) -> None:
     """Print an expected failure as one line (the traceback with --debug) and exit ``code``."""
     if _DEBUG["on"]:

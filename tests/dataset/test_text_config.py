@@ -26,3 +26,10 @@ def test_text_rows_read_the_default_rows_with_their_problem_and_gold_answer(labe
         assert (row["label"], row["branch_value"]) == (source["label"], source["branch_value"])
         problem = problems.filter(pl.col("problem_id") == row["problem_id"]).row(0, named=True)
         assert (row["problem"], row["gold_answer"]) == (problem["problem"], problem["answer"])
+
+
+def test_the_card_says_what_branch_value_is_worth_here(labelled):
+    card = export_dataset(dataset_config(labelled)).folder / "README.md"
+    counts = TableReader(labelled / "labels").scan().select("branch_count").collect()
+    assert counts["branch_count"].max() == 2  # two roll-outs per branch point in these tables
+    assert "(`branch_count` of them, up to 2 here): a lower-variance target" in card.read_text()

@@ -268,13 +268,31 @@ more the roll-in's own outcome shows through.
 
 ### Per-problem Monte Carlo value
 
-`branch_value` is the mean success of the roll-outs sharing a branch point (`branch_count` of
-them): use it as a lower-variance target than the per-token trajectory class.
+{_branch_value_note(stats)}
 
 {_table(spread)}
 
 {_figure(figures, "mc_value_spread")}
 """
+
+
+def _branch_value_note(stats: DatasetStats) -> str:
+    """What ``branch_value`` is worth in this dataset: with one roll-out per branch point it is
+    the roll-out's own outcome, not a lower-variance target."""
+    most = int(stats.rows["branch_count"].max() or 0)
+    if most <= 1:
+        return (
+            "`branch_value` is the mean success of the roll-outs sharing a branch point; here "
+            "every branch point has one roll-out (`branch_count` is 1 on every row, "
+            "`rollout.samples_per_cut: 1`), so it equals the roll-out's own outcome (label 1 or "
+            "not) and is no lower-variance target. Set `rollout.samples_per_cut` above 1 for a "
+            "Monte Carlo estimate."
+        )
+    return (
+        "`branch_value` is the mean success of the roll-outs sharing a branch point "
+        f"(`branch_count` of them, up to {most} here): a lower-variance target than the per-token "
+        "trajectory class."
+    )
 
 
 def _provenance(hashes: dict[str, str]) -> str:
