@@ -88,7 +88,8 @@ def test_provenance_hashes_are_this_builds_inputs_as_dvc_records_them(labelled, 
     export_dataset(config, Params(seed=777))
     card = (labelled / "dataset" / "README.md").read_text()
     provenance = (labelled / "dataset" / "PROVENANCE.md").read_text()
-    tables = {"labels": config.labels_dir, "verdicts": config.verdicts_dir}
+    tables = {"problems": config.problems_dir, "labels": config.labels_dir,
+              "verdicts": config.verdicts_dir}  # fmt: skip
     recorded = _dvc_add_hashes(tmp_path, tables)
     for folder, digest in recorded.items():
         assert f"| `{folder}` | `{digest}` |" in provenance
