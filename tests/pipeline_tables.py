@@ -138,6 +138,7 @@ def dataset_config(root: Path, **overrides) -> DatasetConfig:
     """A DatasetConfig reading ``root/labels`` and writing ``root/dataset``."""
     fields = dict(
         labels_dir=str(root / "labels"),
+        problems_dir=str(root / "problems"),
         verdicts_dir=str(root / "verdicts"),
         output_dir=str(root / "dataset"),
         provenance_dirs=[str(root / t) for t in ("rollins", "rollouts", "verdicts", "labels")],

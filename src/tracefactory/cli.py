@@ -14,20 +14,27 @@ failure (bad input, a missing or corrupt table, Ctrl-C) prints one line and exit
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from typer._click.exceptions import ClickException
 
 from tracefactory import __version__
+from tracefactory.cli_errors import usage_error_lines
 from tracefactory.errors import TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
-from tracefactory.params import Params, apply_profile, describe_params, load_params
+from tracefactory.params import (
+    Params,
+    apply_profile,
+    describe_params,
+    load_params,
+    params_json,
+    resolve_profile,
+)
 from tracefactory.recipes import FRESH_HELP
 from tracefactory.stats import setup_logging
 from tracefactory.summaries import dataset_summary, write_reports
@@ -43,7 +50,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-params_app = typer.Typer(help="Show, check and apply parameter profiles.", no_args_is_help=True)
+params_app = typer.Typer(
+    help="Show the params, or apply a profile from pipelines/ to params.yaml.", no_args_is_help=True
+)
 app.add_typer(params_app, name="params")
 app.add_typer(tiny_policy_app, name="tiny-policy")
 
@@ -104,27 +113,32 @@ def main_options(
 
 @params_app.command("show")
 def params_show(
+    section: Annotated[
+        str, typer.Argument(help="Only this section or key, e.g. rollin or rollin.sampling.")
+    ] = "",
     params: ParamsPath = Path("params.yaml"),
     overrides: RolloutOverrides = None,
     as_json: Annotated[bool, typer.Option("--json", help="The resolved params as JSON.")] = False,
 ) -> None:
     """Print every key with its resolved value, its default and what it means, after validation."""
     resolved = load_params(params, overrides or [])
-    as_text = json.dumps(resolved.model_dump(mode="json"), indent=2) if as_json else None
-    print(as_text or describe_params(resolved))
+    print(params_json(resolved, section) if as_json else describe_params(resolved, section))
 
 
 @params_app.command("apply")
 def params_apply(
-    profile: Annotated[Path, typer.Argument(help="A profile, e.g. pipelines/paper.yaml.")],
+    profile: Annotated[
+        str, typer.Argument(help="A profile file, or a name in pipelines/: smoke, paper, ...")
+    ],
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Merge a profile into params.yaml (validated first), so `dvc repro` runs that configuration.
 
     `git diff params.yaml` shows what changed; `git checkout params.yaml` returns to the default.
     """
-    apply_profile(params, profile)
-    print(f"applied {profile} to {params}")
+    path = resolve_profile(profile)
+    apply_profile(params, path)
+    print(f"applied {path} to {params}")
 
 
 ProblemsOverrides, ProblemsReports = _overrides("problems.dedupe.near=true"), _reports("problems")
@@ -315,8 +329,13 @@ def evaluate(
     seed. Runs the recipe tracefactory.recipes.evaluate_search; a rerun resumes from
     data/evaluate.
     """
+    from tracefactory.run_summary import render_run_summary
+
     reports_dir = reports and f"evaluate.output_dir={reports}"
-    run_recipe("evaluate_search", params, overrides, reports_dir, ["--fresh"] if fresh else [])
+    config = run_recipe(
+        "evaluate_search", params, overrides, reports_dir, ["--fresh"] if fresh else []
+    )
+    print(render_run_summary(config))
 
 
 def run_recipe(
@@ -325,15 +344,17 @@ def run_recipe(
     overrides: list[str] | None,
     reports: str | None,
     options: list[str] | None = None,
-) -> None:
+) -> Params:
     """Run the recipe ``tracefactory.recipes.<name>`` with the command's params, overrides (and
-    ``reports``, the override of its reports folder), as ``python train/<name>.py`` would."""
+    ``reports``, the override of its reports folder), as ``python train/<name>.py`` would; return
+    the params it ran with."""
     overrides = [*(overrides or []), *([reports] if reports else [])]
-    load_params(params, overrides)  # a bad value fails before the recipe imports torch
+    config = load_params(params, overrides)  # a bad value fails before the recipe imports torch
     recipe = importlib.import_module(f"tracefactory.recipes.{name}")
     recipe.main(
         ["--params", str(params), *(o for s in overrides for o in ("--set", s)), *(options or [])]
     )
+    return config
 
 
 @app.command()
@@ -367,6 +388,34 @@ def grade(
     grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
 
 
+@app.command()
+def show(
+    table: Annotated[Path, typer.Argument(help="A table folder, e.g. data/labels, data/evaluate.")],
+    rows: Annotated[int, typer.Option(min=0, help="How many rows to print.")] = 5,
+    where: Annotated[
+        str | None, typer.Option(help='SQL condition on the columns, e.g. "label = 1".')
+    ] = None,
+) -> None:
+    """Print rows of a table with every column, token ids decoded by the table's tokenizer."""
+    from tracefactory.show import show_table
+
+    print(show_table(table, rows, where))
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The project folder (created).")] = Path("."),
+) -> None:
+    """Write a DVC project for the installed package: dvc.yaml, params.yaml, the profiles.
+
+    Then `tracefactory params apply smoke && dvc repro` runs it (`git init` and `dvc init` are
+    done where the folder is not a repository yet).
+    """
+    from tracefactory.init import init_project
+
+    print("\n".join(init_project(folder)))
+
+
 def _fail(message: str, code: int) -> None:
     """Print an expected failure as one line (the traceback with --debug) and exit ``code``."""
     if _DEBUG["on"]:
@@ -381,10 +430,13 @@ def main() -> None:
     interrupted = "interrupted: finished shards are kept; rerun the same command to resume"
     try:
         code = app(standalone_mode=False)  # typer returns 130 for Ctrl-C, an Exit's code else
-    except click.ClickException as e:  # a usage error: click's own message and help hint
-        e.show()
+    except ClickException as e:  # a usage error: what is wrong, and where the help is
+        lines = usage_error_lines(e)
+        if lines is None:
+            e.show()
+        print("\n".join(lines or []), file=sys.stderr)
         sys.exit(e.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         _fail(interrupted, 130)
     except TracefactoryError as e:
         _fail(str(e), 2)

@@ -7,8 +7,10 @@ Each stage's own section is a frozen pydantic model defined beside the stage;
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -119,22 +121,27 @@ def one_line_validation_error(source: str, error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def format_validation_error(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: invalid parameters"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
-        value = item.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"  {key}{shown}: {item['msg']}")
-    return "\n".join(lines)
+_KEY = re.compile(r"[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*")
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse a ``dotted.key=value`` override; the value is YAML (``3``, ``true``, ``[1, 2]``)."""
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """Parse a ``dotted.key=value`` override; the value is YAML (``3``, ``true``, ``[1, 2]``).
+
+    A list item is addressed by its index: ``rollin.policies[0].batch_size=8`` gives the path
+    ``["rollin", "policies", 0, "batch_size"]``.
+    """
     key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. rollin.samples=4)")
-    return key.strip().split("."), yaml.safe_load(value)
+    key = key.strip()
+    if not sep or not _KEY.fullmatch(key):
+        raise ConfigError(
+            f"--set {text!r} is not of the form key=value "
+            f"(e.g. rollin.samples_per_problem=8, rollin.policies[0].batch_size=8)"
+        )
+    path: list[str | int] = []
+    for part in key.split("."):
+        name, *indexes = part.replace("]", "").split("[")
+        path += [name, *(int(i) for i in indexes)]
+    return path, yaml.safe_load(value)
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -148,14 +155,36 @@ def deep_merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def set_path(data: dict, path: list[str], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
-        node = child
-    node[path[-1]] = value
+def set_path(data: dict, path: list[str | int], value: Any, defaults: dict) -> None:
+    """Set ``path`` in ``data`` to ``value``; a list the data does not hold yet is copied from
+    ``defaults`` (the same tree with every default filled in) so one of its items can be set.
+
+    Raises:
+        ConfigError: the path runs through a value that is not a section, or past a list's end.
+    """
+    node: Any = data
+    default: Any = defaults
+    shown = ""
+    for part, following in zip(path, [*path[1:], None], strict=True):
+        shown += f"[{part}]" if isinstance(part, int) else f"{'.' if shown else ''}{part}"
+        default = _child(default, part)
+        if isinstance(part, int):
+            if not isinstance(node, list) or not -len(node) <= part < len(node):
+                count = len(node) if isinstance(node, list) else 0
+                raise ConfigError(f"--set {shown}: the list has {count} item(s)")
+        elif not isinstance(node, dict):
+            raise ConfigError(f"--set {shown}: {shown.rsplit('.', 1)[0]} is not a section")
+        if following is None:
+            node[part] = value
+        elif isinstance(part, str) and part not in node:
+            node[part] = copy.deepcopy(default) if isinstance(following, int) else {}
+        node = node[part]
+
+
+def _child(tree: Any, part: str | int) -> Any:
+    if isinstance(part, int):
+        return tree[part] if isinstance(tree, list) and -len(tree) <= part < len(tree) else None
+    return tree.get(part) if isinstance(tree, dict) else None
 
 
 class _NoAliasLoader(yaml.SafeLoader):

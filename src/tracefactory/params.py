@@ -9,6 +9,7 @@ sees, diffs and caches the change like any other edit.
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import typing
@@ -23,7 +24,6 @@ from tracefactory.config import (
     RayConfig,
     Section,
     deep_merge,
-    format_validation_error,
     parse_override,
     read_yaml,
     set_path,
@@ -60,16 +60,18 @@ def load_params(path: str | Path = "params.yaml", overrides: Iterable[str] = ())
     """Load and validate ``path`` with ``key=value`` overrides applied on top.
 
     Raises:
-        ConfigError: naming each bad key, its value and what is allowed.
+        ConfigError: naming each bad key, its value, what is allowed and where the value came
+            from (the file or the ``--set`` that gave it).
     """
     data = read_yaml(path)
+    sources = KeySources()
+    sources.add(data, str(path))
+    defaults = Params().model_dump(mode="json")
     for override in overrides:
         key_path, value = parse_override(override)
-        set_path(data, key_path, value)
-    try:
-        return Params.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(str(path), e)) from None
+        set_path(data, key_path, value, defaults)
+        sources.add_path(key_path, value, f"--set {override}")
+    return validate_params(data, sources)
 
 
 def apply_profile(params_path: str | Path, profile_path: str | Path) -> Params:
@@ -81,11 +83,11 @@ def apply_profile(params_path: str | Path, profile_path: str | Path) -> Params:
     Raises:
         ConfigError: the merged params are invalid (``params_path`` is then left unchanged).
     """
-    merged = deep_merge(read_yaml(params_path), read_yaml(profile_path))
-    try:
-        params = Params.model_validate(merged)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(str(profile_path), e)) from None
+    base, profile = read_yaml(params_path), read_yaml(profile_path)
+    sources = KeySources()
+    sources.add(base, str(params_path))
+    sources.add(profile, str(profile_path))
+    params = validate_params(deep_merge(base, profile), sources)
     yaml = _round_trip_yaml()
     document = yaml.load(Path(params_path).read_text())
     _merge_keeping_comments(document, yaml.load(Path(profile_path).read_text()))
@@ -95,6 +97,125 @@ def apply_profile(params_path: str | Path, profile_path: str | Path) -> Params:
     body = text.getvalue()
     Path(params_path).write_text(body if body.startswith(header) else header + body)
     return params
+
+
+PROFILES_DIR = Path("pipelines")
+
+
+def resolve_profile(profile: str | Path) -> Path:
+    """A profile file: ``profile`` itself, or ``pipelines/<profile>.yaml`` for a bare name.
+
+    Raises:
+        ConfigError: neither exists (naming the profiles there are).
+    """
+    for candidate in (Path(profile), PROFILES_DIR / f"{profile}.yaml"):
+        if candidate.is_file():
+            return candidate
+    names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")) if PROFILES_DIR.is_dir() else []
+    close = difflib.get_close_matches(str(profile), names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    choices = (
+        f"the profiles in {PROFILES_DIR}/ are {', '.join(names)}"
+        if names
+        else (f"there is no {PROFILES_DIR}/ folder here")
+    )
+    raise ConfigError(f"profile {str(profile)!r} not found: {hint}give a file; {choices}")
+
+
+class KeySources:
+    """Which source (a params file, a profile, a ``--set``) gave each key, the last one winning.
+
+    An error then names where the bad value came from, not the file it was merged into.
+    """
+
+    def __init__(self) -> None:
+        self._by_path: dict[tuple[str | int, ...], str] = {}
+
+    def add(self, data: Any, source: str, prefix: tuple[str | int, ...] = ()) -> None:
+        """Record ``source`` for ``prefix`` and every key below it in ``data``."""
+        if prefix:
+            self._by_path[prefix] = source
+        items = data.items() if isinstance(data, dict) else []
+        items = enumerate(data) if isinstance(data, list) else items
+        for key, value in items:
+            self.add(value, source, (*prefix, key))
+
+    def add_path(self, path: list[str | int], value: Any, source: str) -> None:
+        """Record ``source`` for one set path (and what its value holds below it)."""
+        stale = [p for p in self._by_path if p[: len(path)] == tuple(path)]
+        for p in stale:
+            del self._by_path[p]
+        self.add(value, source, tuple(path))
+
+    def of(self, loc: tuple[str | int, ...]) -> str:
+        """The source of ``loc``: of the nearest enclosing key a source gave, else of the last
+        key given below it (``--set rolin.x=1`` is the source of the unknown section ``rolin``).
+        """
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self._by_path:
+                return self._by_path[loc[:end]]
+        below = [s for p, s in self._by_path.items() if p[: len(loc)] == loc]
+        return below[-1] if below else "the defaults"
+
+
+def validate_params(data: dict, sources: KeySources) -> Params:
+    """``Params`` from merged ``data``; a ``ConfigError`` with one line per bad key otherwise."""
+    try:
+        return Params.model_validate(data)
+    except ValidationError as e:
+        lines = [_error_line(item, sources) for item in e.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _error_line(item: Any, sources: KeySources) -> str:
+    loc = tuple(item["loc"])
+    key = format_key(loc)
+    source = sources.of(loc)
+    if item["type"] == "extra_forbidden":
+        return f"{source}: unknown key {key}; {_suggestion(loc)}"
+    value = item.get("input")
+    shown = "" if isinstance(value, dict) else f" = {value!r}"
+    return f"{source}: {key}{shown}: {item['msg']}"
+
+
+def format_key(loc: Iterable[str | int]) -> str:
+    """``("rollin", "policies", 0, "name")`` as ``rollin.policies[0].name``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
+    return text
+
+
+def _suggestion(loc: tuple[str | int, ...]) -> str:
+    """A "did you mean" for an unknown key: a sibling spelt alike, else any key of that name."""
+    section = _section_at(loc[:-1])
+    name = str(loc[-1])
+    close = difflib.get_close_matches(name, list(section.model_fields), n=1) if section else []
+    if close:
+        return f"did you mean {format_key((*loc[:-1], close[0]))}?"
+    elsewhere = [k for k in every_key() if k.rsplit(".", 1)[-1] == name]
+    if elsewhere:
+        return f"did you mean {' or '.join(elsewhere[:3])}?"
+    command = f"tracefactory params show {loc[0] if len(loc) > 1 else ''}".strip()
+    return f"`{command}` lists the keys"
+
+
+def _section_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The section model that holds the keys under ``loc`` (list indexes step into items)."""
+    section: type[BaseModel] | None = Params
+    for part in loc:
+        if section is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = section.model_fields.get(part)
+        section = _section_of(field.annotation) if field is not None else None
+    return section
+
+
+def every_key() -> list[str]:
+    """Every settable key, list items as ``key[].field``, in ``params show`` order."""
+    return [line.split(" ", 1)[0] for line in _describe(None, Params, "") if line[0] != " "]
 
 
 def _round_trip_yaml() -> YAML:
@@ -128,9 +249,44 @@ def _is_block(value: Any) -> bool:
     return isinstance(value, CommentedMap | CommentedSeq) and not value.fa.flow_style()
 
 
-def describe_params(params: Params) -> str:
-    """Every key of ``params`` with its value, its default when different, and what it means."""
-    return "\n".join(_describe(params, type(params), ""))
+def describe_params(params: Params, section: str = "") -> str:
+    """Every key of ``params`` (or of one ``section``, e.g. ``rollin`` or ``rollin.sampling``)
+    with its value, its default when different, and what it means.
+
+    Raises:
+        ConfigError: ``section`` is not a section or key of the params.
+    """
+    lines = _describe(params, type(params), "")
+    pairs = [lines[i : i + 2] for i in range(0, len(lines), 2)]  # a setting, then its meaning
+    _check_section(section)
+    shown = [pair for pair in pairs if _within(pair[0].split(" ", 1)[0], section)]
+    return "\n".join(line for pair in shown for line in pair)
+
+
+def params_json(params: Params, section: str = "") -> str:
+    """The resolved params (or one ``section`` of them) as JSON."""
+    _check_section(section)
+    value: Any = params.model_dump(mode="json")
+    for part in section.split(".") if section else []:
+        value = value[part]
+    return json.dumps(value, indent=2)
+
+
+def _within(key: str, section: str) -> bool:
+    return not section or key == section or key.startswith((f"{section}.", f"{section}[]"))
+
+
+def _check_section(section: str) -> None:
+    if not section:
+        return
+    keys = [key for key in every_key() if "[" not in key]  # list items have no section of own
+    prefixes = {key.rsplit(".", depth)[0] for key in keys for depth in range(key.count(".") + 1)}
+    if section in prefixes:
+        return
+    close = difflib.get_close_matches(section, sorted(prefixes), n=1)
+    top = ", ".join(Params.model_fields)
+    hint = f"did you mean {close[0]}?" if close else f"the sections are {top}"
+    raise ConfigError(f"params have no section or key {section!r}; {hint}")
 
 
 def _describe(value: BaseModel | None, section: type[BaseModel], prefix: str) -> list[str]:

@@ -23,10 +23,14 @@ from tracefactory.stats import write_metrics
 METRICS_NAME = "metrics.json"  # the detail
 SUMMARY_NAME = "summary.json"  # beside the stage's detailed metrics.json
 DIGITS = 4  # rounding of fractions: differences below 1e-4 are noise at these sample sizes
+PERCENT_DIGITS = 2  # rounding of shares and accuracies, which are in percent (as in the README)
 # The evaluation methods summarised, at the largest budget each was run at: the headline comparison
 # (value-guided search against majority voting and its random-choice control). The rest, with CIs,
 # is in the detail.
 EVALUATE_METHODS = ("pass", "mv", "vgs", "dvts", "random")
+# The paired differences summarised (percentage points, with the 95% CI over problems) at the
+# largest budget both were run at: whether VGS beats voting, and beats its random control, or not.
+EVALUATE_PAIRS = (("vgs", "mv"), ("vgs", "random"))
 _BUDGETED = re.compile(r"^(?P<method>[a-z_]+)@(?P<budget>\d+)$")
 
 
@@ -46,18 +50,24 @@ def fraction(value: float | None) -> float | None:
     return None if value is None else round(float(value), DIGITS)
 
 
+def percent(value: float | None) -> float | None:
+    """A share for a summary, in percent (every accuracy and rate a person reads is in percent)."""
+    return None if value is None else round(100 * float(value), PERCENT_DIGITS)
+
+
 def dataset_summary(detail: dict) -> dict:
     """Rows of the default config, every split together."""
     return {SummaryKey.ROWS: sum(detail["rows"].get("default", {}).values())}
 
 
 def train_summary(detail: dict) -> dict:
-    """The value model's validation Brier score, AUROC and within-problem pairwise accuracy."""
+    """The value model's validation Brier score, AUROC and within-problem pairwise accuracy (in
+    percent)."""
     val = detail.get("val", {})
     return {
         SummaryKey.BRIER: fraction(val.get("brier")),
         SummaryKey.AUROC: fraction(val.get("auroc")),
-        SummaryKey.PAIRWISE: fraction(val.get("pairwise_accuracy")),
+        SummaryKey.PAIRWISE: percent(val.get("pairwise_accuracy")),
     }
 
 
@@ -79,8 +89,27 @@ def evaluate_summary(detail: dict) -> dict:
             method, budget = match["method"], int(match["budget"])
             if method in EVALUATE_METHODS and budget >= best.get(method, (-1, 0.0))[0]:
                 best[method] = (budget, result["mean"])
-        summary[benchmark] = {m: fraction(best[m][1]) for m in EVALUATE_METHODS if m in best}
+        summary[benchmark] = {m: percent(best[m][1]) for m in EVALUATE_METHODS if m in best}
+        summary[benchmark] |= _paired_summary(methods.get("paired") or {})
     return summary
+
+
+def _paired_summary(paired: dict) -> dict:
+    """``{"vgs-mv": {"mean", "ci_low", "ci_high"}}`` in points, at each pair's largest budget."""
+    found: dict[str, tuple[int, dict]] = {}
+    for name, result in paired.items():
+        first, _, second = name.partition("-")
+        a, b = _BUDGETED.match(first), _BUDGETED.match(second)
+        if a is None or b is None or a["budget"] != b["budget"]:
+            continue
+        pair, budget = f"{a['method']}-{b['method']}", int(a["budget"])
+        wanted = (a["method"], b["method"]) in EVALUATE_PAIRS
+        if wanted and budget >= found.get(pair, (-1, {}))[0]:
+            found[pair] = (budget, result)
+    return {
+        pair: {k: percent(result[k]) for k in ("mean", "ci_low", "ci_high")}
+        for pair, (_, result) in sorted(found.items())
+    }
 
 
 def write_reports(

@@ -32,7 +32,7 @@ def test_front_matter_declares_both_configs_license_and_size(labelled):
     export_dataset(config)
     meta = _front_matter((labelled / "dataset" / "README.md").read_text())
     configs = {c["config_name"]: c for c in meta["configs"]}
-    assert set(configs) == {"default", "openr1_vm"}
+    assert set(configs) == {"default", "openr1_vm", "text"}
     assert configs["default"]["default"] is True
     splits = {f["split"]: f["path"] for f in configs["openr1_vm"]["data_files"]}
     assert splits == {
@@ -85,7 +85,8 @@ def test_provenance_hashes_are_this_builds_inputs_as_dvc_records_them(labelled, 
     export_dataset(config, Params(seed=777))
     card = (labelled / "dataset" / "README.md").read_text()
     provenance = (labelled / "dataset" / "PROVENANCE.md").read_text()
-    tables = {"labels": config.labels_dir, "verdicts": config.verdicts_dir}
+    tables = {"problems": config.problems_dir, "labels": config.labels_dir,
+              "verdicts": config.verdicts_dir}  # fmt: skip
     recorded = _dvc_add_hashes(tmp_path, tables)
     for folder, digest in recorded.items():
         assert f"| `{folder}` | `{digest}` |" in provenance

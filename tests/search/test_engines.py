@@ -25,7 +25,9 @@ def official_layout(source: Path, target: Path) -> Path:
     without our ``value_head`` entry (weights already use the official names)."""
     shutil.copytree(source, target)
     config = json.loads((target / "config.json").read_text())
-    config.pop("value_head")
+    config["model_type"] = config.pop("value_head")["backbone_model_type"]
+    config.pop("auto_map")
+    (target / "modeling_value_model.py").unlink()
     labels = {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
     config.update(architectures=["Qwen2ForClassifier"], id2label=labels,
                   label2id={v: int(k) for k, v in labels.items()})  # fmt: skip

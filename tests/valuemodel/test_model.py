@@ -165,7 +165,8 @@ def test_saved_folder_loads_by_hub_id_offline_and_in_the_official_layout(model, 
     assert json.loads(out.stdout.strip().splitlines()[-1]) == model.values(SEQUENCES)
 
     # The official Qwen2ForClassifier config (no value_head) over the same weights.
-    config.pop("value_head")
+    config["model_type"] = config.pop("value_head")["backbone_model_type"]
+    config.pop("auto_map")
     config["architectures"] = ["Qwen2ForClassifier"]
     config["attention_dropout"] = 0.05
     (snapshot / "config.json").write_text(json.dumps(config))

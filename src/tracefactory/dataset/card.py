@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SPLIT_LABELS = {"train": "train", "val": "validation"}  # value-model split -> Hub split name
-CONFIG_SCHEMAS = {"default": "labels", "openr1_vm": "dataset_openr1_vm"}  # config -> its schema
+# config -> its schema
+CONFIG_SCHEMAS = {"default": "labels", "openr1_vm": "dataset_openr1_vm", "text": "dataset_text"}
 
 _SIZE_CATEGORIES = [
     (1_000, "n<1K"),
@@ -50,6 +51,8 @@ _CONFIGS_TABLE = "\n".join(
         "prefix + roll-out; labels from `supervised_start` on |",
         "| `openr1_vm` | one per problem | `roll_in_ids` (prompt + prefix), `roll_outs_ids`, "
         "`labels`: three aligned lists |",
+        "| `text` | one per roll-out | `default`'s rows decoded, for reading: `problem`, "
+        "`gold_answer`, `roll_in`, `roll_out`, `label`, `branch_value` |",
     ]
 )
 _BALANCE_COLUMNS = ["label", "class", "rollouts", "share", "tokens", "token_share"]
@@ -167,7 +170,7 @@ deterministic share of problem ids (hash), carved from the problems' train split
 
 def _columns() -> str:
     lines = []
-    for schema_name in ("labels", "dataset_openr1_vm"):
+    for config, schema_name in CONFIG_SCHEMAS.items():
         schema = load_schema(schema_name)
         rows = pl.DataFrame(
             {
@@ -176,7 +179,6 @@ def _columns() -> str:
                 "meaning": [c.doc for c in schema.columns],
             }
         )
-        config = "default" if schema_name == "labels" else "openr1_vm"
         lines.append(f"**`{config}`**\n\n{_table(rows)}")
     return "## Columns\n\n" + "\n\n".join(lines) + "\n"
 
@@ -264,13 +266,31 @@ more the roll-in's own outcome shows through.
 
 ### Per-problem Monte Carlo value
 
-`branch_value` is the mean success of the roll-outs sharing a branch point (`branch_count` of
-them): use it as a lower-variance target than the per-token trajectory class.
+{_branch_value_note(stats)}
 
 {_table(spread)}
 
 {_figure(figures, "mc_value_spread")}
 """
+
+
+def _branch_value_note(stats: DatasetStats) -> str:
+    """What ``branch_value`` is worth in this dataset: with one roll-out per branch point it is
+    the roll-out's own outcome, not a lower-variance target."""
+    most = int(stats.rows["branch_count"].max() or 0)
+    if most <= 1:
+        return (
+            "`branch_value` is the mean success of the roll-outs sharing a branch point; here "
+            "every branch point has one roll-out (`branch_count` is 1 on every row, "
+            "`rollout.samples_per_cut: 1`), so it equals the roll-out's own outcome (label 1 or "
+            "not) and is no lower-variance target. Set `rollout.samples_per_cut` above 1 for a "
+            "Monte Carlo estimate."
+        )
+    return (
+        "`branch_value` is the mean success of the roll-outs sharing a branch point "
+        f"(`branch_count` of them, up to {most} here): a lower-variance target than the per-token "
+        "trajectory class."
+    )
 
 
 def _provenance(hashes: dict[str, str]) -> str:

@@ -8,10 +8,12 @@ from tracefactory.config import Section
 
 
 class DatasetConfig(Section):
-    """The exported dataset folder (`default` + `openr1_vm` configs), its card and figures."""
+    """The exported dataset folder (`default`, `openr1_vm` and `text` configs), card and figures."""
 
     labels_dir: str = "data/labels"
     """input table (schemas/labels.yaml)"""
+    problems_dir: str = "data/problems"
+    """problem text and gold answer of the `text` config"""
     verdicts_dir: str = "data/verdicts"
     """for the card: what was graded and what was dropped"""
     output_dir: str = "data/dataset"

@@ -8,8 +8,10 @@ Layout (config names as in the card's ``configs:`` front matter)::
       figures/*.png                  the card's figures
       default/train-00000-of-00002.parquet, validation-...   our layout (schemas/labels.yaml)
       openr1_vm/train-..., validation-...                    OpenR1-VM layout, one row per problem
+      text/train-..., validation-...                         default's rows decoded, for reading
 
-``load_dataset(folder)`` and ``load_dataset(folder, "openr1_vm")`` follow the card's configs;
+``load_dataset(folder)``, ``load_dataset(folder, "openr1_vm")`` and ``(folder, "text")`` follow the
+card's configs;
 ``load_dataset("parquet", data_dir=folder + "/default")`` reads one config directly. The folder is
 built under ``<folder>.incomplete`` and renamed into place only when whole (as ``datasets`` does).
 """
@@ -29,7 +31,7 @@ from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import draw_figures
 from tracefactory.dataset.provenance import PROVENANCE_FILE, input_hashes, render_provenance
 from tracefactory.dataset.stats import collect_stats
-from tracefactory.errors import ShardError, TracefactoryError
+from tracefactory.errors import ShardError, StageInputError, TracefactoryError
 from tracefactory.integrity import TableLock, record_folder, require_replaceable
 from tracefactory.io import SplitFileWriter, TableReader, atomic_folder
 from tracefactory.schemas import CLASS_NAMES, load_schema
@@ -113,6 +115,56 @@ def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -
     return files
 
 
+TEXT_SOURCE_COLUMNS = [
+    "rollout_id",
+    "problem_id",
+    "split",
+    "input_ids",
+    "supervised_start",
+    "label",
+    "branch_value",
+    "branch_count",
+]
+
+
+def write_text(
+    labels: TableReader, problems: TableReader, folder: Path, rows_per_file: int
+) -> SplitFileWriter:
+    """Write the ``text`` config: each ``default`` row decoded, beside its problem and gold answer,
+    so a person and the Hub's viewer can read the data (schemas/dataset_text.yaml).
+
+    Raises:
+        StageInputError: the tokenizer the labels table records is not the one that loads here,
+            or a labels row's problem is not in the problems table.
+    """
+    metadata = labels.metadata
+    tokenizer = labels.tokenizer()
+    gold = problems.scan().select("problem_id", "problem", gold_answer="answer").collect()
+    files = SplitFileWriter(folder, load_schema("dataset_text"), metadata, rows_per_file)
+    start = pl.col("supervised_start")
+    for batch in labels.iter_batches(columns=TEXT_SOURCE_COLUMNS, batch_size=2048):
+        frame = pl.from_arrow(pa.Table.from_batches([batch])).join(
+            gold, on="problem_id", how="left"
+        )
+        missing = frame.filter(pl.col("problem").is_null())["problem_id"].unique().to_list()
+        if missing:
+            raise StageInputError(
+                f"{labels.directory}: problem(s) {sorted(missing)[:3]} are not in "
+                f"{problems.directory}; rerun the pipeline from the problems stage"
+            )
+        roll_in = frame.select(pl.col("input_ids").list.head(start))["input_ids"].to_list()
+        roll_out = frame.select(pl.col("input_ids").list.slice(start))["input_ids"].to_list()
+        frame = frame.with_columns(
+            roll_in=pl.Series(tokenizer.batch_decode(roll_in), dtype=pl.String),
+            roll_out=pl.Series(tokenizer.batch_decode(roll_out), dtype=pl.String),
+        )
+        for split, hub_split in SPLIT_NAMES.items():
+            part = _hub_split(frame, split)
+            if part.num_rows:
+                files.write(hub_split, part.select(load_schema("dataset_text").arrow.names))
+    return files
+
+
 def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> str | None:
     """The first validation row (else the first row) as text, for the card; None when the
     tokenizer cannot be loaded here (the card then shows only how to decode)."""
@@ -134,7 +186,7 @@ def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> st
 
 
 def export_dataset(config: DatasetConfig, params: Params | None = None) -> ExportSummary:
-    """Build the dataset folder: both configs, the figures and the card.
+    """Build the dataset folder: its three configs, the figures and the card.
 
     Args:
         config: the ``dataset`` params section.
@@ -156,6 +208,9 @@ def _export(final: Path, config: DatasetConfig, params: Params | None) -> Export
         writers = {
             "default": write_default(labels, staging / "default", config.rows_per_file),
             "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config.problems_per_file),
+            "text": write_text(
+                labels, TableReader(config.problems_dir), staging / "text", config.rows_per_file
+            ),
         }
         for name, writer in writers.items():
             summary.files[name], summary.rows[name] = writer.close()

@@ -33,7 +33,9 @@ CITED_SECTIONS = {"seed", "problems", "rollin", "rollout", "verify", "label", "d
 
 def input_hashes(config: DatasetConfig) -> dict[str, str]:
     """``{table folder: DVC md5}`` of every table the dataset was built from, computed now."""
-    folders = dict.fromkeys([*config.provenance_dirs, config.labels_dir, config.verdicts_dir])
+    folders = dict.fromkeys(
+        [config.problems_dir, *config.provenance_dirs, config.labels_dir, config.verdicts_dir]
+    )
     return {folder: dvc_md5(folder) for folder in folders}
 
 

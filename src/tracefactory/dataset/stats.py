@@ -158,6 +158,7 @@ def collect_stats(labels_dir: str | Path, verdicts_dir: str | Path) -> DatasetSt
             "split",
             "label",
             "branch_value",
+            "branch_count",
             "rollin_length",
             pl.col("supervised_start").alias("context_length"),
             (input_length - pl.col("supervised_start")).alias("rollout_length"),

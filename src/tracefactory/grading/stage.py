@@ -28,7 +28,7 @@ from tracefactory.io import TableReader
 from tracefactory.models import require_same_tokenizer
 from tracefactory.schemas import FinishReason
 from tracefactory.stage import Shard, ShardResult, Stage
-from tracefactory.summaries import SummaryKey, fraction
+from tracefactory.summaries import SummaryKey, percent
 
 if TYPE_CHECKING:
     from tracefactory.params import Params
@@ -156,7 +156,7 @@ class VerifyStage(Stage):
         matches = stats.get(reason_counter(Reason.MATCH), 0)
         return {
             SummaryKey.ROWS: report["rows"],
-            SummaryKey.MATCH_RATE: fraction(matches / traces if traces else None),
+            SummaryKey.MATCH_RATE: percent(matches / traces if traces else None),
         }
 
     def _responses(self, table: str, name: str) -> pl.DataFrame:

@@ -337,7 +337,7 @@ def finish(
         },
     }
     write_reports(reports, result, train_summary(result))
-    write_metrics(reports / "curve.json", curve)
+    write_metrics(reports / "curve.json", vm_metrics.curve_rows(curve))
     write_metrics(reports / "calibration.json", calibration)
     logger.info(
         "val: loss %.4f (constant %.4f) | brier %.4f (constant %.4f) | auroc %.3f | pairwise %.3f",

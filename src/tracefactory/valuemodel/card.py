@@ -30,14 +30,32 @@ def _hub_id(name: str) -> str | None:
     return None
 
 
-def front_matter(cfg: TrainConfig, license_id: str) -> str:
-    """YAML front matter: license, library, tags, and base model and dataset when on the Hub."""
+def front_matter(cfg: TrainConfig, license_id: str, val: dict[str, Any]) -> str:
+    """YAML front matter in the Hub's fields: license, library, base model and dataset (when
+    they are Hub ids), and the validation metrics as a ``model-index`` result."""
     meta: dict[str, Any] = {"license": license_id, "library_name": "transformers"}
     if base := _hub_id(cfg.init_from):
         meta["base_model"] = base
     if dataset := _hub_id(cfg.dataset):
         meta["datasets"] = [dataset]
     meta["tags"] = ["value-model", "value-guided-search", "math", "reasoning"]
+    meta["pipeline_tag"] = "token-classification"
+    metrics = [
+        {"type": name, "value": round(float(val[name]), 4), "name": what}
+        for name, _, what in _METRICS
+        if val.get(name) is not None
+    ]
+    result = {
+        "task": {"type": "token-classification", "name": "value estimation"},
+        "dataset": {
+            "name": cfg.dataset,
+            "type": dataset or cfg.dataset,
+            "config": cfg.dataset_config,
+            "split": "validation (held-out problems)",
+        },
+        "metrics": metrics,
+    }
+    meta["model-index"] = [{"name": "value-model", "results": [result]}]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
 
 
@@ -58,7 +76,7 @@ def render_model_card(
         for p in last
     )
     image = f"![calibration]({figure})\n\n" if figure else ""
-    return f"""{front_matter(cfg, cfg.license)}
+    return f"""{front_matter(cfg, cfg.license, val)}
 # Value model (value-guided search)
 
 A token-level value model as in *Value-Guided Search for Efficient Chain-of-Thought Reasoning*
@@ -88,6 +106,17 @@ from tracefactory.valuemodel.model import ValueModel
 
 model = ValueModel.from_pretrained("<this folder or Hub id>")
 values = model.values([[...token ids of prompt + partial response...]])
+```
+
+Without tracefactory, plain transformers loads the same model, trained head included, from the
+folder's own code (`modeling_value_model.py`); without `trust_remote_code=True` it refuses the
+folder rather than attach a fresh head:
+
+```python
+from transformers import AutoModelForTokenClassification
+
+model = AutoModelForTokenClassification.from_pretrained("<this folder>", trust_remote_code=True)
+logits = model(input_ids=ids).logits  # (batch, tokens, 3); value = softmax(logits)[..., 1]
 ```
 
 The weights use the official `Qwen2ForClassifier` names (`model.*`, `score.0`, `score.2`), so the

@@ -215,3 +215,11 @@ def calibration_points(predictions: SplitPredictions, split: DatasetSplit, bins:
         for record in reliability(prob, outcome, bins).iter_rows(named=True):
             points.append({"points": name, "bin_center": (record["bin"] + 0.5) / bins, **record})
     return points
+
+
+def curve_rows(points: list[dict]) -> list[dict]:
+    """The training curve as plot rows that all carry the same fields, ``None`` where a point has
+    no value (``val_*`` between evaluations): ``dvc plots show`` drops a plot whose rows differ
+    in their keys, with only a warning."""
+    fields = dict.fromkeys(field for point in points for field in point)
+    return [{field: point.get(field) for field in fields} for point in points]

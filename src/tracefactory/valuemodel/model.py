@@ -47,6 +47,7 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
 )
 OFFICIAL_ARCHITECTURE = "Qwen2ForClassifier"
+MODELING_FILE = "modeling_value_model.py"  # hf_modeling, as the folder's custom code
 
 
 @contextlib.contextmanager
@@ -180,6 +181,10 @@ class ValueModel(nn.Module):
                 weights lack backbone tensors.
             StageInputError: if a file differs from the folder's ``checksums.json``.
         """
+        from transformers import AutoConfig
+
+        from tracefactory.valuemodel import hf_modeling
+
         path = _existing_folder(path, "value model")
         verify_folder(path, "retrain it (`tracefactory train`) or copy it again")
         try:
@@ -187,7 +192,11 @@ class ValueModel(nn.Module):
         except ValueError as e:
             raise ConfigError(f"{path / 'config.json'} is not JSON ({e}); copy it again") from e
         head = raw.get("value_head") or _official_head(raw, path)
-        backbone = _load_backbone(path, dtype)
+        extra = {}
+        if raw.get("model_type") == hf_modeling.MODEL_TYPE:  # the backbone's config, explicitly
+            fields = {k: v for k, v in raw.items() if k not in hf_modeling.OWN_KEYS}
+            extra["config"] = AutoConfig.for_model(head["backbone_model_type"], **fields)
+        backbone = _load_backbone(path, dtype, **extra)
         model = cls(backbone, head)
         head_state = {k.removeprefix("score."): v for k, v in _load_weights(path, "score.").items()}
         model.score.load_state_dict(head_state)
@@ -202,12 +211,25 @@ class ValueModel(nn.Module):
             path: the output folder (created).
             tokenizer_from: folder whose tokenizer files are copied (default: the backbone's).
         """
+        from tracefactory.valuemodel import hf_modeling
+
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         config = self.config.to_dict()
         config.pop("_name_or_path", None)  # a machine path: the folder must load anywhere
-        config["architectures"] = ["ValueModel"]
-        config["value_head"] = self.head
+        # Plain transformers loads the folder with the trained head through the auto classes
+        # (trust_remote_code=True), and refuses it without; see hf_modeling.
+        config["value_head"] = {**self.head, "backbone_model_type": config["model_type"]}
+        config["model_type"] = hf_modeling.MODEL_TYPE
+        config["architectures"] = ["ValueModelForTokenClassification"]
+        module = Path(hf_modeling.__file__)
+        config["auto_map"] = {
+            "AutoConfig": f"{MODELING_FILE[:-3]}.ValueModelConfig",
+            "AutoModelForTokenClassification": (
+                f"{MODELING_FILE[:-3]}.ValueModelForTokenClassification"
+            ),
+        }
+        shutil.copyfile(module, path / MODELING_FILE)
         config["num_labels"] = int(self.head["num_classes"])
         # The official Qwen2ForClassifier reads its class count from id2label.
         config["id2label"] = dict(enumerate(self.head["class_names"]))
