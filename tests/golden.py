@@ -24,7 +24,7 @@ GOLDEN = {
     "rollout": (1, "8286ddd5367efdcd"),
     "verify": (1, "55a07a5b39908472"),
     "label": (1, "5cac6588827ecf29"),
-    "evaluate": (1, "3ff8f0e122ec2d3f"),
+    "evaluate": (2, "162f031620cc4912"),
 }
 
 

@@ -61,7 +61,7 @@ class EvaluateStage(Stage):
 
     name = "evaluate"
     output_schema = "evaluate_samples"
-    version = 1
+    version = 2  # 2: value_flops_full, and the official count in value_tokens_full
     counters = EvaluateCount
     rate_counts = (EvaluateCount.SAMPLES, EvaluateCount.TOKENS)
     summary = staticmethod(evaluate_summary)  # of the metrics counted from the finished table
