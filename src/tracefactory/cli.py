@@ -24,6 +24,7 @@ import typer
 
 from tracefactory import __version__
 from tracefactory.errors import ConfigError, TracefactoryError
+from tracefactory.grading.compare import GraderMode
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.params import Params, apply_profile, describe_params, load_params
 from tracefactory.stage import run_stage
@@ -362,6 +363,9 @@ def grade(
     ] = False,
     workers: Annotated[int, typer.Option(help="Grader worker processes.")] = 2,
     timeout_s: Annotated[float, typer.Option(help="Hard limit per comparison, seconds.")] = 5.0,
+    mode: Annotated[
+        GraderMode, typer.Option(help="tracefactory (ours) or official (the paper's evaluation).")
+    ] = GraderMode.TRACEFACTORY,
 ) -> None:
     """Grade responses against gold answers; print one JSON verdict (label, reason, answer) each.
 
@@ -370,7 +374,7 @@ def grade(
     """
     from tracefactory.grading.cli import grade_cli
 
-    grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
+    grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s, mode=mode)
 
 
 def _fail(message: str, code: int) -> None:

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from tracefactory.config import Section
 from tracefactory.errors import ConfigError
-from tracefactory.grading.compare import ComparisonSettings
+from tracefactory.grading.compare import ComparisonSettings, GraderMode
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.grading.pool import PoolSettings, WorkerPool
 from tracefactory.grading.verdict import GRADER_VERSION, Reason, Verdict
@@ -47,6 +47,7 @@ class GraderConfig(Section):
     float_rounding: int = Field(6, ge=0)  # decimal places floats are rounded to (math-verify)
     numeric_precision: int = Field(15, ge=1)  # significant digits of numeric equality (math-verify)
     cache_size: int = Field(200_000, ge=0)  # verdicts kept in memory, LRU; 0 disables the cache
+    mode: GraderMode = GraderMode.TRACEFACTORY  # tracefactory | official (the paper's evaluation)
 
 
 class Grader:
@@ -70,11 +71,15 @@ class Grader:
         self.settings = ComparisonSettings(
             float_rounding=self.config.float_rounding,
             numeric_precision=self.config.numeric_precision,
+            mode=self.config.mode,
         )
-        self.version = (
-            f"{GRADER_VERSION}+math-verify-{package_version('math-verify')}"
-            f"+fr{self.settings.float_rounding}+np{self.settings.numeric_precision}"
+        rules = (
+            "official"
+            if self.config.mode is GraderMode.OFFICIAL
+            else f"{GRADER_VERSION}+fr{self.settings.float_rounding}"
+            f"+np{self.settings.numeric_precision}"
         )
+        self.version = f"{rules}+math-verify-{package_version('math-verify')}"
         self._cache: OrderedDict[tuple[str, str, str], Reason] = OrderedDict()
         self._lock = threading.Lock()
         pool_settings = PoolSettings(self.settings, self.config.timeout_s, self.config.memory_mb)
