@@ -19,9 +19,10 @@ import polars as pl
 
 from tracefactory.config import WorkerConfig, params_hash
 from tracefactory.errors import StageInputError
+from tracefactory.grading.canary import grader_identity
 from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.grader import Grader
-from tracefactory.grading.verdict import GRADER_VERSION, Reason
+from tracefactory.grading.verdict import Reason
 from tracefactory.io import TableReader
 from tracefactory.models import require_same_tokenizer
 from tracefactory.stage import Shard, ShardResult, Stage
@@ -64,11 +65,12 @@ class VerifyStage(Stage):
         ]
 
     def metadata(self) -> dict[str, str]:
+        # Grades the canaries first: a drifted grader stops here, before any shard is written.
         return {
             "producer": self.name,
             "params_hash": params_hash(
                 self.config.grader,
-                GRADER_VERSION,
+                grader_identity(self.config.grader),
                 self.problems.fingerprint,
                 *(reader.fingerprint for reader in self.inputs.values()),
             ),
