@@ -8,9 +8,8 @@ The value-guided-search release (github.com/kaiwenw/value-guided-search) grades 
    too) up to the brace that closes it, stripped; empty when that box is never closed;
 3. an empty answer or gold is wrong; otherwise math-verify's ``parse`` of ``$answer$`` and
    ``$gold$`` (default extraction, no rewrites) and ``sympy_expr_eq`` on every pair of parsed
-   forms, both ways, with float rounding 5 and numeric precision 5, strict, no set-relation
-   comparison, each pair under math-verify's own 1 s timeout; an exception or a timeout makes
-   that pair unequal.
+   forms, both ways, with float rounding 5 and numeric precision 5, strict, each pair under
+   math-verify's own 1 s timeout; an exception or a timeout makes that pair unequal.
 
 This module re-implements those rules (no code is copied); tests/grading/test_official_mode.py
 checks that it gives the verdicts the release's own functions recorded on a corpus of ours.
@@ -90,7 +89,12 @@ def _pair_equal(gold: object, answer: object) -> bool:
     @timeout(timeout_seconds=_PAIR_TIMEOUT_S)
     def compare() -> bool:
         if isinstance(gold, Basic | MatrixBase) and isinstance(answer, Basic | MatrixBase):
-            return sympy_expr_eq(gold, answer, _PRECISION, _PRECISION, strict=True)
+            # The release passes `strict` positionally, where math-verify >= 0.8 has
+            # `allow_set_relation_comp`: so both are on. Both directions are tried, so this
+            # equals math-verify 0.7's comparison (relation vs set in one direction only).
+            return sympy_expr_eq(
+                gold, answer, _PRECISION, _PRECISION, allow_set_relation_comp=True, strict=True
+            )
         if isinstance(gold, str) and isinstance(answer, str):
             return bool(gold.strip()) and gold.strip() == answer.strip()
         return False
