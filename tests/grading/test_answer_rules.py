@@ -13,6 +13,10 @@ EQUATION_MATCHES = [
     ("x = 3", "3"),
     ("y = 2x + 1", "2x + 1"),
     ("k = 45, n = 2", "45, 2"),  # several assignments against their values
+    ("(p, q) = (3, 2)", "(3, 2)"),  # the left side names quantities: a tuple of variables,
+    ("AB = 4", "4"),  # a segment
+    ("x > 1", "2 < 2x"),  # inequalities with the same solutions
+    (r"x^2 \ge 4", r"x^4 \ge 16"),
 ]
 EQUATION_MISMATCHES = [
     ("x + y = 1", "1"),  # math-verify alone reads only the right-hand side here
@@ -20,6 +24,7 @@ EQUATION_MISMATCHES = [
     ("2x + z = 1", "1"),
     ("x + y = 1, x - y = 3", "1, 3"),
     ("x + y = 1", "x = 1"),
+    ("x > 1", "x > 2"),
 ]
 CLASS_MATCHES = [
     ("10", "10 weeks"),  # unit words after a number
@@ -27,6 +32,7 @@ CLASS_MATCHES = [
     ("10", "10 cm^2"),
     ("10", "10 square meters"),
     ("2i", "(1+i)^2"),  # i is the imaginary unit when the gold is complex
+    ("-1", r"e^{i\pi}"),  # or a number against an answer with i
     (r"\cos x", r"\sin(90^\circ - x)"),  # degrees inside trigonometry are pi/180
     (r"\frac{1}{2}", r"\sin 30^\circ"),
     ("1000", "1 000"),  # space and thin-space thousands
@@ -59,6 +65,10 @@ CLASS_MISMATCHES = [
     (r"\pi", "3.14"),
     ("0.1", r"10\%"),  # choice: a percent is not its fraction
     ("(1, 2)", "(2, 1)"),  # choice: a tuple (parentheses) is ordered
+    ("(3, 1)", r"\{1, 3\}"),  # and never a set in braces
+    ("0.1", "10%"),  # a bare % too
+    ("1.22", "1,22"),  # choice: no decimal comma
+    ("5", "5.001"),  # one unit of the last place is not a rounding
     ("1, 2", "1, 2, 3"),
 ]
 
@@ -84,7 +94,8 @@ def test_different_answers_mismatch_both_ways(shared_grader: Grader, gold: str, 
         assert verdict.label is TrajectoryClass.WRONG, (first, second)
 
 
-# Several final boxes joined only by `,`, `;`, `and`, spaces or line breaks are one answer.
+# Several final boxes joined only by `,`, `;`, `and`, delimiters or spaces are one answer; when it
+# does not match, the last box alone is compared (a gold may record only the last part).
 MULTI_BOX = [
     (r"So \boxed{1} and \boxed{2}.", "1, 2", TrajectoryClass.CORRECT),
     (r"So \boxed{1} and \boxed{2}.", r"\{1, 2\}", TrajectoryClass.CORRECT),
@@ -92,7 +103,9 @@ MULTI_BOX = [
     (r"\boxed{3}\quad\boxed{-3}", r"\pm 3", TrajectoryClass.CORRECT),
     (r"\boxed{5}, \boxed{5}", "5", TrajectoryClass.CORRECT),  # a repeated part counts once
     (r"\boxed{\frac{1}{2}} = \boxed{0.5}", "0.5", TrajectoryClass.CORRECT),  # one answer, twice
-    (r"So \boxed{1} and \boxed{2}.", "2", TrajectoryClass.WRONG),  # two answers for one
+    (r"So \boxed{1} and \boxed{2}.", "2", TrajectoryClass.CORRECT),  # a gold of the last part
+    (r"So \boxed{1} and \boxed{2}.", "1", TrajectoryClass.WRONG),  # but never an earlier one
+    (r"\[ \boxed{\text{Yes}} \] \[ \boxed{4} \]", "4", TrajectoryClass.CORRECT),
     (r"\boxed{3} or \boxed{4}", "3", TrajectoryClass.WRONG),  # a hedge: the last box counts
     (r"First \boxed{3}. Then the final answer is \boxed{4}", "4", TrajectoryClass.CORRECT),
 ]

@@ -134,8 +134,25 @@ def _equations(expression: object) -> list:
 
 
 def _is_assignment(equation: object) -> bool:
-    """``var = value``: a single variable on the left (``x = 3``, ``y = 2x+1``)."""
-    return equation.lhs.is_Symbol
+    """``name = value``: the left side names a quantity (see `_names_a_quantity`)."""
+    return _names_a_quantity(equation.lhs)
+
+
+def _names_a_quantity(side: object) -> bool:
+    """A variable (``x``), a tuple of them (``(p, q)``), or a product, ratio or absolute value of
+    them (a segment ``AB``, a ratio ``V_1 : V_2``, ``|AB|``): a name, not a relation. A sum or
+    anything with a number (``x + y``, ``2x + z``) is an equation to satisfy, not a name."""
+    import sympy
+
+    if isinstance(side, sympy.Symbol):
+        return True
+    if isinstance(side, sympy.Tuple | sympy.Mul):
+        return all(_names_a_quantity(arg) for arg in side.args)
+    if isinstance(side, sympy.Abs):
+        return _names_a_quantity(side.args[0])
+    if isinstance(side, sympy.Pow):
+        return side.exp == -1 and _names_a_quantity(side.base)
+    return False
 
 
 def _equation_against_value(parsed_gold: list, parsed_answer: list) -> bool:
@@ -153,14 +170,64 @@ def _equation_against_value(parsed_gold: list, parsed_answer: list) -> bool:
     return not all(_is_assignment(eq) for eq in gold_equations or answer_equations)
 
 
+_EXPLICIT_SET = re.compile(r"^(?:\\left)?\\?\{")
+
+
+def _tuple_against_set(
+    gold_text: str, parsed_gold: list, answer_text: str, parsed_answer: list
+) -> bool:
+    """Whether one side is a tuple and the other a set written in braces: ``(3, 1)`` is ordered,
+    ``\\{1, 3\\}`` is not (math-verify compares their elements as sets)."""
+    import sympy
+
+    for tuple_parsed, set_text, set_parsed in (
+        (parsed_gold, answer_text, parsed_answer),
+        (parsed_answer, gold_text, parsed_gold),
+    ):
+        if (
+            isinstance(_first_expression(tuple_parsed), sympy.Tuple)
+            and isinstance(_first_expression(set_parsed), sympy.FiniteSet)
+            and _EXPLICIT_SET.match(set_text)
+        ):
+            return True
+    return False
+
+
 def _has_imaginary_unit(parsed: list) -> bool:
-    """Whether the gold answer uses ``i``: it is complex, so ``i`` is the imaginary unit."""
+    """Whether the answer uses the symbol ``i``."""
     import sympy
 
     expression = _first_expression(parsed)
     return isinstance(expression, sympy.Basic) and any(
         symbol.name == "i" for symbol in expression.free_symbols
     )
+
+
+def _is_constant(parsed: list) -> bool:
+    """Whether the answer is a number (no variable): ``-1``, ``\\frac{\\sqrt{2}}{2}``."""
+    import sympy
+
+    expression = _first_expression(parsed)
+    return isinstance(expression, sympy.Expr) and not expression.free_symbols
+
+
+def _same_solution_set(parsed_gold: list, parsed_answer: list) -> bool:
+    """Whether two inequalities in the same single variable have the same solutions:
+    ``x > 1`` and ``2 < 2x``, ``x^2 \\ge 4`` and ``x^4 \\ge 16`` (math-verify compares the
+    two sides of each relation, not what the relation means)."""
+    import sympy
+
+    gold, answer = _first_expression(parsed_gold), _first_expression(parsed_answer)
+    relations = (sympy.StrictGreaterThan, sympy.StrictLessThan, sympy.GreaterThan, sympy.LessThan)
+    if not (isinstance(gold, relations) and isinstance(answer, relations)):
+        return False
+    variables = gold.free_symbols
+    if len(variables) != 1 or answer.free_symbols != variables:
+        return False
+    try:
+        return gold.as_set() == answer.as_set()
+    except (NotImplementedError, TypeError, ValueError):  # sympy cannot solve it: unproven
+        return False
 
 
 def _imaginary(parsed: list) -> list:
@@ -215,7 +282,7 @@ def _decimal_rounds(
     """Whether one side is a decimal that rounds or truncates the other side's exact number.
 
     ``0.3333`` and ``0.3334`` stand for ``\\frac{1}{3}``, ``3.1416`` for ``\\pi``: the decimal
-    is within one unit of its last written place of the exact value and has at least
+    is less than one unit of its last written place from the exact value and has at least
     `_MIN_ROUNDED_DIGITS` significant digits (``0.33`` is not ``\\frac{1}{3}``).
     """
     import sympy
@@ -233,11 +300,12 @@ def _decimal_rounds(
             continue
         if not exact.is_number:
             continue
-        value = sympy.N(exact.doit(), 30)
-        if not value.is_real:
+        if not sympy.N(exact.doit(), 30).is_real:
             continue
-        unit = sympy.Rational(1, 10 ** len(decimal.group(2)))
-        if abs(sympy.Rational(decimal_text) - value) <= unit:
+        difference = abs(sympy.Rational(decimal_text) - exact.doit())
+        if not difference.is_Rational:  # exact: 5.001 is one unit from 5, not less
+            difference = sympy.N(difference, 30)
+        if difference < sympy.Rational(1, 10 ** len(decimal.group(2))):
             return True
     return False
 
@@ -268,9 +336,13 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     if clock is not None:
         return Reason.MATCH if clock else Reason.MISMATCH
     parsed_gold, parsed_answer = _parse(gold_text), _parse(answer_text)
-    if _equation_against_value(parsed_gold, parsed_answer):
+    if _equation_against_value(parsed_gold, parsed_answer) or _tuple_against_set(
+        gold_text, parsed_gold, answer_text, parsed_answer
+    ):
         return Reason.MISMATCH
-    if _has_imaginary_unit(parsed_gold):
+    if _has_imaginary_unit(parsed_gold) or (
+        _is_constant(parsed_gold) and _has_imaginary_unit(parsed_answer)
+    ):
         parsed_gold, parsed_answer = _imaginary(parsed_gold), _imaginary(parsed_answer)
     options = {
         "float_rounding": settings.float_rounding,
@@ -285,6 +357,8 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
         tolerated = _numbers_differ(gold_text, parsed_gold, answer_text, parsed_answer)
         return Reason.MISMATCH if tolerated else Reason.MATCH
     if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer):
+        return Reason.MATCH
+    if _same_solution_set(parsed_gold, parsed_answer):
         return Reason.MATCH
     if not _has_expression(parsed_gold):
         logger.warning("gold answer %r parses to no expression", gold[:200])

@@ -8,9 +8,11 @@ final box holding another box (``\\boxed{1 \\boxed{3}}``) is a hedge between two
 answer, so it is wrong too (reason ``nested_boxed``; math-verify would happily pick the inner box).
 Several separate boxes are not a hedge: real responses box each part of a multi-part answer, or
 repeat the final answer in another form. Boxes that end the text separated only by commas,
-semicolons, ``and``, spaces or line breaks (``\\boxed{1} and \\boxed{2}``,
+semicolons, ``and``, math delimiters, spaces or line breaks (``\\boxed{1} and \\boxed{2}``,
 ``\\boxed{k=45}, \\boxed{n=2}``) are one answer, their parts joined by ``, `` (a part repeated
-counts once); otherwise (words between them, ``=``, ``or``) the last box is the answer.
+counts once); the last box alone is kept beside it (`Extraction.last_part`), because a gold may
+record only the last part asked (``\\boxed{\\text{Yes}}`` then ``\\boxed{4}`` for gold 4).
+Otherwise (words between them, ``=``, ``or``) the last box is the answer.
 
 Extraction runs inside the grader's bounded workers, like comparison: the response is untrusted and
 can be megabytes. Every function here is linear in the response's length (one regex pass for the
@@ -66,9 +68,9 @@ _BOX_BARE = re.compile(r"\\boxed ([^\s${}]+)")
 _BOX_WORD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _NOT_SPACE = re.compile(r"\S")
 # What may stand between the boxes of one multi-part answer: `, `, `; `, ` and `, `\quad`,
-# `\text{ and }`, `$`, spaces and line breaks.
+# `\text{ and }`, math delimiters (`$`, `\(`, `\]`), spaces and line breaks.
 _BOX_JOINER = re.compile(
-    r"(?:\s|\$|,|;|\band\b|\\q?quad\b|\\text\s*\{\s*(?:and|,)?\s*\}|\\\\|\\[,;: ])*"
+    r"(?:\s|\$|,|;|\band\b|\\q?quad\b|\\text\s*\{\s*(?:and|,)?\s*\}|\\\\|\\[,;: ()\[\]])*"
 )
 
 
@@ -80,10 +82,13 @@ class Extraction:
         answer: content of the last boxed answer, stripped; None when none was read.
         reason: the final reason when extraction alone decides the verdict (truncated,
             no_think_end, no_boxed); None when `answer` must be compared with the gold answer.
+        last_part: for an answer joined from several boxes, the last box's content (compared
+            when the joined answer does not match); None for a single box.
     """
 
     answer: str | None
     reason: Reason | None
+    last_part: str | None = None
 
 
 def resolve_thinking(response: str, thinking: ThinkingFormat | str) -> ThinkingFormat:
@@ -177,10 +182,11 @@ def _unwrap(text: str, box: _Box, boxes: list[_Box]) -> _Box:
         box = inner
 
 
-def final_box(text: str) -> tuple[str, bool] | None:
+def final_box(text: str) -> tuple[str, bool, str | None] | None:
     """Content of the last top-level, balanced, non-empty box of `text` (with the boxes joined
     to it as one multi-part answer, see the module docstring), and whether it holds another box
-    (``\\boxed{1 \\boxed{3}}``: two candidate answers in one).
+    (``\\boxed{1 \\boxed{3}}``: two candidate answers in one), and the last box's content when
+    the answer joins several boxes (else None).
 
     A box that only wraps another box is unwrapped first. An unbalanced box (cut off) is skipped;
     an empty box (the prompt's own "within \\boxed{}") is not an answer. ``\\boxed 5`` counts
@@ -191,7 +197,7 @@ def final_box(text: str) -> tuple[str, bool] | None:
     bares = list(_BOX_BARE.finditer(text))
     bare = bares[-1] if bares else None
     if bare is not None and (not top_level or bare.start() > top_level[-1].start):
-        return bare.group(1).strip(), False
+        return bare.group(1).strip(), False, None
     if not top_level:
         return None
     parts, nested = [], False
@@ -201,7 +207,7 @@ def final_box(text: str) -> tuple[str, bool] | None:
         part = text[box.content : box.close].strip()
         if part not in parts:
             parts.append(part)
-    return ", ".join(parts), nested
+    return ", ".join(parts), nested, part if len(parts) > 1 else None
 
 
 def last_boxed(text: str) -> str | None:
@@ -231,5 +237,7 @@ def extract(
     box = final_box(section)
     if box is None:
         return Extraction(answer=None, reason=Reason.NO_BOXED)
-    answer, nested = box
-    return Extraction(answer=answer, reason=Reason.NESTED_BOXED if nested else None)
+    answer, nested, last_part = box
+    if nested:
+        return Extraction(answer=answer, reason=Reason.NESTED_BOXED)
+    return Extraction(answer=answer, reason=None, last_part=last_part)

@@ -3,9 +3,10 @@
 Each rewrite fixes a way math-verify misreads a common answer form (compare.py lists them all);
 each is anchored so that it cannot change what an answer means:
 
-- thousands separated by a thin space or a control space (``1\\,000``, ``1\\ 000``): digits joined,
-  only between groups of exactly three digits. Comma groups (``1,000``) are left to math-verify,
-  which reads a bare ``1,000`` as 1000 and ``(1,000)`` as a tuple, as it should.
+- thousands separated by a space, thin space or control space (``1 000``, ``1\\,000``): digits
+  joined, only between groups of exactly three digits (not before ``/``: ``1 100/3`` is mixed).
+  Comma groups (``1,000``) are left to math-verify, which reads a bare ``1,000`` as 1000 and
+  ``(1,000)`` as a tuple, as it should.
 - a repeating decimal (``0.\\overline{3}``, ``0.\\bar{3}``, ``0.\\dot{3}``, ``0.(3)``): the whole
   answer is rewritten to its exact fraction (math-verify drops the bar and reads 0.3).
 - Unicode math (``–5``, ``2√2``, ``∞``, ``≤``): the LaTeX command (math-verify reads only some);
@@ -15,6 +16,9 @@ each is anchored so that it cannot change what an answer means:
 - one text wrapper around a whole answer that starts with a number (``\\text{5 cm}``,
   ``\\textbf{12 apples}``): removed, so it parses like ``5 cm`` (math-verify reads ``\\text{5}``
   but not ``\\text{5 cm}``). Words stay wrapped: ``\\text{no}`` bare would parse as n*o = o*n.
+- a mixed number (``1 1/2``, ``1\\frac{1}{2}``): its fraction; unit words after a number
+  (``10 weeks``, ``10 cm^2``) when the other answer is a plain number; ``90^\\circ`` as
+  ``\\frac{90\\pi}{180}`` inside trigonometry; a bare ``%`` (a LaTeX comment) escaped.
 - markdown bold ``**73**``; E-notation ``1.87e6`` (math-verify reads ``e`` as Euler's number);
   a side condition ``..., \\quad \\text{for } \\omega^2 \\neq 4``; a function-name prefix
   ``x(t)=`` against a gold without ``=`` (math-verify only drops a bare ``x=``).
@@ -30,6 +34,9 @@ _SIDE_CONDITION = re.compile(
     r"\s*,?\s*(?:\\q?quad\s*)*\\(?:text|mbox|textrm)\{\s*(?:for|if|when|where|provided)\b.*$"
 )
 _MARKDOWN_BOLD = re.compile(r"\*\*(.+?)\*\*")
+# `10%`: in LaTeX a bare % starts a comment, and math-verify reads it as 10 and as 0.1; escaped, it
+# is the number 10 (docs/grading.md: a percent is its number).
+_BARE_PERCENT = re.compile(r"(?<!\\)%")
 _E_NOTATION = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)$")
 # `f(x) =`, `x(t)=`, `Y(s) =`, `v_0(t) =` at the start of an answer: a named function, not an
 # equation to solve.
@@ -164,6 +171,7 @@ def normalize_answer(text: str, *, other_has_equals: bool, other_is_number: bool
     """
     text = text.strip().strip("$").strip()
     text = _MARKDOWN_BOLD.sub(r"\1", text)
+    text = _BARE_PERCENT.sub(r"\\%", text)
     text = _SIDE_CONDITION.sub("", text)
     text = _PAREN_ROOT.sub(r"\\sqrt{\1}", _latex_unicode(text))
     wrapped = _TEXT_WRAPPER.match(text)

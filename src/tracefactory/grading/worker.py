@@ -88,9 +88,9 @@ def limit_memory(memory_mb: int) -> None:
 
 
 def run_task(task: dict, settings: ComparisonSettings, soft_s: float) -> dict:
-    """One task's reply: ``{"id", "reason"}`` for a comparison; ``{"id", "results"}`` (one
-    ``[reason or None, answer or None]`` per response) for an extraction batch, or
-    ``{"id", "reason": "timeout"}`` if the batch ran out of time."""
+    """One task's reply: ``{"id", "reason"}`` for a comparison; ``{"id", "results"}`` for an
+    extraction batch (one ``[reason or None, answer or None, last part or None]`` per response),
+    or ``{"id", "reason": "timeout"}`` if the batch ran out of time."""
     official = settings.mode is GraderMode.OFFICIAL
     if task["kind"] == "extract":
         results = bounded(lambda: _extract_batch(task["items"], task["thinking"], official), soft_s)
@@ -104,16 +104,16 @@ def run_task(task: dict, settings: ComparisonSettings, soft_s: float) -> dict:
 
 
 def _extract_batch(items: list[list], thinking: str, official: bool) -> list[list[str | None]]:
-    """``[reason or None, answer or None]`` for each ``[response, truncated]`` item (official
-    extraction ignores the thinking format and the truncated flag)."""
+    """``[reason or None, answer or None, last part or None]`` for each ``[response, truncated]``
+    item (official extraction ignores the thinking format and the truncated flag)."""
     results = []
     for response, truncated in items:
         if official:
-            reason, answer = official_extract(response)
+            (reason, answer), last_part = official_extract(response), None
         else:
             extraction = extract(response, thinking=thinking, truncated=truncated)
-            reason, answer = extraction.reason, extraction.answer
-        results.append([None if reason is None else str(reason), answer])
+            reason, answer, last_part = extraction.reason, extraction.answer, extraction.last_part
+        results.append([None if reason is None else str(reason), answer, last_part])
     return results
 
 
