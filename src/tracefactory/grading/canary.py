@@ -65,6 +65,11 @@ CANARIES: tuple[Canary, ...] = (
     Canary(r"\boxed{38\%}", "0.38", _X, _X),
     Canary(r"\boxed{3 \pm 1}", "2, 4", _M, _M),
     Canary(r"\boxed{(1,2)}", "(1,2]", _X, _X),
+    Canary(r"\boxed{2 < 2x}", "x > 1", _M, _X),  # the same solutions
+    Canary(r"\boxed{\{1, 3\}}", "(3, 1)", _X, _M),  # a set is not a tuple
+    Canary(r"\boxed{10%}", "0.1", _X, _M),  # a percent is its number
+    Canary(r"\[\boxed{\text{Yes}}\] \[\boxed{4}\]", "4", _M, _M),  # the last part's gold
+    Canary(r"\boxed{AB = 4}", "4", _M, _M),  # a named quantity
     Canary(r"\boxed{3", "3", _N, _N),  # never closed
     Canary("the answer is 3", "3", _N, _N),
 )
