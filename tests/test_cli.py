@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import yaml
+from locations import REPO
 
 from tracefactory import __version__
-
-REPO = Path(__file__).parents[1]
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

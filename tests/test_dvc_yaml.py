@@ -2,19 +2,17 @@
 
 import ast
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from locations import REPO, command_env
 
 from tracefactory.summaries import SUMMARIES, evaluate_summary
 
-REPO = Path(__file__).parents[1]
 PACKAGE = REPO / "src" / "tracefactory"
 METHODS = ["pass", "mv", "wmv", "bon", "vgs", "random"]
 PLOT_TITLES = {
@@ -25,10 +23,8 @@ PLOT_TITLES = {
 
 
 def _dvc(args: list[str], cwd: Path) -> str:
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
     result = subprocess.run(
-        ["dvc", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        ["dvc", *args], cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, f"dvc {args}: {result.stdout}\n{result.stderr}"
     return result.stdout

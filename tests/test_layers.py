@@ -7,8 +7,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from locations import PACKAGE
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tracefactory"
 CORE = (
     "config",
     "io",
@@ -22,6 +22,7 @@ CORE = (
     "errors",
     "models",
     "ray_cluster",
+    "seeds",
 )
 STAGES = (
     "problems",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from locations import REPO
 
 from tracefactory.dataset.export import export_dataset
 from tracefactory.generation.rollin import run_rollin
@@ -22,7 +23,6 @@ from tracefactory.stage import run_stage
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).parents[1]
 MINIATURE = [
     "problems.sources=[{name: synthetic, type: synthetic, counts: {train: 16, val: 4, test: 4}}]",
     "rollin.samples_per_problem=2",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from tracefactory.config import params_hash
-from tracefactory.io import ShardWriter, TableReader
+from tracefactory.io import ShardWriter, TableReader, dataset_fingerprint
 from tracefactory.models import model_fingerprint
 from tracefactory.params import load_params
 from tracefactory.search.config import EvaluateConfig
@@ -38,8 +38,12 @@ logger = logging.getLogger("evaluate_search")
 
 SAMPLES_TABLE = "evaluate_samples"  # schemas/evaluate_samples.yaml
 # Settings that change how, not what, is computed: a rerun with other values resumes the table.
-NOT_HASHED = {"output_dir", "samples_dir", "bootstrap_resamples", "num_threads",
-              "value_batch_tokens", "value_cache_tokens", "problems_dir"}  # fmt: skip
+# Not in the samples' hash: locations (the models enter by their fingerprints, the benchmark files
+# by their content), and settings that change no sample. value_batch_tokens and value_cache_tokens
+# stay in: they change values in their last bits and the token and FLOPs counts.
+NOT_HASHED = {"output_dir": True, "samples_dir": True, "bootstrap_resamples": True,
+              "num_threads": True, "problems_dir": True, "value_model": True,
+              "policy": {"model"}}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ def plan(config: EvaluateConfig) -> list[Work]:
 def table_metadata(config: EvaluateConfig, run_seed: int, engines: Engines) -> dict[str, str]:
     """Metadata of the sample table: shards written under other params are not resumed."""
     hashed = config.model_dump(mode="json", exclude=NOT_HASHED)
+    for benchmark in hashed["benchmarks"]:  # a local file by its content, a Hub id by its name
+        if benchmark["path"] is not None:
+            benchmark["path"] = dataset_fingerprint(benchmark["path"])
     inputs = [model_fingerprint(config.policy.model), model_fingerprint(config.value_model)]
     if any(spec.path is None for spec in config.benchmarks):  # the problems table's test split
         inputs.append(TableReader(config.problems_dir).fingerprint)

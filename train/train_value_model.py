@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,8 +36,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tracefactory.errors import ConfigError
+from tracefactory.errors import ConfigError, TrainingError
+from tracefactory.integrity import record_folder
+from tracefactory.io import atomic_folder
 from tracefactory.models import (
+    MODEL_FILE_SUFFIXES,
     load_tokenizer,
     require_same_tokenizer,
     resolve_model,
@@ -48,14 +50,7 @@ from tracefactory.params import load_params
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.stats import Progress, write_metrics
 from tracefactory.valuemodel import metrics as vm_metrics
-from tracefactory.valuemodel.batching import (
-    IGNORE_LABEL,
-    micro_batches,
-    pair_steps_per_epoch,
-    step_pairs,
-    step_rows,
-    steps_per_epoch,
-)
+from tracefactory.valuemodel.batching import IGNORE_LABEL, micro_batches, step_sampler
 from tracefactory.valuemodel.card import draw_calibration, render_model_card
 from tracefactory.valuemodel.checkpoint import (
     CHECKPOINT_NAME,
@@ -64,9 +59,10 @@ from tracefactory.valuemodel.checkpoint import (
     run_identity,
     save_checkpoint,
 )
-from tracefactory.valuemodel.config import TrainConfig, ValueTarget
+from tracefactory.valuemodel.config import Precision, TrainConfig, ValueTarget
 from tracefactory.valuemodel.dataset import DatasetSplit, open_dataset
-from tracefactory.valuemodel.model import ValueModel
+from tracefactory.valuemodel.model import ValueModel, weights_dtype
+from tracefactory.valuemodel.schedule import learning_rate, warmup_steps
 
 logger = logging.getLogger("train_value_model")
 
@@ -106,21 +102,6 @@ def setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return rank, world_size, device
-
-
-def warmup_steps(cfg: TrainConfig, max_steps: int) -> int:
-    """max(warmup_steps, round(warmup_fraction * max_steps)), at most max_steps (the paper's)."""
-    return min(max(cfg.warmup_steps, round(cfg.warmup_fraction * max_steps)), max_steps)
-
-
-def learning_rate(step: int, cfg: TrainConfig, max_steps: int) -> float:
-    """Linear warmup to max_lr, then cosine decay to min_lr_ratio * max_lr at max_steps."""
-    min_lr = cfg.max_lr * cfg.min_lr_ratio
-    warmup = warmup_steps(cfg, max_steps)
-    if step < warmup:
-        return cfg.max_lr * (step + 1) / (warmup + 1)
-    progress = (step - warmup) / max(1, max_steps - warmup)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * (cfg.max_lr - min_lr)
 
 
 def build_optimizer(model: ValueModel, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -195,17 +176,14 @@ def write_model(
     model: ValueModel, cfg: TrainConfig, identity: dict, summary: dict, calibration: list[dict]
 ) -> Path:
     """Save the HF folder and its card under a temporary name, then move it into place."""
-    out = Path(cfg.out_dir)
-    tmp = out.with_name(f"{out.name}.incomplete")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
-    figure = draw_calibration(calibration, tmp / "calibration.png")
-    (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
-    record = {"train": cfg.model_dump(mode="json"), "run": identity}
-    (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return out
+    with atomic_folder(cfg.out_dir) as tmp:
+        model.save_pretrained(tmp, tokenizer_from=resolve_model(cfg.init_from))
+        figure = draw_calibration(calibration, tmp / "calibration.png")
+        (tmp / "README.md").write_text(render_model_card(cfg, summary, calibration, figure))
+        record = {"train": cfg.model_dump(mode="json"), "run": identity}
+        (tmp / "training_config.json").write_text(json.dumps(record, indent=2) + "\n")
+        record_folder(tmp, MODEL_FILE_SUFFIXES)  # loading and "nothing to do" check the weights
+    return Path(cfg.out_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -215,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.use_deterministic_algorithms(True, warn_only=True)  # same inputs, same weights
     train, val, data_stats, data = open_dataset(
         cfg.dataset, cfg.dataset_config, cfg.revision, cfg.max_length,
-        (cfg.holdout_problems, seed), cfg.datasets_cache,
+        (cfg.holdout_problems, seed), cfg.datasets_cache, cfg.keep_rows_without_rollout,
     )  # fmt: skip
     check_tokenizer(cfg, data)
     identity = run_identity(cfg, seed, data["fingerprint"])
@@ -230,22 +208,19 @@ def main(argv: list[str] | None = None) -> dict:
             f"batch_size={cfg.batch_size} needs world_size={world_size} <= batch_size <= "
             f"train rows={train.num_rows}"
         )
-    if cfg.pair_sampling:
-        per_epoch = pair_steps_per_epoch(train.problem_id, cfg.batch_size)
-    else:
-        per_epoch = steps_per_epoch(train.num_rows, cfg.batch_size)
-    max_steps = cfg.max_steps or max(1, round(cfg.epochs * per_epoch))
+    sampler = step_sampler(cfg.sampler, train.problem_id, cfg.batch_size, seed)
+    max_steps = cfg.max_steps or max(1, round(cfg.epochs * sampler.steps_per_epoch))
     rates = class_rates(train)
     eval_rows = np.random.default_rng(seed).permutation(val.num_rows)[: cfg.eval_max_rows]
 
     torch.manual_seed(seed)  # head initialisation
     model = ValueModel.from_policy(
         resolve_model(cfg.init_from), dropout=cfg.dropout, attention_dropout=cfg.attention_dropout
-    ).to(device)
+    ).to(device, weights_dtype(cfg.precision))
     on_gpu = device.type == "cuda"
     if on_gpu and cfg.gradient_checkpointing:
         model.model.gradient_checkpointing_enable({"use_reentrant": False})
-    bf16 = on_gpu and cfg.bf16
+    bf16 = on_gpu and cfg.precision != Precision.FLOAT32
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     optimizer = build_optimizer(model, cfg, device)
     checkpoint_path = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME
@@ -264,14 +239,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     while step < max_steps:
         started = time.perf_counter()
-        lr = learning_rate(step, cfg, max_steps)
+        lr = learning_rate(step + 1, cfg, max_steps)  # steps count from 1, as the official loop
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(seed * 1_000_003 + step * 101 + rank)  # dropout: a function of the step
-        if cfg.pair_sampling:
-            rows = step_pairs(train.problem_id, cfg.batch_size, seed, step)
-        else:
-            rows = step_rows(train.num_rows, cfg.batch_size, seed, step)
+        rows = sampler.rows(step)
         micro = micro_batches(
             rows, train.lengths, cfg.micro_batch_tokens, rank, world_size,
             cfg.micro_batch_overhead_tokens,
@@ -296,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.distributed.all_reduce(step_loss)
         step_loss = float(step_loss) / len(rows)
         if not math.isfinite(step_loss):
-            raise FloatingPointError(f"loss is {step_loss} at step {step} (lr {lr:.3g})")
+            raise TrainingError(f"loss is {step_loss} at step {step} (lr {lr:.3g})")
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -313,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
         evaluating = bool(cfg.eval_every and step % cfg.eval_every == 0) or final
         if master and (step % cfg.log_every == 0 or evaluating):
             # One curve point per log interval: the mean train loss since the last point.
-            point = {"step": step, "train_loss": interval_loss / interval_steps}
+            point = {"step": step, "lr": lr, "train_loss": interval_loss / interval_steps}
             interval_loss, interval_steps = 0.0, 0
             if evaluating:
                 summary, _ = evaluate(model, val, eval_rows, cfg, rates, autocast)
@@ -342,13 +314,17 @@ def main(argv: list[str] | None = None) -> dict:
         progress.close()
     result: dict = {}
     if master:
-        result = finish(model, val, cfg, rates, autocast, curve, totals, data_stats, identity)
+        result = finish(
+            model, val, cfg, rates, autocast, curve, totals, data_stats, identity, max_steps
+        )
     if ddp:
         torch.distributed.destroy_process_group()
     return result
 
 
-def finish(model, val, cfg, rates, autocast, curve, totals, data_stats, identity) -> dict:
+def finish(
+    model, val, cfg, rates, autocast, curve, totals, data_stats, identity, max_steps
+) -> dict:
     """Final evaluation on the whole val split; write the model folder, metrics and plots."""
     summary, calibration = evaluate(model, val, np.arange(val.num_rows), cfg, rates, autocast)
     write_model(model, cfg, identity, summary, calibration)
@@ -357,6 +333,8 @@ def finish(model, val, cfg, rates, autocast, curve, totals, data_stats, identity
         "val": summary,
         "train": {
             "steps": curve[-1]["step"] if curve else 0,
+            "max_steps": max_steps,
+            "warmup_steps": warmup_steps(cfg, max_steps),
             "tokens": totals["tokens"],
             "tokens_per_s": totals["tokens"] / max(totals["seconds"], 1e-9),
             "padding_fraction": 1 - totals["tokens"] / max(1, totals["padded_tokens"]),

@@ -120,7 +120,7 @@ def run_stage(
         logger.info("%s: %d shards planned, %d already complete", stage.name, len(plan), skipped)
         _run_pools(stage, todo, writer, ray_config)
         manifest = writer.finalize(expected=set(names))
-    return StageSummary(len(plan), skipped, manifest["rows"], manifest["counts"])
+    return StageSummary(len(plan), skipped, manifest.rows, manifest.counts)
 
 
 def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config) -> None:

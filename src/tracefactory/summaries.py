@@ -18,7 +18,7 @@ DIGITS = 4  # rounding of fractions: differences below 1e-4 are noise at these s
 # The evaluation methods summarised, at the largest budget each was run at: the headline comparison
 # (value-guided search against majority voting and its random-choice control). The rest, with CIs,
 # is in the detail.
-EVALUATE_METHODS = ("pass", "mv", "vgs", "random")
+EVALUATE_METHODS = ("pass", "mv", "vgs", "dvts", "random")
 _BUDGETED = re.compile(r"^(?P<method>[a-z_]+)@(?P<budget>\d+)$")
 
 

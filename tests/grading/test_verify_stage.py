@@ -1,12 +1,11 @@
 """The verify stage on traces built from real reasoning-model responses (the shared benchmarks)."""
 
 import json
-import os
 from pathlib import Path
 
 import polars as pl
 import pytest
-from shared_files import BENCHMARKS
+from locations import BENCHMARKS, needs_shared_file
 
 from tracefactory.config import RayConfig
 from tracefactory.grading import Grader, GraderConfig, Reason, Verdict
@@ -17,7 +16,7 @@ from tracefactory.io import ShardWriter, TableReader
 from tracefactory.stage import run_stage
 
 REAL_OUTPUTS = BENCHMARKS / "real_outputs.jsonl"
-pytestmark = pytest.mark.skipif(not REAL_OUTPUTS.is_file(), reason=f"{REAL_OUTPUTS} not found")
+pytestmark = needs_shared_file(REAL_OUTPUTS)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,15 @@ def byte_tokenizer(tmp_path_factory) -> str:
 
 
 def _write(path: Path, schema: str, rows: list[dict], tokenizer: str, shard_size: int = 40):
-    meta = {"producer": "test", "params_hash": "t", "tokenizer": tokenizer, "tokenizer_hash": "h"}
+    from tracefactory.models import load_tokenizer, tokenizer_hash
+
+    # the verify stage decodes only with the tokenizer whose hash the table records
+    meta = {
+        "producer": "test",
+        "params_hash": "t",
+        "tokenizer": tokenizer,
+        "tokenizer_hash": tokenizer_hash(load_tokenizer(tokenizer)),
+    }
     writer = ShardWriter(path, schema, meta)
     for start in range(0, len(rows), shard_size):
         writer.write(f"shard-{start // shard_size:05d}", rows[start : start + shard_size])
@@ -144,12 +151,12 @@ def test_verdicts_match_grading_the_responses_directly(traces):
 
 
 @pytest.mark.integration
-def test_verify_on_ray_actors_gives_the_same_verdicts(traces, tmp_path):
+def test_verify_on_ray_actors_gives_the_same_verdicts(traces, tmp_path, monkeypatch):
     import ray
 
     root, rows = traces
     config = _config(root).model_copy(update={"output_dir": str(tmp_path / "verdicts")})
-    os.environ.pop("RAY_ADDRESS", None)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     try:
         run_stage(VerifyStage(config), config.output_dir, RayConfig(num_cpus=2))
     finally:

@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from locations import BENCHMARKS, REPO, needs_shared_file
 from pydantic import ValidationError
-from shared_files import BENCHMARKS
 
 from tracefactory.config import BenchmarkConfig
 from tracefactory.generation.config import PolicyConfig
 from tracefactory.io import TableReader
 from tracefactory.search.config import EvaluateConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "train" / "evaluate_search.py"
+RECIPE = REPO / "train" / "evaluate_search.py"
 sys.path.insert(0, str(RECIPE.parent))
 import evaluate_search  # noqa: E402
 
@@ -160,7 +159,7 @@ def test_paper_path_resumes_after_a_kill_to_the_same_metrics(
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not AIME24.is_file(), reason="shared benchmarks not present")
+@needs_shared_file(AIME24)
 def test_a_real_benchmark_file_flows_through(tmp_path, policy_dir, value_model_dir, problems_dir):
     config = mini_config(
         tmp_path, policy_dir, value_model_dir, problems_dir,

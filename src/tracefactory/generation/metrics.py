@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from tracefactory.io import TableReader
+from tracefactory.schemas import FinishReason
 from tracefactory.stage import StageSummary
 
 
@@ -17,7 +18,9 @@ def generation_metrics(summary: StageSummary, table_dir: str) -> dict:
             pl.len().alias("rows"),
             pl.col("token_ids").list.len().mean().alias("mean_generated_tokens"),
             pl.col("token_ids").list.len().max().alias("max_generated_tokens"),
-            (pl.col("finish_reason") == "length").mean().alias("length_capped_fraction"),
+            (pl.col("finish_reason") == FinishReason.LENGTH.value)
+            .mean()
+            .alias("length_capped_fraction"),
         )
         .collect()
         .row(0, named=True)

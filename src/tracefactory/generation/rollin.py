@@ -22,10 +22,12 @@ from tracefactory.config import RayConfig, WorkerConfig, params_hash
 from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
-from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
+from tracefactory.generation.provenance import generation_metadata
 from tracefactory.generation.templates import encode_prompt
+from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
 from tracefactory.models import load_tokenizer, model_fingerprint, tokenizer_hash
+from tracefactory.seeds import derive_seed, row_id, unit_interval
 from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,8 @@ class RollinStage(Stage):
             exclude={
                 "workers": True,
                 "use_ray": True,
-                "policies": {"__all__": {"workers", "batch_size"}},
+                # a policy enters by its fingerprint below, not by where it lives
+                "policies": {"__all__": {"workers", "batch_size", "model"}},
             },
         )
         return {
@@ -114,6 +117,7 @@ class RollinStage(Stage):
             ),
             "tokenizer": policies[0].model,
             "tokenizer_hash": next(iter(hashes.values())),
+            GENERATION_KEY: generation_metadata(policies),
         }
 
     def plan(self) -> list[Shard]:

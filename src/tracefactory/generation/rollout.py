@@ -24,7 +24,8 @@ from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
 from tracefactory.generation.config import RolloutConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
-from tracefactory.generation.seeds import derive_seed, row_id
+from tracefactory.generation.provenance import generation_metadata
+from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
 from tracefactory.models import (
     load_tokenizer,
@@ -32,6 +33,7 @@ from tracefactory.models import (
     require_same_tokenizer,
     tokenizer_hash,
 )
+from tracefactory.seeds import derive_seed, row_id
 from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
 
 logger = logging.getLogger(__name__)
@@ -118,7 +120,12 @@ class RolloutStage(Stage):
         )
         hashed = self.config.model_dump(
             mode="json",
-            exclude={"workers": True, "use_ray": True, "policy": {"workers", "batch_size"}},
+            # the policy enters by its fingerprint below, not by where it lives
+            exclude={
+                "workers": True,
+                "use_ray": True,
+                "policy": {"workers", "batch_size", "model"},
+            },
         )
         return {
             "producer": self.name,
@@ -131,6 +138,7 @@ class RolloutStage(Stage):
             ),
             "tokenizer": model,
             "tokenizer_hash": ours,
+            GENERATION_KEY: generation_metadata([self.config.policy]),
         }
 
     def plan(self) -> list[Shard]:

@@ -25,6 +25,7 @@ from tracefactory.grading.grader import Grader
 from tracefactory.grading.verdict import Reason
 from tracefactory.io import TableReader
 from tracefactory.models import require_same_tokenizer
+from tracefactory.schemas import FinishReason
 from tracefactory.stage import Shard, ShardResult, Stage
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class VerifyStage(Stage):
             f"the rollouts table {config.rollouts_dir} ({self.tokenizer_name})",
             rollouts["tokenizer_hash"],
         )
+        self.inputs["rollouts"].tokenizer()  # refused at the start if it changed since
         self._grader: Grader | None = None
 
     def pools(self) -> dict[str, WorkerConfig]:
@@ -94,9 +96,7 @@ class VerifyStage(Stage):
         return joined
 
     def setup(self, pool: str) -> None:
-        from tracefactory.models import load_tokenizer
-
-        self._tokenizer = load_tokenizer(self.tokenizer_name)
+        self._tokenizer = self.inputs["rollouts"].tokenizer()  # the one the ids were made with
         self._grader = Grader(self.config.grader)
 
     def process(self, shard: Shard, inputs: pl.DataFrame) -> ShardResult:
@@ -131,7 +131,7 @@ class VerifyStage(Stage):
     def _responses(self, table: str, name: str) -> pl.DataFrame:
         shard = self.inputs[table].scan_shard(name).collect()
         # Anything but a stop is unfinished: the length cap, or a prompt too long to generate from.
-        truncated = (pl.col("finish_reason") != "stop").alias("truncated")
+        truncated = (pl.col("finish_reason") != FinishReason.STOP.value).alias("truncated")
         if table == "rollins":
             return shard.select(
                 pl.col("rollin_id").alias("trace_id"),

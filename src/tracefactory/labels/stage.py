@@ -13,7 +13,12 @@ import polars as pl
 from tracefactory.config import params_hash
 from tracefactory.errors import StageInputError
 from tracefactory.io import TableReader
-from tracefactory.labels.build import LabelInputs, build_labels, val_fraction_for_count
+from tracefactory.labels.build import (
+    LabelInputs,
+    build_labels,
+    labelled_problem_ids,
+    val_fraction_for_count,
+)
 from tracefactory.labels.config import LabelConfig
 from tracefactory.models import require_same_tokenizer
 from tracefactory.stage import Shard, ShardResult, Stage
@@ -49,8 +54,12 @@ class LabelStage(Stage):
             self.inputs["rollouts"].scan().select("problem_id").unique().collect()["problem_id"]
         )
         ordered = sorted(problem_ids.to_list())
-        if self.config.val_problems is not None:  # by count: decided over every problem at once
-            self.val_fraction = val_fraction_for_count(ordered, self.config.val_problems)
+        if self.config.val_problems is not None:  # by count, over the problems the drops leave
+            tables = LabelInputs(**{t: r.scan() for t, r in self.inputs.items()})
+            kept = labelled_problem_ids(
+                tables, list(self.config.problem_splits), self.config.drop_all_failed
+            )
+            self.val_fraction = val_fraction_for_count(kept, self.config.val_problems)
         size = self.config.problems_per_shard
         return [
             Shard(f"labels-{i // size:05d}", payload=ordered[i : i + size])

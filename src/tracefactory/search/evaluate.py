@@ -17,7 +17,6 @@ import polars as pl
 
 from tracefactory.config import BenchmarkConfig
 from tracefactory.errors import StageInputError
-from tracefactory.generation.seeds import derive_seed
 from tracefactory.io import TableReader, read_benchmark
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.search.beam import beam_search
@@ -25,6 +24,7 @@ from tracefactory.search.compute import ComputeTally, ModelShape
 from tracefactory.search.config import EvaluateConfig, Selection
 from tracefactory.search.independent import sample_independent
 from tracefactory.search.interfaces import Trace
+from tracefactory.seeds import derive_seed
 
 INDEPENDENT, VGS, RANDOM = "independent", "vgs", "random"  # the methods of the sample table
 
@@ -48,7 +48,7 @@ def load_benchmark(spec: BenchmarkConfig, config: EvaluateConfig) -> list[Proble
         try:
             frame = TableReader(config.problems_dir).scan().filter(pl.col("split") == "test")
             frame = frame.sort("problem_id").collect()
-        except Exception as e:
+        except StageInputError as e:
             raise StageInputError(
                 f"benchmark {spec.name!r}: cannot read the test split of {config.problems_dir} "
                 f"(has the problems stage run?): {e}"
