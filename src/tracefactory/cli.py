@@ -26,6 +26,7 @@ from typer._click.exceptions import ClickException
 from tracefactory import __version__
 from tracefactory.cli_errors import usage_error_lines
 from tracefactory.errors import TracefactoryError
+from tracefactory.grading.compare import GraderMode
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.params import (
     Params,
@@ -377,6 +378,9 @@ def grade(
     ] = False,
     workers: Annotated[int, typer.Option(help="Grader worker processes.")] = 2,
     timeout_s: Annotated[float, typer.Option(help="Hard limit per comparison, seconds.")] = 5.0,
+    mode: Annotated[
+        GraderMode, typer.Option(help="tracefactory (ours) or official (the paper's evaluation).")
+    ] = GraderMode.TRACEFACTORY,
 ) -> None:
     """Grade responses against gold answers; print one JSON verdict (label, reason, answer) each.
 
@@ -385,7 +389,7 @@ def grade(
     """
     from tracefactory.grading.cli import grade_cli
 
-    grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
+    grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s, mode=mode)
 
 
 @app.command()

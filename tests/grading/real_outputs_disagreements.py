@@ -41,6 +41,8 @@ DISAGREEMENTS: dict[str, str] = {
     "skyt1math27b_minerva_96": "source label wrong: only an 'x(t)=' prefix added",
     "skyt1math27b_minerva_118": "source label wrong: only a 'Y(s)=' prefix added",
     "skyt1math27b_minerva_129": "source label wrong: 10\\times10^{-9} = 1e-8",
+    "skyt1math27b_minerva_85": "source label wrong: with i the imaginary unit (the gold is "
+    "complex), the answer equals the gold",
     "compassverifier_sample_1": "grader limitation: the question asks to factor completely; "
     "(6-2x)(6+2x) equals 4(3-x)(3+x) but is not fully factored, which equivalence cannot see",
 }
@@ -48,7 +50,6 @@ DISAGREEMENTS: dict[str, str] = {
 # Rows where we agree with the source's "wrong" although the review note says the source is wrong:
 # our grader misses these too (known false negatives, kept visible rather than hacked around).
 KNOWN_FALSE_NEGATIVES: dict[str, str] = {
-    "skyt1math27b_minerva_85": "complex-number equivalence 2A(1-i)/3 = 4A/(3+3i) not proven",
     "skyt1math27b_minerva_72": "gold string is malformed ('+$ $' artefact)",
     "skyt1math27b_minerva_131": "the same ODE multiplied by LC: equations equal up to a factor",
     "skyt1math27b_minerva_20": "6631.6 vs 6630: beyond float_rounding=6; a tolerance question",

@@ -8,7 +8,8 @@ import pytest
 from locations import BENCHMARKS, needs_shared_file
 
 from tracefactory.config import RayConfig
-from tracefactory.grading import Grader, GraderConfig
+from tracefactory.grading import Grader, GraderConfig, Reason, Verdict
+from tracefactory.grading.canary import CANARIES, GraderDriftError, canary_digest
 from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.stage import VerifyStage
 from tracefactory.io import ShardWriter, TableReader
@@ -40,7 +41,15 @@ def byte_tokenizer(tmp_path_factory) -> str:
 
 
 def _write(path: Path, schema: str, rows: list[dict], tokenizer: str, shard_size: int = 40):
-    meta = {"producer": "test", "params_hash": "t", "tokenizer": tokenizer, "tokenizer_hash": "h"}
+    from tracefactory.models import load_tokenizer, tokenizer_hash
+
+    # the verify stage decodes only with the tokenizer whose hash the table records
+    meta = {
+        "producer": "test",
+        "params_hash": "t",
+        "tokenizer": tokenizer,
+        "tokenizer_hash": tokenizer_hash(load_tokenizer(tokenizer)),
+    }
     writer = ShardWriter(path, schema, meta)
     for start in range(0, len(rows), shard_size):
         writer.write(f"shard-{start // shard_size:05d}", rows[start : start + shard_size])
@@ -153,3 +162,40 @@ def test_verify_on_ray_actors_gives_the_same_verdicts(traces, tmp_path, monkeypa
     finally:
         ray.shutdown()
     _assert_verdicts_match(tmp_path / "verdicts", rows)
+
+
+def test_unchanged_grader_keeps_finished_verdict_shards(traces, tmp_path):
+    root, _ = traces
+    config = _config(root).model_copy(update={"output_dir": str(tmp_path / "verdicts")})
+    first = run_stage(VerifyStage(config), config.output_dir)
+    hash_before = TableReader(config.output_dir).metadata["params_hash"]
+    second = run_stage(VerifyStage(config), config.output_dir)
+    assert first.shards_skipped == 0
+    assert second.shards_skipped == second.shards_planned == first.shards_planned
+    assert TableReader(config.output_dir).metadata["params_hash"] == hash_before
+
+
+def test_changed_canary_verdict_changes_the_digest_and_verify_refuses(
+    traces, tmp_path, monkeypatch
+):
+    root, _ = traces
+    config = _config(root).model_copy(update={"output_dir": str(tmp_path / "verdicts")})
+    pairs = [(c.response, c.gold) for c in CANARIES]
+    with Grader(config.grader) as grader:
+        honest = grader.grade_many(pairs, thinking="none")
+    grade_many = Grader.grade_many
+
+    def one_verdict_flipped(self, pairs, **options):
+        verdicts = grade_many(self, pairs, **options)
+        flipped = Reason.MISMATCH if verdicts[0].reason is Reason.MATCH else Reason.MATCH
+        return [Verdict.of(flipped, verdicts[0].answer), *verdicts[1:]]
+
+    monkeypatch.setattr(Grader, "grade_many", one_verdict_flipped)
+    with Grader(config.grader) as grader:
+        drifted = grader.grade_many(pairs, thinking="none")
+    assert canary_digest(drifted) != canary_digest(honest)
+    with pytest.raises(GraderDriftError, match=r"grader drift: canary '\\\\boxed\{016\}'"):
+        run_stage(VerifyStage(config), config.output_dir)
+    assert not (tmp_path / "verdicts").exists() or not list(
+        (tmp_path / "verdicts").rglob("*.parquet")
+    )

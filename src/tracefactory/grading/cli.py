@@ -12,6 +12,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from tracefactory.errors import ConfigError, StageInputError
+from tracefactory.grading.compare import GraderMode
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.grading.grader import Grader, GraderConfig
 from tracefactory.schemas import FinishReason
@@ -92,6 +93,7 @@ def grade_cli(
     workers: int = 2,
     timeout_s: float = 5.0,
     output: TextIO | None = None,
+    mode: GraderMode = GraderMode.TRACEFACTORY,
 ) -> int:
     """Grade `response` against `gold`, or every line of `pairs_path`; print JSON verdicts.
 
@@ -107,6 +109,8 @@ def grade_cli(
         workers: grader worker processes.
         timeout_s: hard limit per comparison, seconds.
         output: where to print (stdout when None).
+        mode: ``tracefactory`` (ours) or ``official`` (the paper's evaluation, which ignores
+            `thinking` and the truncated flags).
 
     Returns:
         The number of verdicts printed.
@@ -125,7 +129,9 @@ def grade_cli(
         pairs, flags = _read_pairs(pairs_path)
     else:
         pairs, flags = [(str(response), str(gold))], [truncated]
-    config = config.model_copy(update={"workers": max(1, min(workers, len(pairs)))})
+    config = config.model_copy(
+        update={"workers": max(1, min(workers, len(pairs))), "mode": GraderMode(mode)}
+    )
     with Grader(config, thinking=thinking) as grader:
         verdicts = grader.grade_many(pairs, truncated=flags)
     for verdict in verdicts:

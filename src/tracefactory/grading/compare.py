@@ -25,7 +25,11 @@ Known math-verify failure modes and what we do (each covered in tests/grading):
 - a pattern with an ellipsis (``1, 2, \\ldots, n`` parses to 2, so it matched
   ``1, 3, 5, \\ldots, 2n-1``): compared as text, without spaces and with one ellipsis spelling.
   An equivalent pattern written differently is then a mismatch: the safe side.
-- math-verify is asymmetric (``verify(gold, pred)``); we accept either direction.
+- math-verify is asymmetric (``verify(gold, pred)``); we accept either direction, except that a
+  general equation never equals a bare value (``x + y = 1`` vs ``1``: math-verify compares the
+  value with the right-hand side); only an assignment ``x = 3`` equals its value.
+- clock times (``20:34`` vs ``8:34 PM``), a complex gold (``i`` is the imaginary unit), a long
+  decimal against an exact number: handled here, rules in docs/grading.md.
 - math-verify's ``parse`` turns any exception into "no expression" (a crash would read as an
   unparseable, i.e. wrong, answer); we call it with ``raise_on_error`` so that the worker answers
   ``error`` instead, as it does for a crash anywhere in our own code. ``verify`` keeps its own
@@ -41,9 +45,15 @@ import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TypeVar
 
-from tracefactory.grading.normalize import canonical_text, has_ellipsis, normalize_answer
+from tracefactory.grading.normalize import (
+    canonical_text,
+    has_ellipsis,
+    is_plain_number,
+    normalize_answer,
+)
 from tracefactory.grading.verdict import Reason
 
 logger = logging.getLogger(__name__)
@@ -55,6 +65,14 @@ _INEXACT = re.compile(r"\d\.\d|(?<!\d)\.\d|\d\.(?!\d)|%|percent")
 _EXACT_DIGITS = 30  # significant digits two exact irrational numbers are compared to
 
 
+class GraderMode(StrEnum):
+    """Which rules grade: ``tracefactory`` (ours: docs/grading.md) or ``official`` (the paper's
+    evaluation exactly, official.py), for reproducing the paper's tables."""
+
+    TRACEFACTORY = "tracefactory"
+    OFFICIAL = "official"
+
+
 @dataclass(frozen=True)
 class ComparisonSettings:
     """math-verify settings, fixed per grader version (they are part of the cache key).
@@ -64,12 +82,14 @@ class ComparisonSettings:
         numeric_precision: significant digits for numeric equality via evalf (math-verify).
         strict: variables must match by name, sets never equal tuples (math-verify).
         allow_set_relation_comp: an interval may equal an inequality, ``(0,\\infty)`` vs ``x>0``.
+        mode: ``official`` ignores the other settings (the paper's are fixed, official.py).
     """
 
     float_rounding: int = 6
     numeric_precision: int = 15
     strict: bool = True
     allow_set_relation_comp: bool = True
+    mode: GraderMode = GraderMode.TRACEFACTORY
 
 
 class ComparisonTimeout(BaseException):
@@ -94,6 +114,202 @@ def _has_expression(parsed: list) -> bool:
     return any(not isinstance(item, str) for item in parsed)
 
 
+def _first_expression(parsed: list) -> object | None:
+    """The sympy object math-verify parsed, or None if it fell back to the raw string."""
+    return next((item for item in parsed if not isinstance(item, str)), None)
+
+
+def _equations(expression: object) -> list:
+    """The equations of `expression`: itself, the equations of an ``And`` chain (``a=b=3``), or
+    those of the elements of a set or tuple (``k=45, n=2``)."""
+    import sympy
+
+    if isinstance(expression, sympy.Eq):
+        return [expression]
+    if isinstance(expression, sympy.And):
+        return [arg for arg in expression.args if isinstance(arg, sympy.Eq)]
+    if isinstance(expression, sympy.FiniteSet | sympy.Tuple | list | tuple):
+        return [eq for element in expression for eq in _equations(element)]
+    return []
+
+
+def _is_assignment(equation: object) -> bool:
+    """``name = value``: the left side names a quantity (see `_names_a_quantity`)."""
+    return _names_a_quantity(equation.lhs)
+
+
+def _names_a_quantity(side: object) -> bool:
+    """A variable (``x``), a tuple of them (``(p, q)``), or a product, ratio or absolute value of
+    them (a segment ``AB``, a ratio ``V_1 : V_2``, ``|AB|``): a name, not a relation. A sum or
+    anything with a number (``x + y``, ``2x + z``) is an equation to satisfy, not a name."""
+    import sympy
+
+    if isinstance(side, sympy.Symbol):
+        return True
+    if isinstance(side, sympy.Tuple | sympy.Mul):
+        return all(_names_a_quantity(arg) for arg in side.args)
+    if isinstance(side, sympy.Abs):
+        return _names_a_quantity(side.args[0])
+    if isinstance(side, sympy.Pow):
+        return side.exp == -1 and _names_a_quantity(side.base)
+    return False
+
+
+def _equation_against_value(parsed_gold: list, parsed_answer: list) -> bool:
+    """Whether one side is a general equation and the other a bare value.
+
+    math-verify compares an equation with a value through the equation's right-hand side, so
+    ``x + y = 1`` "equals" ``1`` (always when the equation is the prediction, and so in one of our
+    two directions). The rule: an equation equals a value only when it is an assignment
+    ``var = value``; any other equation equals only an equation.
+    """
+    gold_equations = _equations(_first_expression(parsed_gold))
+    answer_equations = _equations(_first_expression(parsed_answer))
+    if bool(gold_equations) == bool(answer_equations):
+        return False
+    return not all(_is_assignment(eq) for eq in gold_equations or answer_equations)
+
+
+_EXPLICIT_SET = re.compile(r"^(?:\\left)?\\?\{")
+
+
+def _tuple_against_set(
+    gold_text: str, parsed_gold: list, answer_text: str, parsed_answer: list
+) -> bool:
+    """Whether one side is a tuple and the other a set written in braces: ``(3, 1)`` is ordered,
+    ``\\{1, 3\\}`` is not (math-verify compares their elements as sets)."""
+    import sympy
+
+    for tuple_parsed, set_text, set_parsed in (
+        (parsed_gold, answer_text, parsed_answer),
+        (parsed_answer, gold_text, parsed_gold),
+    ):
+        if (
+            isinstance(_first_expression(tuple_parsed), sympy.Tuple)
+            and isinstance(_first_expression(set_parsed), sympy.FiniteSet)
+            and _EXPLICIT_SET.match(set_text)
+        ):
+            return True
+    return False
+
+
+def _has_imaginary_unit(parsed: list) -> bool:
+    """Whether the answer uses the symbol ``i``."""
+    import sympy
+
+    expression = _first_expression(parsed)
+    return isinstance(expression, sympy.Basic) and any(
+        symbol.name == "i" for symbol in expression.free_symbols
+    )
+
+
+def _is_constant(parsed: list) -> bool:
+    """Whether the answer is a number (no variable): ``-1``, ``\\frac{\\sqrt{2}}{2}``."""
+    import sympy
+
+    expression = _first_expression(parsed)
+    return isinstance(expression, sympy.Expr) and not expression.free_symbols
+
+
+def _same_solution_set(parsed_gold: list, parsed_answer: list) -> bool:
+    """Whether two inequalities in the same single variable have the same solutions:
+    ``x > 1`` and ``2 < 2x``, ``x^2 \\ge 4`` and ``x^4 \\ge 16`` (math-verify compares the
+    two sides of each relation, not what the relation means)."""
+    import sympy
+
+    gold, answer = _first_expression(parsed_gold), _first_expression(parsed_answer)
+    relations = (sympy.StrictGreaterThan, sympy.StrictLessThan, sympy.GreaterThan, sympy.LessThan)
+    if not (isinstance(gold, relations) and isinstance(answer, relations)):
+        return False
+    variables = gold.free_symbols
+    if len(variables) != 1 or answer.free_symbols != variables:
+        return False
+    try:
+        return gold.as_set() == answer.as_set()
+    except (NotImplementedError, TypeError, ValueError):  # sympy cannot solve it: unproven
+        return False
+
+
+def _imaginary(parsed: list) -> list:
+    """`parsed` with the symbol ``i`` (whatever its assumptions) as the imaginary unit."""
+    import sympy
+
+    return [
+        item.subs({s: sympy.I for s in item.free_symbols if s.name == "i"})
+        if isinstance(item, sympy.Basic)
+        else item
+        for item in parsed
+    ]
+
+
+# 20:34, 20:34:00, 8:34 PM, 8:34 \text{ p.m.}: hours, two-digit minutes, optional seconds and
+# half of the day.
+_CLOCK = re.compile(
+    r"^(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:\\(?:text|mathrm)\s*\{\s*)?"
+    r"([ap])?(?:\.?\s*m\.?)?\s*\}?$",
+    re.IGNORECASE,
+)
+
+
+def _clock_seconds(text: str) -> int | None:
+    """Seconds since midnight of a clock time, or None if `text` is not one."""
+    match = _CLOCK.match(text)
+    if match is None:
+        return None
+    hours, minutes, seconds, half = match.groups()
+    hours = int(hours)
+    if half:
+        hours = hours % 12 + (12 if half.lower() == "p" else 0)
+    return (hours * 60 + int(minutes)) * 60 + int(seconds or 0)
+
+
+def _same_clock_time(gold_text: str, answer_text: str) -> bool | None:
+    """Whether two clock times are the same time of day; None unless both are clock times
+    (math-verify reads ``20:34`` as the ratio 20/34)."""
+    gold_seconds, answer_seconds = _clock_seconds(gold_text), _clock_seconds(answer_text)
+    if gold_seconds is None or answer_seconds is None:
+        return None
+    return gold_seconds == answer_seconds
+
+
+_DECIMAL = re.compile(r"^[+-]?(\d*)\.(\d+)$")
+_MIN_ROUNDED_DIGITS = 4  # significant digits a decimal needs to stand for a rounded exact value
+
+
+def _decimal_rounds(
+    gold_text: str, parsed_gold: list, answer_text: str, parsed_answer: list
+) -> bool:
+    """Whether one side is a decimal that rounds or truncates the other side's exact number.
+
+    ``0.3333`` and ``0.3334`` stand for ``\\frac{1}{3}``, ``3.1416`` for ``\\pi``: the decimal
+    is less than one unit of its last written place from the exact value and has at least
+    `_MIN_ROUNDED_DIGITS` significant digits (``0.33`` is not ``\\frac{1}{3}``).
+    """
+    import sympy
+
+    for decimal_text, exact_text, exact_parsed in (
+        (answer_text, gold_text, parsed_gold),
+        (gold_text, answer_text, parsed_answer),
+    ):
+        decimal = _DECIMAL.match(decimal_text)
+        if decimal is None or _INEXACT.search(exact_text):
+            continue
+        digits = (decimal.group(1) + decimal.group(2)).lstrip("0")
+        exact = _first_expression(exact_parsed)
+        if len(digits) < _MIN_ROUNDED_DIGITS or not isinstance(exact, sympy.Expr):
+            continue
+        if not exact.is_number:
+            continue
+        if not sympy.N(exact.doit(), 30).is_real:
+            continue
+        difference = abs(sympy.Rational(decimal_text) - exact.doit())
+        if not difference.is_Rational:  # exact: 5.001 is one unit from 5, not less
+            difference = sympy.N(difference, 30)
+        if difference < sympy.Rational(1, 10 ** len(decimal.group(2))):
+            return True
+    return False
+
+
 def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Reason:
     """Compare an extracted answer with the gold answer, symmetrically.
 
@@ -105,14 +321,29 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     """
     from math_verify import verify
 
-    gold_text = normalize_answer(gold, other_has_equals="=" in answer)
-    answer_text = normalize_answer(answer, other_has_equals="=" in gold)
+    gold_text = normalize_answer(
+        gold, other_has_equals="=" in answer, other_is_number=is_plain_number(answer)
+    )
+    answer_text = normalize_answer(
+        answer, other_has_equals="=" in gold, other_is_number=is_plain_number(gold)
+    )
     if gold_text == answer_text:
         return Reason.MATCH
     if has_ellipsis(gold_text) or has_ellipsis(answer_text):  # math-verify reads 1, 2, ..., n as 2
         same = canonical_text(gold_text) == canonical_text(answer_text)
         return Reason.MATCH if same else Reason.MISMATCH
+    clock = _same_clock_time(gold_text, answer_text)
+    if clock is not None:
+        return Reason.MATCH if clock else Reason.MISMATCH
     parsed_gold, parsed_answer = _parse(gold_text), _parse(answer_text)
+    if _equation_against_value(parsed_gold, parsed_answer) or _tuple_against_set(
+        gold_text, parsed_gold, answer_text, parsed_answer
+    ):
+        return Reason.MISMATCH
+    if _has_imaginary_unit(parsed_gold) or (
+        _is_constant(parsed_gold) and _has_imaginary_unit(parsed_answer)
+    ):
+        parsed_gold, parsed_answer = _imaginary(parsed_gold), _imaginary(parsed_answer)
     options = {
         "float_rounding": settings.float_rounding,
         "numeric_precision": settings.numeric_precision,
@@ -125,6 +356,10 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     ):
         tolerated = _numbers_differ(gold_text, parsed_gold, answer_text, parsed_answer)
         return Reason.MISMATCH if tolerated else Reason.MATCH
+    if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer):
+        return Reason.MATCH
+    if _same_solution_set(parsed_gold, parsed_answer):
+        return Reason.MATCH
     if not _has_expression(parsed_gold):
         logger.warning("gold answer %r parses to no expression", gold[:200])
     return Reason.MISMATCH if _has_expression(parsed_answer) else Reason.UNPARSEABLE

@@ -7,7 +7,12 @@ incomplete, so unfinished thinking is never rewarded); the answer is the last to
 final box holding another box (``\\boxed{1 \\boxed{3}}``) is a hedge between two answers, not one
 answer, so it is wrong too (reason ``nested_boxed``; math-verify would happily pick the inner box).
 Several separate boxes are not a hedge: real responses box each part of a multi-part answer, or
-repeat the final answer in another form, and the last box is the answer.
+repeat the final answer in another form. Boxes that end the text separated only by commas,
+semicolons, ``and``, math delimiters, spaces or line breaks (``\\boxed{1} and \\boxed{2}``,
+``\\boxed{k=45}, \\boxed{n=2}``) are one answer, their parts joined by ``, `` (a part repeated
+counts once); the last box alone is kept beside it (`Extraction.last_part`), because a gold may
+record only the last part asked (``\\boxed{\\text{Yes}}`` then ``\\boxed{4}`` for gold 4).
+Otherwise (words between them, ``=``, ``or``) the last box is the answer.
 
 Extraction runs inside the grader's bounded workers, like comparison: the response is untrusted and
 can be megabytes. Every function here is linear in the response's length (one regex pass for the
@@ -62,6 +67,11 @@ _BRACE_TOKEN = re.compile(
 _BOX_BARE = re.compile(r"\\boxed ([^\s${}]+)")
 _BOX_WORD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _NOT_SPACE = re.compile(r"\S")
+# What may stand between the boxes of one multi-part answer: `, `, `; `, ` and `, `\quad`,
+# `\text{ and }`, math delimiters (`$`, `\(`, `\]`), spaces and line breaks.
+_BOX_JOINER = re.compile(
+    r"(?:\s|\$|,|;|\band\b|\\q?quad\b|\\text\s*\{\s*(?:and|,)?\s*\}|\\\\|\\[,;: ()\[\]])*"
+)
 
 
 @dataclass(frozen=True)
@@ -72,10 +82,13 @@ class Extraction:
         answer: content of the last boxed answer, stripped; None when none was read.
         reason: the final reason when extraction alone decides the verdict (truncated,
             no_think_end, no_boxed); None when `answer` must be compared with the gold answer.
+        last_part: for an answer joined from several boxes, the last box's content (compared
+            when the joined answer does not match); None for a single box.
     """
 
     answer: str | None
     reason: Reason | None
+    last_part: str | None = None
 
 
 def resolve_thinking(response: str, thinking: ThinkingFormat | str) -> ThinkingFormat:
@@ -136,15 +149,26 @@ def _balanced_boxes(text: str) -> list[_Box]:
     return boxes
 
 
-def _last_top_level(text: str, boxes: list[_Box]) -> _Box | None:
-    """The last non-empty box not inside another balanced box (boxes nest or are disjoint)."""
-    found, end = None, -1
+def _top_level(text: str, boxes: list[_Box]) -> list[_Box]:
+    """The non-empty boxes not inside another balanced box, in order (boxes nest or are
+    disjoint)."""
+    found, end = [], -1
     for box in sorted(boxes, key=lambda b: b.start):
         if box.start > end:  # not inside the previous top-level box
             end = box.close
             if text[box.content : box.close].strip():
-                found = box
+                found.append(box)
     return found
+
+
+def _final_run(text: str, top_level: list[_Box]) -> list[_Box]:
+    """The last top-level box and the boxes before it joined to it only by `_BOX_JOINER`."""
+    run = [top_level[-1]]
+    for box in reversed(top_level[:-1]):
+        if not _BOX_JOINER.fullmatch(text, box.close + 1, run[0].start):
+            break
+        run.insert(0, box)
+    return run
 
 
 def _unwrap(text: str, box: _Box, boxes: list[_Box]) -> _Box:
@@ -158,25 +182,32 @@ def _unwrap(text: str, box: _Box, boxes: list[_Box]) -> _Box:
         box = inner
 
 
-def final_box(text: str) -> tuple[str, bool] | None:
-    """Content of the last top-level, balanced, non-empty box of `text`, and whether it holds
-    another box (``\\boxed{1 \\boxed{3}}``: two candidate answers in one).
+def final_box(text: str) -> tuple[str, bool, str | None] | None:
+    """Content of the last top-level, balanced, non-empty box of `text` (with the boxes joined
+    to it as one multi-part answer, see the module docstring), and whether it holds another box
+    (``\\boxed{1 \\boxed{3}}``: two candidate answers in one), and the last box's content when
+    the answer joins several boxes (else None).
 
     A box that only wraps another box is unwrapped first. An unbalanced box (cut off) is skipped;
     an empty box (the prompt's own "within \\boxed{}") is not an answer. ``\\boxed 5`` counts
     when it comes after the last braced box.
     """
     boxes = _balanced_boxes(text)
-    found = _last_top_level(text, boxes)
+    top_level = _top_level(text, boxes)
     bares = list(_BOX_BARE.finditer(text))
     bare = bares[-1] if bares else None
-    if bare is not None and (found is None or bare.start() > found.start):
-        return bare.group(1).strip(), False
-    if found is None:
+    if bare is not None and (not top_level or bare.start() > top_level[-1].start):
+        return bare.group(1).strip(), False, None
+    if not top_level:
         return None
-    found = _unwrap(text, found, boxes)
-    nested = _BOX_WORD.search(text, found.content, found.close) is not None
-    return text[found.content : found.close].strip(), nested
+    parts, nested = [], False
+    for box in _final_run(text, top_level):
+        box = _unwrap(text, box, boxes)
+        nested = nested or _BOX_WORD.search(text, box.content, box.close) is not None
+        part = text[box.content : box.close].strip()
+        if part not in parts:
+            parts.append(part)
+    return ", ".join(parts), nested, part if len(parts) > 1 else None
 
 
 def last_boxed(text: str) -> str | None:
@@ -206,5 +237,7 @@ def extract(
     box = final_box(section)
     if box is None:
         return Extraction(answer=None, reason=Reason.NO_BOXED)
-    answer, nested = box
-    return Extraction(answer=answer, reason=Reason.NESTED_BOXED if nested else None)
+    answer, nested, last_part = box
+    if nested:
+        return Extraction(answer=answer, reason=Reason.NESTED_BOXED)
+    return Extraction(answer=answer, reason=None, last_part=last_part)

@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError
 
 from tracefactory.config import Section, one_line_validation_error
 from tracefactory.errors import ConfigError
-from tracefactory.grading.compare import ComparisonSettings
+from tracefactory.grading.compare import ComparisonSettings, GraderMode
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.grading.pool import PoolSettings, WorkerPool
 from tracefactory.grading.verdict import GRADER_VERSION, Reason, Verdict
@@ -54,6 +54,8 @@ class GraderConfig(Section):
     """significant digits of numeric equality (math-verify)"""
     cache_size: int = Field(200_000, ge=0)
     """verdicts kept in memory, LRU; 0 disables the cache"""
+    mode: GraderMode = GraderMode.TRACEFACTORY
+    """tracefactory | official (the paper's evaluation exactly, docs/grading.md)"""
 
 
 class Grader:
@@ -80,11 +82,15 @@ class Grader:
         self.settings = ComparisonSettings(
             float_rounding=self.config.float_rounding,
             numeric_precision=self.config.numeric_precision,
+            mode=self.config.mode,
         )
-        self.version = (
-            f"{GRADER_VERSION}+math-verify-{package_version('math-verify')}"
-            f"+fr{self.settings.float_rounding}+np{self.settings.numeric_precision}"
+        rules = (
+            "official"
+            if self.config.mode is GraderMode.OFFICIAL
+            else f"{GRADER_VERSION}+fr{self.settings.float_rounding}"
+            f"+np{self.settings.numeric_precision}"
         )
+        self.version = f"{rules}+math-verify-{package_version('math-verify')}"
         self._cache: OrderedDict[tuple[str, str, str], Reason] = OrderedDict()
         self._lock = threading.Lock()
         pool_settings = PoolSettings(self.settings, self.config.timeout_s, self.config.memory_mb)
@@ -156,23 +162,22 @@ class Grader:
         with self._lock:
             extractions = self._extract_all([r for r, _ in pairs], flags, fmt)
             to_compare = {
-                (gold, item["answer"])
+                (gold, answer)
                 for item, (_r, gold) in zip(extractions, pairs, strict=True)
                 if item["reason"] is None
+                for answer in (item["answer"], item["last"])
+                if answer is not None
             }
             reasons = self._compare_all(sorted(to_compare))
+        golds = [gold for _r, gold in pairs]
         return [
-            Verdict.of(
-                Reason(item["reason"]) if item["reason"] else reasons[(gold, item["answer"])],
-                item.get("answer"),
-            )
-            for item, (_r, gold) in zip(extractions, pairs, strict=True)
+            _verdict(item, gold, reasons) for item, gold in zip(extractions, golds, strict=True)
         ]
 
     def _extract_all(
         self, responses: list[str], truncated: list[bool], thinking: ThinkingFormat
     ) -> list[dict]:
-        """``{"reason", "answer"}`` per response, extracted in the workers in batches.
+        """``{"reason", "answer", "last"}`` per response, extracted in the workers in batches.
 
         Batching spares a pipe round trip per response (extraction takes microseconds). A batch
         whose task failed (timeout, memory limit, error) is retried one response per task, so
@@ -192,10 +197,10 @@ class Grader:
             retry = []
             for batch, reply in zip(batches, self._pool.run(tasks), strict=True):
                 if "results" in reply:
-                    for i, (reason, answer) in zip(batch, reply["results"], strict=True):
-                        results[i] = {"reason": reason, "answer": answer}
+                    for i, (reason, answer, last) in zip(batch, reply["results"], strict=True):
+                        results[i] = {"reason": reason, "answer": answer, "last": last}
                 elif len(batch) == 1:
-                    results[batch[0]] = {"reason": reply["reason"], "answer": None}
+                    results[batch[0]] = {"reason": reply["reason"], "answer": None, "last": None}
                 else:
                     retry += [[i] for i in batch]
             batches = retry
@@ -226,6 +231,18 @@ class Grader:
         self._cache.move_to_end(key)
         while len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)
+
+
+def _verdict(item: dict, gold: str, reasons: dict[tuple[str, str], Reason]) -> Verdict:
+    """The verdict of one extraction: its final reason, or the comparison of its answer; an answer
+    joined from several boxes that does not match falls back to its last box (extract.py)."""
+    if item["reason"]:
+        return Verdict.of(Reason(item["reason"]), item["answer"])
+    reason = reasons[(gold, item["answer"])]
+    if reason is not Reason.MATCH and item["last"] is not None:
+        if reasons[(gold, item["last"])] is Reason.MATCH:
+            return Verdict.of(Reason.MATCH, item["last"])
+    return Verdict.of(reason, item["answer"])
 
 
 def _batches(responses: list[str]) -> list[list[int]]:

@@ -21,9 +21,10 @@ import polars as pl
 
 from tracefactory.config import WorkerConfig
 from tracefactory.errors import StageInputError
+from tracefactory.grading.canary import grader_identity
 from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.grader import Grader
-from tracefactory.grading.verdict import GRADER_VERSION, Reason
+from tracefactory.grading.verdict import Reason
 from tracefactory.io import TableReader
 from tracefactory.models import require_same_tokenizer
 from tracefactory.schemas import FinishReason
@@ -53,7 +54,7 @@ class VerifyStage(Stage):
 
     name = "verify"
     output_schema = "verdicts"
-    version = 1
+    version = 2  # 2: grader 3 (equation rule, peer classes); grader_version names the identity
     counters = VerifyCount
     rate_counts = (VerifyCount.TRACES,)
 
@@ -90,10 +91,12 @@ class VerifyStage(Stage):
         ]
 
     def identity(self) -> list:
-        """The grader's settings and version, and the problems, rollins and rollouts tables."""
+        """The grader's settings and identity (its rules version, math-verify and sympy versions
+        and its canary verdicts: computing it grades the canaries, so a drifted grader stops here,
+        before any shard is written), and the problems, rollins and rollouts tables."""
         return [
             self.config.grader,
-            GRADER_VERSION,
+            grader_identity(self.config.grader),
             self.problems.fingerprint,
             *(reader.fingerprint for reader in self.inputs.values()),
         ]

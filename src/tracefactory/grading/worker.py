@@ -20,8 +20,14 @@ import signal
 import sys
 from typing import IO
 
-from tracefactory.grading.compare import ComparisonSettings, bounded, compare_answers
+from tracefactory.grading.compare import (
+    ComparisonSettings,
+    GraderMode,
+    bounded,
+    compare_answers,
+)
 from tracefactory.grading.extract import extract
+from tracefactory.grading.official import official_compare, official_extract
 from tracefactory.grading.verdict import Reason
 from tracefactory.stats import setup_logging
 
@@ -82,25 +88,32 @@ def limit_memory(memory_mb: int) -> None:
 
 
 def run_task(task: dict, settings: ComparisonSettings, soft_s: float) -> dict:
-    """One task's reply: ``{"id", "reason"}`` for a comparison; ``{"id", "results"}`` (one
-    ``[reason or None, answer or None]`` per response) for an extraction batch, or
-    ``{"id", "reason": "timeout"}`` if the batch ran out of time."""
+    """One task's reply: ``{"id", "reason"}`` for a comparison; ``{"id", "results"}`` for an
+    extraction batch (one ``[reason or None, answer or None, last part or None]`` per response),
+    or ``{"id", "reason": "timeout"}`` if the batch ran out of time."""
+    official = settings.mode is GraderMode.OFFICIAL
     if task["kind"] == "extract":
-        results = bounded(lambda: _extract_batch(task["items"], task["thinking"]), soft_s)
+        results = bounded(lambda: _extract_batch(task["items"], task["thinking"], official), soft_s)
         if results is None:
             return {"id": task["id"], "reason": str(Reason.TIMEOUT)}
         return {"id": task["id"], "results": results}
+    if official:  # math-verify's own alarms bound it (official.py); the hard deadline remains
+        return {"id": task["id"], "reason": str(official_compare(task["gold"], task["answer"]))}
     reason = bounded(lambda: compare_answers(task["gold"], task["answer"], settings), soft_s)
     return {"id": task["id"], "reason": str(reason or Reason.TIMEOUT)}
 
 
-def _extract_batch(items: list[list], thinking: str) -> list[list[str | None]]:
-    """``[reason or None, answer or None]`` for each ``[response, truncated]`` item."""
+def _extract_batch(items: list[list], thinking: str, official: bool) -> list[list[str | None]]:
+    """``[reason or None, answer or None, last part or None]`` for each ``[response, truncated]``
+    item (official extraction ignores the thinking format and the truncated flag)."""
     results = []
     for response, truncated in items:
-        extraction = extract(response, thinking=thinking, truncated=truncated)
-        reason = None if extraction.reason is None else str(extraction.reason)
-        results.append([reason, extraction.answer])
+        if official:
+            (reason, answer), last_part = official_extract(response), None
+        else:
+            extraction = extract(response, thinking=thinking, truncated=truncated)
+            reason, answer, last_part = extraction.reason, extraction.answer, extraction.last_part
+        results.append([None if reason is None else str(reason), answer, last_part])
     return results
 
 
@@ -175,6 +188,7 @@ def main() -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr
     setup_logging("WARNING")  # the pipeline's one timestamped format, on stderr
+    options["mode"] = GraderMode(options["mode"])
     serve(sys.stdin, replies, ComparisonSettings(**options), soft_s, memory_mb)
 
 
