@@ -54,6 +54,8 @@ class TrainConfig(Section):
     micro_batch_tokens: int = Field(8192, ge=1)  # padded tokens per forward per rank (memory)
     micro_batch_overhead_tokens: int = Field(512, ge=0)  # cost of a forward pass, in padded tokens
     # --- optimisation
+    seed: int | None = Field(None, ge=0)  # training seed: head init, data order, dropout (None:
+    # the run seed); it changes the weights only, never the data stages or the validation split
     epochs: float = Field(2.0, gt=0)  # passes over the train split (paper: 5)
     max_steps: int | None = Field(None, ge=1)  # optimiser steps; None: from epochs (paper: 12170)
     max_lr: float = Field(1e-3, gt=0)  # peak learning rate (paper: 1e-4)
