@@ -373,6 +373,25 @@ def grade(
     grade_cli(gold, response, pairs, thinking, truncated, workers, timeout_s)
 
 
+@app.command()
+def plan(
+    params: ParamsPath = Path("params.yaml"),
+    profile: Annotated[Path | None, typer.Option(help="Profile applied over params.")] = None,
+    gpu: Annotated[str, typer.Option(help="GPU kind of the throughput table.")] = "h100",
+    nodes: Annotated[int, typer.Option(min=1, help="Nodes of the cluster.")] = 1,
+    gpus_per_node: Annotated[int, typer.Option(min=1, help="GPUs per node.")] = 8,
+    throughput: Annotated[Path | None, typer.Option(help="JSON overriding throughputs.")] = None,
+    pilot: Annotated[int | None, typer.Option(min=1, help="Measure lengths on N problems.")] = None,
+    problems: Annotated[int | None, typer.Option(min=1, help="Train problems.")] = None,
+    reports: Annotated[Path, typer.Option(help="Folder of plan.json.")] = REPORTS / "plan",
+) -> None:
+    """Print what a profile will cost (rows, tokens, GPU-hours, wall time, disk) before it runs;
+    write reports/plan/plan.json. Sources and assumptions: docs/scale.md."""
+    from tracefactory.plan import run_plan
+
+    run_plan(params, profile, gpu, nodes, gpus_per_node, throughput, pilot, reports, problems)
+
+
 def _fail(message: str, code: int) -> None:
     """Print an expected failure as one line (the traceback with --debug) and exit ``code``."""
     if _DEBUG["on"]:
