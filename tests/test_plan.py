@@ -131,3 +131,17 @@ def test_a_throughput_file_overrides_a_figure_and_an_unknown_gpu_is_an_error(tmp
             tmp_path,
             train_problems=1000,
         )
+
+
+@pytest.mark.integration
+def test_pilot_measures_lengths_on_n_problems(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = _simulated_params(train=6)
+    run_stage(ProblemsStage(params.problems, params.seed), params.problems.output_dir)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(json.dumps(params.model_dump(mode="json")))
+    plan = run_plan(params_file, None, "h100", 1, 8, None, 3, tmp_path / "plan")
+    pilot = TableReader(tmp_path / "plan" / "pilot-rollins")
+    assert pilot.manifest["rows"] == 3 * 14
+    assert "pilot measurement" in plan.assumptions[0]
+    assert plan.rollins == 6 * 14  # the plan is of the whole run, the pilot only measured
