@@ -167,12 +167,14 @@ def rollin(
     Writes data/rollins (schemas/rollins.yaml) and reports/rollin/{metrics,summary}.json. Params:
     rollin, seed, ray. A rerun skips finished shards.
     """
+    from tracefactory.budget import Budget
     from tracefactory.generation.metrics import generation_metrics
     from tracefactory.generation.rollin import run_rollin
 
     config = load_params(params, overrides or [])
     ray_config = config.ray if config.rollin.use_ray else None
-    summary = run_rollin(config.rollin, config.seed, ray_config)
+    budget = Budget(config.run, "rollin")
+    summary = run_rollin(config.rollin, config.seed, ray_config, budget)
     write_reports("rollin", reports, generation_metrics(summary, config.rollin.output_dir))
 
 
@@ -187,12 +189,14 @@ def rollout(
     Writes data/rollouts (schemas/rollouts.yaml) and reports/rollout/{metrics,summary}.json.
     Params: rollout, seed, ray. A rerun skips finished shards.
     """
+    from tracefactory.budget import Budget
     from tracefactory.generation.metrics import generation_metrics
     from tracefactory.generation.rollout import run_rollout
 
     config = load_params(params, overrides or [])
     ray_config = config.ray if config.rollout.use_ray else None
-    summary = run_rollout(config.rollout, config.seed, ray_config)
+    budget = Budget(config.run, "rollout")
+    summary = run_rollout(config.rollout, config.seed, ray_config, budget)
     write_reports("rollout", reports, generation_metrics(summary, config.rollout.output_dir))
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import ShardError, TracefactoryError
 from tracefactory.io import ShardWriter
@@ -94,7 +95,10 @@ class StageSummary:
 
 
 def run_stage(
-    stage: Stage, output_dir: str | Path, ray_config: RayConfig | None = None
+    stage: Stage,
+    output_dir: str | Path,
+    ray_config: RayConfig | None = None,
+    budget: Budget | None = None,
 ) -> StageSummary:
     """Run every unfinished shard of ``stage`` and finalize its table.
 
@@ -108,6 +112,8 @@ def run_stage(
             finished before the failure stay on disk; a run that fails before its first shard
             leaves the table (stale shards and manifest included) as it was.
         TableLockedError: another process is writing the same table.
+        BudgetExhaustedError: ``budget`` ran out; no new shard was started after that, and the
+            finished ones are kept (the table is left unfinalized, a rerun continues).
     """
     with ShardWriter(output_dir, stage.output_schema, stage.metadata()) as writer:
         plan = stage.plan()
@@ -118,12 +124,12 @@ def run_stage(
         todo = [s for s in plan if s.name not in done]
         skipped = len(plan) - len(todo)
         logger.info("%s: %d shards planned, %d already complete", stage.name, len(plan), skipped)
-        _run_pools(stage, todo, writer, ray_config)
+        _run_pools(stage, todo, writer, ray_config, budget)
         manifest = writer.finalize(expected=set(names))
     return StageSummary(len(plan), skipped, manifest["rows"], manifest["counts"])
 
 
-def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config) -> None:
+def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config, budget) -> None:
     pools = stage.pools()
     unknown = {s.pool for s in todo} - pools.keys()
     if unknown:
@@ -133,11 +139,15 @@ def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config)
         pool_todo = [s for s in todo if s.pool == pool]
         if not pool_todo:
             continue
+        if budget is not None and budget.exhausted():
+            break
         if ray_config is None:
-            _run_local(stage, pool, pool_todo, writer, progress)
+            _run_local(stage, pool, pool_todo, writer, progress, budget)
         else:
-            _run_on_ray(stage, pool, pool_todo, writer, progress, workers, ray_config)
+            _run_on_ray(stage, pool, pool_todo, writer, progress, workers, ray_config, budget)
     progress.close()
+    if budget is not None and budget.exhausted() and budget.shards < len(todo):
+        raise budget.stopped(len(todo) - budget.shards)
 
 
 def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult, progress):
@@ -155,15 +165,21 @@ def _read(stage: Stage, shard: Shard) -> Any:
         raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: reading input: {e}") from e
 
 
-def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, progress) -> None:
+def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, progress, budget) -> None:
     stage.setup(pool)
+    gpus = stage.pools()[pool].num_gpus
     for shard in todo:
+        if budget is not None and budget.exhausted():
+            return
+        started = time.monotonic()
         inputs = _read(stage, shard)
         try:
             result = stage.process(shard, inputs)
         except Exception as e:
             raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
         _record(stage, writer, shard, result, progress)
+        if budget is not None:
+            budget.spend(result.counts, time.monotonic() - started, gpus)
 
 
 class _StageWorker:
@@ -183,7 +199,9 @@ class _StageWorker:
         return f"pid {os.getpid()} on node {ray.util.get_node_ip_address()}"
 
 
-def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_config) -> None:
+def _run_on_ray(
+    stage, pool, todo, writer, progress, workers: WorkerConfig, ray_config, budget
+) -> None:
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
@@ -200,8 +218,8 @@ def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_
     try:
         locations = _wait_until_ready(where, actors, workers, ray_config.start_timeout_s)
         idle = list(actors)
-        while queue or pending:
-            while idle and queue:
+        while pending or (queue and not (budget and budget.exhausted())):
+            while idle and queue and not (budget and budget.exhausted()):
                 actor = idle.pop()
                 shard, attempt = queue.popleft()
                 inputs = _read(stage, shard)
@@ -211,7 +229,7 @@ def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
             if not ready:
                 raise ShardError(_stuck_message(where, pending, locations, timeout))
-            actor, shard, attempt, _ = pending.pop(ready[0])
+            actor, shard, attempt, started = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
             except RayActorError as e:
@@ -229,6 +247,8 @@ def _run_on_ray(stage, pool, todo, writer, progress, workers: WorkerConfig, ray_
             except RayTaskError as e:
                 raise ShardError(f"{where}, shard {shard.name!r}: {e}") from e
             _record(stage, writer, shard, result, progress)
+            if budget is not None:
+                budget.spend(result.counts, time.monotonic() - started, workers.num_gpus)
             idle.append(actor)
     finally:
         for actor in actors:

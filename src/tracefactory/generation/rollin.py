@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, WorkerConfig, params_hash
 from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
@@ -196,7 +197,10 @@ def read_problems(config: RollinConfig) -> list[tuple[str, str]]:
 
 
 def run_rollin(
-    config: RollinConfig, run_seed: int, ray_config: RayConfig | None = None
+    config: RollinConfig,
+    run_seed: int,
+    ray_config: RayConfig | None = None,
+    budget: Budget | None = None,
 ) -> StageSummary:
     """Run the rollin stage (on Ray when ``ray_config`` is given, else in this process)."""
-    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config)
+    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config, budget)
