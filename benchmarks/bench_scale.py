@@ -161,13 +161,13 @@ def main() -> None:
             results[f"{fraction:g}"] = run_fraction(fraction, base / f"f{fraction:g}")
             if args.keep is None:
                 shutil.rmtree(base / f"f{fraction:g}")
+            if args.out:  # after each fraction: a long run stopped later keeps what it measured
+                args.out.write_text(json.dumps({"fractions": results}, indent=2) + "\n")
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     print_table(results)
     print(f"\nload average at end: {os.getloadavg()}")
-    if args.out:
-        args.out.write_text(json.dumps({"fractions": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
