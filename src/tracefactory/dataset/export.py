@@ -82,12 +82,14 @@ def _write_splits(files: SplitFileWriter, frame: pl.DataFrame, max_bytes: int) -
 
 
 def write_default(labels: TableReader, folder: Path, config: DatasetConfig) -> SplitFileWriter:
-    """Stream the labels table into the ``default`` config, one file sequence per split."""
+    """Write the labels table into the ``default`` config, one file sequence per split, one
+    labels shard at a time: memory follows the label stage's shard size, not the table's (a
+    dataset scan reads several files ahead, which at paper row sizes is gigabytes)."""
     files = SplitFileWriter(
         folder, load_schema("labels"), labels.metadata, config.rows_per_file, config.file_bytes
     )
-    for batch in labels.iter_batches(batch_size=2048):
-        _write_splits(files, pl.from_arrow(pa.Table.from_batches([batch])), config.row_group_bytes)
+    for name in labels.shard_names:
+        _write_splits(files, labels.scan_shard(name).collect(), config.row_group_bytes)
     return files
 
 
