@@ -61,8 +61,8 @@ class PolicyConfig(Section):
     model: str = "tracefactory:tiny"  # Hub id, local folder, or tracefactory:tiny / tiny-weak
     weight: float = Field(1.0, gt=0)  # share of roll-ins in the pool (normalised over policies)
     template: Literal["r1", "tiny"] = "tiny"  # prompt template (tracefactory.generation.templates)
-    backend: Literal["transformers", "vllm", "simulated"] = "transformers"  # vllm: [vllm] extra
-    # simulated: no model, traces drawn by `simulation` (docs/scale.md); the model: its tokenizer
+    backend: Literal["transformers", "vllm", "simulated"] = "transformers"  # vllm: the extra;
+    # simulated: no model, traces drawn by `simulation` (docs/scale.md), `model` its tokenizer
     batch_size: int = Field(64, ge=1)  # transformers: sequences decoded together
     device: str = "cpu"  # transformers: torch device ("cpu", "cuda", "cuda:1")
     dtype: str = "auto"  # weights dtype: auto, float32, bfloat16, float16
