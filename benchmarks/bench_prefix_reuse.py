@@ -23,7 +23,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from tracefactory.generation.branch_points import draw_cut_positions  # noqa: E402
 from tracefactory.generation.config import SamplingConfig  # noqa: E402
 from tracefactory.generation.engine import GenerationRequest  # noqa: E402
-from tracefactory.generation.seeds import derive_seed  # noqa: E402
 from tracefactory.generation.templates import encode_prompt  # noqa: E402
 from tracefactory.generation.transformers_backend import TransformersBackend  # noqa: E402
 from tracefactory.models import load_tokenizer  # noqa: E402
@@ -33,6 +32,7 @@ from tracefactory.search.config import SearchConfig, SearchSettings, Selection  
 from tracefactory.search.engines import delimiter_token_ids  # noqa: E402
 from tracefactory.search.interfaces import ScoreItem  # noqa: E402
 from tracefactory.search.sampling import EngineBlockSampler  # noqa: E402
+from tracefactory.seeds import derive_seed  # noqa: E402
 from tracefactory.toyworld import POLICY_DIR  # noqa: E402
 
 SAMPLING = SamplingConfig()  # temperature 1, top-p 1, 224 tokens: the embedded default

@@ -117,9 +117,7 @@ def child(params: Path, prepare_only: bool) -> None:
     shared and reclaimable. The peak of anonymous memory, sampled every 10 ms, is what the
     process itself holds.
     """
-    sys.path.insert(0, str(ROOT / "train"))
-    import train_value_model
-
+    from tracefactory.recipes import train_value_model
     from tracefactory.valuemodel.dataset import open_dataset
 
     peak_anon = [0.0]

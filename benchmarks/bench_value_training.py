@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +27,7 @@ import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-import train_value_model  # noqa: E402
-
+from tracefactory.recipes import train_value_model  # noqa: E402
 from tracefactory.valuemodel.batching import micro_batches, step_rows  # noqa: E402
 from tracefactory.valuemodel.config import TrainConfig  # noqa: E402
 from tracefactory.valuemodel.dataset import DatasetSplit, open_dataset  # noqa: E402

@@ -1,4 +1,9 @@
-"""Test-wide settings: offline, quiet, one torch thread per process (2-core CI machines)."""
+"""Test-wide settings: offline (Hub and datasets), quiet, and no inherited Ray cluster.
+
+Constants and helpers every test folder shares (the repository root, the shared benchmark files,
+a subprocess environment) are in ``tests/locations.py``; fixtures shared within one folder are in
+that folder's ``conftest.py``.
+"""
 
 import os
 

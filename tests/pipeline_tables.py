@@ -13,8 +13,13 @@ from pathlib import Path
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.io import ShardWriter
 from tracefactory.labels.config import LabelConfig
+from tracefactory.models import load_tokenizer, tokenizer_hash
 
-TOKENIZER = {"tokenizer": "tracefactory:tiny", "tokenizer_hash": "abc123"}
+# The shipped tiny tokenizer's real hash: readers decode ids only with the tokenizer it names.
+TOKENIZER = {
+    "tokenizer": "tracefactory:tiny",
+    "tokenizer_hash": tokenizer_hash(load_tokenizer("tracefactory:tiny")),
+}
 
 
 @dataclass

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import yaml
+from locations import REPO
 
 from tracefactory import __version__
-
-REPO = Path(__file__).parents[1]
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -98,3 +97,31 @@ def test_the_dataset_stage_and_its_command_share_a_name_and_every_stage_takes_re
         if name != "publish":
             assert "--reports" in text
     assert _cli("export", "--help").returncode != 0
+
+
+def test_a_resumed_stage_records_the_same_reports_and_keeps_its_drop_log(tmp_path):
+    """Tracked reports depend on the table only: a rerun that skips the finished shard writes the
+    same metrics, summary and drop log (even one deleted meanwhile); what was skipped is logged."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["problems"]["sources"] = [
+        {"name": "synthetic", "type": "synthetic", "counts": {"train": 12, "test": 3}}
+    ]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    reports = tmp_path / "reports" / "problems"
+    assert _cli("problems", cwd=tmp_path).returncode == 0
+    first = {name: (reports / name).read_bytes() for name in ("metrics.json", "summary.json")}
+    dropped = (reports / "dropped.jsonl").read_bytes()
+    assert b"shards_skipped" not in first["metrics.json"]
+    (reports / "dropped.jsonl").unlink()
+    rerun = _cli("problems", cwd=tmp_path)
+    assert rerun.returncode == 0 and "1 already complete" in rerun.stderr
+    assert {name: (reports / name).read_bytes() for name in first} == first
+    assert (reports / "dropped.jsonl").read_bytes() == dropped
+
+
+def test_the_recipes_run_outside_a_checkout(tmp_path):
+    """`tracefactory train` runs the packaged recipe from any folder: here it gets as far as the
+    recipe's own check of the dataset."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"dataset": "/nowhere"}}))
+    line = _one_error_line(_cli("train", cwd=tmp_path))
+    assert "/nowhere" in line and "neither a dataset folder nor a Hub id" in line

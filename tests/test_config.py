@@ -1,20 +1,21 @@
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
+import typing
 
 import pytest
 import yaml
+from locations import REPO, command_env
+from pydantic import BaseModel
 
 from tracefactory.config import params_hash, parse_override
 from tracefactory.errors import ConfigError
-from tracefactory.params import apply_profile, load_params
+from tracefactory.params import Params, apply_profile, load_params
+from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig
 
 
 def test_embedded_default_params_validate():
-    params = load_params("params.yaml")
-    assert params.seed == load_params("params.yaml").seed
+    params = load_params(REPO / "params.yaml")
+    assert params.seed == load_params(REPO / "params.yaml").seed
 
 
 def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
@@ -142,16 +143,15 @@ def _leaves(data: dict, prefix: str = "") -> set[str]:
 
 
 def test_params_yaml_lists_every_key_a_run_may_vary():
-    listed = _leaves(yaml.safe_load(Path("params.yaml").read_text()))
-    every = _leaves(load_params("params.yaml").model_dump(mode="json"))
+    listed = _leaves(yaml.safe_load((REPO / "params.yaml").read_text()))
+    every = _leaves(load_params(REPO / "params.yaml").model_dump(mode="json"))
     wiring = {key for key in every if key.rsplit(".", 1)[-1].endswith(("_dir", "_dirs"))}
     unset_sections = {"rollout.policy.workers", "evaluate.policy.workers"}  # None: stage's own
     assert every - wiring - unset_sections - listed == set()
 
 
 def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    env = command_env()
     shutil.copy("params.yaml", tmp_path / "params.yaml")
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  noted:\n    cmd: python -c \"open('out.txt', 'w').write('x')\"\n"
@@ -171,3 +171,30 @@ def test_dvc_exp_run_sets_any_listed_key_without_a_plus(tmp_path):
     params = load_params(tmp_path / "params.yaml")
     assert (params.train.max_steps, params.problems.dedupe.near) == (50, True)
     assert params.evaluate.search.block_tokens == 32
+
+
+def _sections(section: type[BaseModel]) -> set[type[BaseModel]]:
+    """``section`` and every section model its fields hold, recursively."""
+    found = {section}
+    for field in section.model_fields.values():
+        for inner in _models_in(field.annotation):
+            found |= _sections(inner)
+    return found
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def test_every_leaf_field_has_a_description_from_its_docstring():
+    """`params show` prints these: a field added without its docstring fails here."""
+    missing = [
+        f"{section.__name__}.{name}"
+        for section in _sections(Params) | _sections(TinyPolicyTrainConfig)
+        for name, field in section.model_fields.items()
+        if not field.description and not _models_in(field.annotation)
+    ]
+    assert missing == []
+    assert Params.model_fields["seed"].description.startswith("run seed: every sampling seed")

@@ -2,19 +2,18 @@
 
 import ast
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from locations import REPO, command_env
 
-from tracefactory.summaries import SUMMARIES, evaluate_summary
+from tracefactory.stages import SUMMARIES
+from tracefactory.summaries import evaluate_summary
 
-REPO = Path(__file__).parents[1]
 PACKAGE = REPO / "src" / "tracefactory"
 METHODS = ["pass", "mv", "wmv", "bon", "vgs", "random"]
 PLOT_TITLES = {
@@ -25,10 +24,8 @@ PLOT_TITLES = {
 
 
 def _dvc(args: list[str], cwd: Path) -> str:
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
     result = subprocess.run(
-        ["dvc", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        ["dvc", *args], cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, f"dvc {args}: {result.stdout}\n{result.stderr}"
     return result.stdout
@@ -161,15 +158,15 @@ def _runs(entry_modules: list[Path]) -> set[Path]:
 
 # What each stage's command imports inside the command function, beside the CLI's own imports.
 STAGE_ENTRIES = {
-    "problems": ["problems/stage.py"],
-    "rollin": ["generation/rollin.py", "generation/metrics.py"],
-    "rollout": ["generation/rollout.py", "generation/metrics.py"],
-    "verify": ["grading/stage.py"],
-    "label": ["labels/stage.py"],
+    "problems": ["stages.py", "stage.py"],
+    "rollin": ["stages.py", "stage.py"],
+    "rollout": ["stages.py", "stage.py"],
+    "verify": ["stages.py", "stage.py"],
+    "label": ["stages.py", "stage.py"],
     "dataset": ["dataset/export.py"],
     "publish": ["dataset/publish.py", "dataset/export.py"],
-    "train": ["../../train/train_value_model.py"],
-    "evaluate": ["../../train/evaluate_search.py"],
+    "train": ["recipes/train_value_model.py"],
+    "evaluate": ["recipes/evaluate_search.py"],
 }
 
 

@@ -11,9 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from pipeline_tables import TableSpec, label_config, labelled_run
+from pipeline_tables import TableSpec, dataset_config, label_config, labelled_run
 
 from tracefactory.errors import (
+    ConfigError,
     ShardError,
     StageInputError,
     TableLockedError,
@@ -21,6 +22,7 @@ from tracefactory.errors import (
 )
 from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.stage import VerifyStage
+from tracefactory.integrity import TableLock
 from tracefactory.io import MANIFEST_NAME, ShardWriter, TableReader
 from tracefactory.labels.stage import LabelStage
 from tracefactory.models import SHIPPED_MODELS, model_fingerprint
@@ -261,3 +263,336 @@ def test_the_manifest_records_each_shard_size_and_checksum(tmp_path):
     shard = table / "shard-00000.parquet"
     assert manifest["shards"][0]["bytes"] == shard.stat().st_size
     assert manifest["shards"][0]["checksum"] == file_checksum(shard)
+
+
+def test_a_damaged_shard_stays_refused_after_a_resumed_run_that_never_finished(tmp_path):
+    table = _finished(tmp_path / "problems", shards=3)
+    (table / "shard-00002.parquet").unlink()
+    _flip_byte(table / "shard-00000.parquet", 200)
+    with ShardWriter(table, "problems", META) as killed:  # resumes, then stops before finalize
+        killed.write("shard-00002", _problems(4, 2))
+    assert not (table / MANIFEST_NAME).exists()
+    rerun = ShardWriter(table, "problems", META)
+    assert rerun.completed() == {"shard-00000", "shard-00001", "shard-00002"}
+    with pytest.raises(ShardError, match="shard-00000.parquet: changed since"):
+        rerun.finalize()
+
+
+def test_a_shard_without_a_recorded_checksum_is_redone_not_resumed(tmp_path):
+    table = _finished(tmp_path / "problems", shards=2)
+    stray = _finished(tmp_path / "stray", shards=3) / "shard-00002.parquet"
+    shutil.copy(stray, table / "shard-00002.parquet")  # right params in its footer, no record
+    (table / MANIFEST_NAME).unlink()
+    with ShardWriter(table, "problems", META) as rerun:
+        assert rerun.completed() == set()
+
+
+def test_a_manifest_that_lost_an_entry_is_refused(tmp_path):
+    table = _finished(tmp_path / "problems", shards=3)
+    manifest = json.loads((table / MANIFEST_NAME).read_text())
+    manifest["shards"].pop(1)
+    (table / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(StageInputError, match="says 6 rows but its shards hold 4"):
+        TableReader(table)
+    manifest["rows"] = 4  # a consistent total: the shard still in the folder gives it away
+    (table / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(StageInputError, match=r"\['shard-00001.parquet'\] are in the folder"):
+        TableReader(table)
+
+
+def test_a_manifest_shard_name_outside_the_table_is_refused(tmp_path):
+    table = _finished(tmp_path / "problems", shards=1)
+    manifest = json.loads((table / MANIFEST_NAME).read_text())
+    manifest["shards"][0]["name"] = "../../x"
+    (table / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(StageInputError, match=r"invalid shard name '\.\./\.\./x'"):
+        TableReader(table)
+
+
+def test_a_shard_replaced_after_it_was_checked_is_caught_when_read_again(tmp_path):
+    table = _finished(tmp_path / "problems", answer="1")
+    other = _finished(tmp_path / "other", answer="2")
+    reader = TableReader(table)
+    reader.scan_shard("shard-00000").collect()  # checked, e.g. while the stage plans
+    shard = table / "shard-00000.parquet"
+    shutil.copy(other / "shard-00000.parquet", shard)  # same size, other answers
+    with pytest.raises(StageInputError, match=rf"{re.escape(str(shard))}: content checksum"):
+        reader.scan_shard("shard-00000")
+
+
+def test_a_resume_under_other_package_versions_redoes_the_table(tmp_path, monkeypatch):
+    from tracefactory import tablewriter
+
+    table = _finished(tmp_path / "problems", shards=2)
+    upgraded = json.dumps({**json.loads(tablewriter.package_versions()), "torch": "99.0"})
+    monkeypatch.setattr(tablewriter, "package_versions", lambda: upgraded)
+    with ShardWriter(table, "problems", META) as rerun:
+        assert rerun.completed() == set()
+
+
+def test_file_checksum_rehashes_a_file_changed_in_place(tmp_path):
+    from tracefactory.integrity import file_checksum
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(bytes(4096))
+    before = file_checksum(path)
+    assert file_checksum(path) == before
+    _flip_byte(path, 100)
+    assert file_checksum(path) != before
+
+
+# Published folders (the dataset, the value model) carry a checksum record their loaders check.
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    return labelled_run(tmp_path_factory.mktemp("run"), TableSpec(problems=12))
+
+
+def test_a_flipped_byte_in_the_exported_dataset_is_refused_before_training(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+    from tracefactory.valuemodel.loading import data_files
+
+    config = dataset_config(labelled, output_dir=str(tmp_path / "dataset"))
+    export_dataset(config)
+    folder = tmp_path / "dataset"
+    assert len(data_files(folder, "default")) >= 1
+    damaged = sorted((folder / "default").glob("*.parquet"))[0]
+    _flip_byte(damaged, damaged.stat().st_size // 2)
+    with pytest.raises(StageInputError, match=rf"{re.escape(str(damaged))}: content checksum"):
+        data_files(folder, "default")
+
+
+def test_value_model_weights_are_checked_when_loaded(tmp_path):
+    from tracefactory.integrity import record_folder
+    from tracefactory.models import MODEL_FILE_SUFFIXES
+    from tracefactory.valuemodel.model import ValueModel
+
+    folder = ValueModel.from_policy(SHIPPED_MODELS["tiny"]).save_pretrained(tmp_path / "value")
+    record_folder(folder, MODEL_FILE_SUFFIXES)
+    ValueModel.from_pretrained(folder)
+    weights = folder / "model.safetensors"
+    _flip_byte(weights, weights.stat().st_size - 1)
+    with pytest.raises(StageInputError, match="model.safetensors: content checksum"):
+        ValueModel.from_pretrained(folder)
+
+
+def test_export_refuses_to_delete_a_folder_it_did_not_write(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+
+    other = tmp_path / "data"
+    (other / "labels").mkdir(parents=True)
+    (other / "labels" / "kept.parquet").write_bytes(b"finished work")
+    config = dataset_config(labelled, output_dir=str(other))
+    with pytest.raises(ConfigError, match=r"dataset.output_dir=.*data holds files this command"):
+        export_dataset(config)
+    assert (other / "labels" / "kept.parquet").read_bytes() == b"finished work"
+
+
+def test_export_never_writes_through_a_symlinked_staging_folder(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "dataset.incomplete").symlink_to(outside)
+    export_dataset(dataset_config(labelled, output_dir=str(tmp_path / "dataset")))
+    assert list(outside.iterdir()) == []
+    assert (tmp_path / "dataset" / "default").is_dir()
+
+
+def test_a_second_export_of_the_same_folder_fails_at_once(labelled, tmp_path):
+    from tracefactory.dataset.export import export_dataset
+
+    with TableLock(tmp_path / "dataset"):  # another `tracefactory dataset` is running
+        with pytest.raises(TableLockedError, match="is being written by another run"):
+            export_dataset(dataset_config(labelled, output_dir=str(tmp_path / "dataset")))
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_a_stage_whose_output_is_its_own_input_refuses_and_deletes_nothing(tmp_path):
+    root = labelled_run(tmp_path, TableSpec(problems=4))
+    rollouts = _snapshot(root / "rollouts")
+    config = label_config(root).model_copy(update={"output_dir": str(root / "rollouts")})
+    with pytest.raises(ConfigError, match=r"rollouts holds the 'rollouts' table; writing the"):
+        run_stage(LabelStage(config), config.output_dir)
+    assert _snapshot(root / "rollouts") == rollouts
+
+
+# Where an input lives is not what it is; what it holds is.
+
+
+def test_the_same_policy_at_another_path_keeps_the_rollins_params_hash(labelled, tmp_path):
+    from tracefactory.generation.config import PolicyConfig, RollinConfig
+    from tracefactory.generation.rollin import RollinStage
+
+    moved = shutil.copytree(SHIPPED_MODELS["tiny"], tmp_path / "elsewhere" / "tiny")
+
+    def params_hash_with(model) -> str:
+        config = RollinConfig(
+            problems_dir=str(labelled / "problems"),
+            policies=[PolicyConfig(model=str(model))],
+            use_ray=False,
+        )
+        return RollinStage(config, 0).metadata()["params_hash"]
+
+    assert params_hash_with(moved) == params_hash_with(SHIPPED_MODELS["tiny"])
+    _flip_byte(moved / "model.safetensors", 4000)
+    assert params_hash_with(moved) != params_hash_with(SHIPPED_MODELS["tiny"])
+
+
+def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from tracefactory.search.config import EvaluateConfig
+    from tracefactory.search.stage import EvaluateStage
+
+    bench = tmp_path / "bench.jsonl"
+    _write_jsonl(bench, [{"problem": "What is 1 plus 1?", "answer": "2"}])
+    engines = SimpleNamespace(tokenizer="tiny", tokenizer_hash="h")  # what metadata reads
+
+    def params_hash_with(**fields) -> str:
+        config = EvaluateConfig(
+            value_model=str(SHIPPED_MODELS["tiny"]),
+            policy={"model": str(SHIPPED_MODELS["tiny"])},
+            benchmarks=[BenchmarkConfig(name="local", path=str(bench))],
+            **fields,
+        )
+        return EvaluateStage(config, 0, engines).metadata()["params_hash"]
+
+    first = params_hash_with()
+    assert params_hash_with(value_batch_tokens=128) != first
+    assert params_hash_with(value_cache_tokens=1024) != first
+    _write_jsonl(bench, [{"problem": "What is 2 plus 2?", "answer": "4"}])
+    assert params_hash_with() != first
+
+
+def test_a_tokenizer_changed_at_its_recorded_path_is_refused(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    from tracefactory.models import tokenizer_hash
+
+    policy = shutil.copytree(SHIPPED_MODELS["tiny"], tmp_path / "policy")
+    recorded = tokenizer_hash(PreTrainedTokenizerFast.from_pretrained(policy))
+    meta = {**META, "tokenizer": str(policy), "tokenizer_hash": recorded}
+    table = _finished(tmp_path / "problems", meta=meta)
+    spec = json.loads((policy / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    vocab["\n"], vocab[" "] = vocab[" "], vocab["\n"]  # two ids swapped
+    (policy / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(StageInputError, match=r"tokenizer now at .*policy' has hash"):
+        TableReader(table).tokenizer()
+
+
+def test_a_value_model_missing_its_backbone_weights_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from tracefactory.valuemodel.model import ValueModel
+
+    folder = ValueModel.from_policy(SHIPPED_MODELS["tiny"]).save_pretrained(tmp_path / "value")
+    tensors = load_file(folder / "model.safetensors")
+    save_file(
+        {k: v for k, v in tensors.items() if k.startswith("score.")}, folder / "model.safetensors"
+    )
+    with pytest.raises(ConfigError, match=r"value: its weights lack \d+ backbone tensor"):
+        ValueModel.from_pretrained(folder)
+
+
+def test_an_unreachable_ray_address_fails_at_once_naming_the_key():
+    from tracefactory.config import RayConfig
+    from tracefactory.ray_cluster import init_ray
+
+    with pytest.raises(ConfigError, match=r"ray.address='127.0.0.1:1': no Ray head reachable"):
+        init_ray(RayConfig(address="127.0.0.1:1"))
+
+
+# Hangs become one line at load.
+
+
+def test_absurd_sizes_and_alias_bombs_are_refused_when_params_load(tmp_path):
+    from tracefactory.params import load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text("rollin:\n  samples_per_problem: 4\n")
+    with pytest.raises(ConfigError, match="rollin.samples_per_problem"):
+        load_params(params, ["rollin.samples_per_problem=1000000000"])
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]  # each line refers to the one above 8 times
+    names = "abcdefghi"
+    bomb += [
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 8)}]"
+        for p, n in zip(names[:-1], names[1:], strict=True)
+    ]
+    params.write_text("\n".join(bomb) + "\n")
+    with pytest.raises(ConfigError, match=r"params.yaml is not valid YAML: line 2: YAML aliases"):
+        load_params(params)
+
+
+# Generation provenance.
+
+
+def test_generation_tables_record_their_engine_and_the_card_names_it(labelled, tmp_path):
+    import hashlib
+    from importlib.metadata import version
+
+    from tracefactory.dataset.provenance import generation_engines
+    from tracefactory.generation.config import PolicyConfig, RollinConfig
+    from tracefactory.generation.rollin import RollinStage
+    from tracefactory.generation.templates import TINY_TEMPLATE
+
+    config = RollinConfig(
+        problems_dir=str(labelled / "problems"), policies=[PolicyConfig()], use_ray=False
+    )
+    metadata = RollinStage(config, 0).metadata()
+    [engine] = json.loads(metadata["generation"])
+    assert engine["backend"] == "transformers"
+    assert engine["backend_version"] == version("transformers")
+    assert engine["model_fingerprint"] == model_fingerprint("tracefactory:tiny")
+    assert engine["template_sha256"] == hashlib.sha256(TINY_TEMPLATE.encode()).hexdigest()[:16]
+    table = _finished(tmp_path / "rollins", meta={**META, "generation": metadata["generation"]})
+    [line] = generation_engines([str(table)])
+    assert f"transformers {version('transformers')}" in line
+    assert engine["model_fingerprint"] in line
+
+
+# Bad files and ids get one line that names them.
+
+
+def test_a_truncated_or_unparsable_value_model_gets_one_line(tmp_path):
+    from tracefactory.valuemodel.model import ValueModel
+
+    folder = ValueModel.from_policy(SHIPPED_MODELS["tiny"]).save_pretrained(tmp_path / "value")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ConfigError, match=r"value: its weights cannot be loaded .* copy or"):
+        ValueModel.from_pretrained(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"config.json is not JSON"):
+        ValueModel.from_pretrained(folder)
+
+
+def test_a_hub_repo_id_that_is_a_path_is_refused_at_load():
+    from pydantic import ValidationError
+
+    from tracefactory.dataset.config import PublishConfig
+
+    assert PublishConfig(repo_id="org/name.v2").repo_id == "org/name.v2"
+    for bad in ("../../etc/passwd", "org/..", "https://huggingface.co/org/name"):
+        with pytest.raises(ValidationError, match="repo_id"):
+            PublishConfig(repo_id=bad)
+
+
+def test_a_finished_model_whose_weights_changed_is_trained_again(tmp_path):
+    from tracefactory.integrity import record_folder
+    from tracefactory.models import MODEL_FILE_SUFFIXES
+    from tracefactory.valuemodel.checkpoint import finished_run
+    from tracefactory.valuemodel.config import TrainConfig
+
+    cfg = TrainConfig(out_dir=str(tmp_path / "model"), reports_dir=str(tmp_path / "reports"))
+    identity = {"params": {}, "seed": 0, "data": "d", "init": "i"}
+    model = shutil.copytree(SHIPPED_MODELS["tiny"], tmp_path / "model")
+    (model / "training_config.json").write_text(json.dumps({"run": identity}))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text('{"accuracy": 1.0}')
+    record_folder(model, MODEL_FILE_SUFFIXES)
+    assert finished_run(cfg, identity) == {"accuracy": 1.0}  # nothing to do
+    _flip_byte(model / "model.safetensors", 4000)  # e.g. an embedding zeroed by hand
+    assert finished_run(cfg, identity) is None

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -33,7 +34,7 @@ def test_written_table_reads_back_through_manifest(tmp_path):
     writer.write("shard-00000", _problems(0, 3))
     writer.write("shard-00001", pl.DataFrame(_problems(3, 2)))
     manifest = writer.finalize(expected={"shard-00000", "shard-00001"})
-    assert manifest["rows"] == 5
+    assert manifest.rows == 5
     reader = TableReader(tmp_path / "problems")
     assert reader.num_rows == 5
     assert reader.metadata["producer"] == "test"
@@ -167,9 +168,9 @@ def test_submit_returns_while_the_shard_is_stored_and_finalize_waits_for_it(tmp_
     gate.set()
     manifest = writer.finalize()
     assert stored.result() == tmp_path / "problems" / "shard-00000.parquet"
-    [entry] = manifest["shards"]
-    assert entry["checksum"] == file_checksum(stored.result())
-    assert entry["bytes"] == stored.result().stat().st_size
+    [entry] = manifest.shards
+    assert entry.checksum == file_checksum(stored.result())
+    assert entry.bytes == stored.result().stat().st_size
 
 
 def test_a_failed_background_store_is_raised_by_the_next_call_and_frees_the_table(
@@ -189,3 +190,13 @@ def test_a_failed_background_store_is_raised_by_the_next_call_and_frees_the_tabl
     assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "problems").iterdir())
     with ShardWriter(tmp_path / "problems", "problems", META) as resumed:  # the lock is free
         assert resumed.completed() == {"shard-00000"}
+
+
+def test_a_malformed_source_line_is_named_with_its_file_and_line(tmp_path):
+    from tracefactory.errors import ConfigError
+    from tracefactory.io import read_dataset
+
+    source = tmp_path / "problems.jsonl"
+    source.write_text('{"problem": "a", "answer": "1"}\n\n{"problem": "b", "answer": \n')
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(source))} line 3: Expecting value"):
+        read_dataset(str(source), None, "train", ["problem", "answer"])

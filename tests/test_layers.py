@@ -7,8 +7,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from locations import PACKAGE
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tracefactory"
 CORE = (
     "config",
     "io",
@@ -22,6 +22,7 @@ CORE = (
     "errors",
     "models",
     "ray_cluster",
+    "seeds",
 )
 STAGES = (
     "problems",
@@ -32,6 +33,7 @@ STAGES = (
     "search",
     "valuemodel",
     "toyworld",
+    "recipes",
 )
 # Which stage packages each stage package may import (every one may import Core).
 ALLOWED = {
@@ -43,6 +45,7 @@ ALLOWED = {
     "valuemodel": set(),
     "toyworld": set(),
     "search": {"generation", "grading", "valuemodel"},
+    "recipes": {"search", "valuemodel"},  # the training and evaluation scripts
 }
 FORBIDDEN = {
     **{core: set(STAGES) for core in CORE},

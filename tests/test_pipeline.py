@@ -1,17 +1,15 @@
 """The whole pipeline under DVC, on a miniature config: every stage, wired as dvc.yaml says."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from locations import REPO, command_env
 
-REPO = Path(__file__).parents[1]
 STAGES = [
     "problems",
     "rollin",
@@ -53,10 +51,12 @@ MINIATURE = {
 }
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
+def _run(args: list[str], cwd: Path, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    """Run a command; a timeout fails the test with the command named, under pytest's own limit
+    (900 s, or the test's ``timeout`` mark) so the failure is this one, not pytest killing it."""
+    result = subprocess.run(
+        args, cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=timeout_s
+    )
     assert result.returncode == 0, (
         f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     )
@@ -104,6 +104,7 @@ def test_dvc_dag_shows_every_stage():
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1800)  # the whole pipeline: more than the suite's 900 s per test
 def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
     work = tmp_path / "repo"
     work.mkdir()
@@ -116,7 +117,7 @@ def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
-    repro = _run(["dvc", "repro"], work)
+    repro = _run(["dvc", "repro"], work, timeout_s=1500)
 
     lock = yaml.safe_load((work / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(STAGES)
@@ -142,4 +143,9 @@ def test_dvc_repro_runs_every_stage_on_a_miniature_config(tmp_path):
     # Nothing left to do: a second repro changes nothing.
     status = _run(["dvc", "status"], work)
     assert "changed" not in status.stdout
+    # A stage rerun by hand skips its finished shards and records the same tracked files.
+    rerun = _run(["tracefactory", "label"], work)
+    assert "already complete" in rerun.stderr
+    status = _run(["dvc", "status"], work)
+    assert "changed" not in status.stdout, status.stdout
     _assert_log_is_clean(repro.stdout + repro.stderr)

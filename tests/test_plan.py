@@ -54,12 +54,12 @@ def test_plan_of_the_simulated_profile_is_within_20_percent_of_its_run(tmp_path,
         ("labels", params.label.output_dir),
     ):
         reader = TableReader(folder)
-        measured = reader.manifest["rows"]
+        measured = reader.manifest.rows
         predicted = plan.tables[table]
         assert predicted["rows"] == pytest.approx(measured, rel=0.2), table
         assert predicted["disk_bytes"] == pytest.approx(_disk(folder), rel=0.2), table
-    rollins = TableReader(params.rollin.output_dir).manifest["counts"]["tokens"]
-    rollouts = TableReader(params.rollout.output_dir).manifest["counts"]["tokens"]
+    rollins = TableReader(params.rollin.output_dir).manifest.counts["tokens"]
+    rollouts = TableReader(params.rollout.output_dir).manifest.counts["tokens"]
     assert plan.tables["rollins"]["tokens"] == pytest.approx(rollins, rel=0.2)
     assert plan.tables["rollouts"]["tokens"] == pytest.approx(rollouts, rel=0.2)
     assert plan.tables["labels"]["tokens"] == pytest.approx(labels.stats["tokens"], rel=0.2)
@@ -142,6 +142,6 @@ def test_pilot_measures_lengths_on_n_problems(tmp_path, monkeypatch):
     params_file.write_text(json.dumps(params.model_dump(mode="json")))
     plan = run_plan(params_file, None, "h100", 1, 8, None, 3, tmp_path / "plan")
     pilot = TableReader(tmp_path / "plan" / "pilot-rollins")
-    assert pilot.manifest["rows"] == 3 * 14
+    assert pilot.manifest.rows == 3 * 14
     assert "pilot measurement" in plan.assumptions[0]
     assert plan.rollins == 6 * 14  # the plan is of the whole run, the pilot only measured

@@ -2,18 +2,20 @@
 
 Every stage subcommand takes ``--params`` (default ``params.yaml``), ``--set section.key=value``
 overrides and ``--reports`` (default ``reports/<stage>``); it loads and validates the params,
-runs the stage, and writes ``<reports>/metrics.json`` (the detail) and ``<reports>/summary.json``
-(the few numbers ``dvc metrics show`` compares). Logic lives in the stage modules; this file only
-wires them. An expected failure (bad input, a missing or corrupt table, Ctrl-C) prints one line
-and exits non-zero; ``--debug`` shows its traceback.
+builds the stage from them (``tracefactory.stages.STAGES``), runs it (``run_stage``; ``--fresh``
+recomputes finished shards too), and writes the stage's ``report`` to ``<reports>/metrics.json``
+and its ``summary`` to ``<reports>/summary.json`` (the few numbers ``dvc metrics show``
+compares). ``train`` and ``evaluate`` run their recipe (``tracefactory.recipes``), which writes
+the same two files. Logic lives in the stage modules; this file only wires them. An expected
+failure (bad input, a missing or corrupt table, Ctrl-C) prints one line and exits non-zero;
+``--debug`` shows its traceback.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import json
 import os
-import runpy
 import sys
 import traceback
 from pathlib import Path
@@ -23,12 +25,12 @@ import click
 import typer
 
 from tracefactory import __version__
-from tracefactory.errors import ConfigError, TracefactoryError
+from tracefactory.errors import TracefactoryError
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.params import Params, apply_profile, describe_params, load_params
-from tracefactory.stage import run_stage
-from tracefactory.stats import setup_logging, write_metrics
-from tracefactory.summaries import SUMMARIES, SUMMARY_NAME
+from tracefactory.recipes import FRESH_HELP
+from tracefactory.stats import setup_logging
+from tracefactory.summaries import dataset_summary, write_reports
 from tracefactory.toyworld.cli import tiny_policy_app
 
 app = typer.Typer(
@@ -48,6 +50,7 @@ app.add_typer(tiny_policy_app, name="tiny-policy")
 ParamsPath = Annotated[
     Path, typer.Option("--params", help="Params file (the embedded default is params.yaml).")
 ]
+Fresh = Annotated[bool, typer.Option("--fresh", help=FRESH_HELP)]
 REPORTS = Path("reports")
 # --debug: an expected failure shows its traceback, not one line.
 _DEBUG = {"on": os.environ.get("TRACEFACTORY_DEBUG") == "1"}
@@ -65,10 +68,23 @@ def _reports(stage: str) -> object:
     return Annotated[Path, typer.Option(help=f"Folder for metrics and summary (reports/{stage}).")]
 
 
-def write_reports(stage: str, folder: Path, detail: dict) -> None:
-    """Write a stage's detailed metrics.json and the short summary.json DVC shows."""
-    write_metrics(folder / "metrics.json", detail)
-    write_metrics(folder / SUMMARY_NAME, SUMMARIES[stage](detail))
+def run_table_stage(
+    name: str, params: Path, overrides: list[str] | None, reports: Path, fresh: bool
+) -> None:
+    """What every table stage's subcommand does: load the params, build the stage, run it (on
+    Ray when its section says ``use_ray``), write its reports and side outputs."""
+    from tracefactory.budget import Budget
+    from tracefactory.stage import run_stage
+    from tracefactory.stages import STAGES
+
+    config = load_params(params, overrides or [])
+    stage = STAGES[name].from_params(config)
+    # The spending limits (params `run`) apply to the generation stages.
+    budget = Budget(config.run, name) if name in ("rollin", "rollout") else None
+    ray_config = config.ray if stage.use_ray else None
+    run = run_stage(stage, ray_config=ray_config, fresh=fresh, budget=budget)
+    report = stage.report(run)
+    write_reports(reports, report, stage.summary(report), run.side)
 
 
 def _version(value: bool) -> None:
@@ -139,6 +155,7 @@ def problems(
     params: ParamsPath = Path("params.yaml"),
     overrides: ProblemsOverrides = None,
     reports: ProblemsReports = REPORTS / "problems",
+    fresh: Fresh = False,
 ) -> None:
     """Load, clean, dedupe, decontaminate and split the problem sources.
 
@@ -146,14 +163,7 @@ def problems(
     source, drop reason, benchmark and split), summary.json and dropped.jsonl (every dropped
     row with its reason and what it matched). Params: problems, seed. Runs in this process.
     """
-    from tracefactory.problems.stage import ProblemsStage, report_from_counts
-
-    config = load_params(params, overrides or [])
-    stage = ProblemsStage(config.problems, config.seed)
-    summary = run_stage(stage, config.problems.output_dir)
-    write_reports("problems", reports, report_from_counts(summary.stats, config.problems))
-    if stage.selection is not None:
-        stage.selection.dropped.write_ndjson(reports / "dropped.jsonl")
+    run_table_stage("problems", params, overrides, reports, fresh)
 
 
 @app.command()
@@ -161,21 +171,14 @@ def rollin(
     params: ParamsPath = Path("params.yaml"),
     overrides: RollinOverrides = None,
     reports: RollinReports = REPORTS / "rollin",
+    fresh: Fresh = False,
 ) -> None:
     """Sample k roll-ins per train problem from the policy pool (one Ray actor pool per policy).
 
     Writes data/rollins (schemas/rollins.yaml) and reports/rollin/{metrics,summary}.json. Params:
     rollin, seed, ray. A rerun skips finished shards.
     """
-    from tracefactory.budget import Budget
-    from tracefactory.generation.metrics import generation_metrics
-    from tracefactory.generation.rollin import run_rollin
-
-    config = load_params(params, overrides or [])
-    ray_config = config.ray if config.rollin.use_ray else None
-    budget = Budget(config.run, "rollin")
-    summary = run_rollin(config.rollin, config.seed, ray_config, budget)
-    write_reports("rollin", reports, generation_metrics(summary, config.rollin.output_dir))
+    run_table_stage("rollin", params, overrides, reports, fresh)
 
 
 @app.command()
@@ -183,21 +186,14 @@ def rollout(
     params: ParamsPath = Path("params.yaml"),
     overrides: RolloutOverrides = None,
     reports: RolloutReports = REPORTS / "rollout",
+    fresh: Fresh = False,
 ) -> None:
     """Cut branch points in every roll-in and continue each with the fixed roll-out policy.
 
     Writes data/rollouts (schemas/rollouts.yaml) and reports/rollout/{metrics,summary}.json.
     Params: rollout, seed, ray. A rerun skips finished shards.
     """
-    from tracefactory.budget import Budget
-    from tracefactory.generation.metrics import generation_metrics
-    from tracefactory.generation.rollout import run_rollout
-
-    config = load_params(params, overrides or [])
-    ray_config = config.ray if config.rollout.use_ray else None
-    budget = Budget(config.run, "rollout")
-    summary = run_rollout(config.rollout, config.seed, ray_config, budget)
-    write_reports("rollout", reports, generation_metrics(summary, config.rollout.output_dir))
+    run_table_stage("rollout", params, overrides, reports, fresh)
 
 
 @app.command()
@@ -205,6 +201,7 @@ def verify(
     params: ParamsPath = Path("params.yaml"),
     overrides: VerifyOverrides = None,
     reports: VerifyReports = REPORTS / "verify",
+    fresh: Fresh = False,
 ) -> None:
     """Grade every roll-in and roll-out against its problem's gold answer.
 
@@ -212,13 +209,7 @@ def verify(
     correct, 2 incomplete, with the reason) and reports/verify/{metrics,summary}.json (counts per
     reason). Params: verify (grader settings, workers), ray.
     """
-    from tracefactory.grading.stage import VerifyStage
-
-    config = load_params(params, overrides or [])
-    section = config.verify
-    ray = config.ray if section.use_ray else None
-    summary = run_stage(VerifyStage(section), section.output_dir, ray)
-    write_reports("verify", reports, dataclasses.asdict(summary))
+    run_table_stage("verify", params, overrides, reports, fresh)
 
 
 @app.command()
@@ -226,6 +217,7 @@ def label(
     params: ParamsPath = Path("params.yaml"),
     overrides: LabelOverrides = None,
     reports: LabelReports = REPORTS / "label",
+    fresh: Fresh = False,
 ) -> None:
     """Join roll-ins, roll-outs and verdicts into per-token value labels.
 
@@ -234,11 +226,15 @@ def label(
     summary}.json (rows, labelled tokens, drops by reason). Params: label. Runs in this process;
     a rerun skips finished shards.
     """
-    from tracefactory.labels.stage import LabelStage
+    run_table_stage("label", params, overrides, reports, fresh)
 
-    config = load_params(params, overrides or [])
-    summary = run_stage(LabelStage(config.label), config.label.output_dir)
-    write_reports("label", reports, dataclasses.asdict(summary))
+
+def export(config: Params, reports: Path) -> None:
+    """Build the dataset folder and write its reports (rows per config and split)."""
+    from tracefactory.dataset.export import export_dataset
+
+    report = {"rows": export_dataset(config.dataset, config).rows}
+    write_reports(reports, report, dataset_summary(report))
 
 
 @app.command()
@@ -253,11 +249,7 @@ def dataset(
     reports/dataset/{metrics,summary}.json (rows per config and split). Params: dataset (and the
     rest, recorded in the provenance file the card links).
     """
-    from tracefactory.dataset.export import export_dataset
-
-    config = load_params(params, overrides or [])
-    summary = export_dataset(config.dataset, config)
-    write_reports("dataset", reports, {"rows": summary.rows})
+    export(load_params(params, overrides or []), reports)
 
 
 @app.command()
@@ -275,7 +267,6 @@ def publish(
     login`) and the Hub are checked before anything is built or uploaded; the repo is created
     private unless `publish.private=false`; the upload resumes if interrupted.
     """
-    from tracefactory.dataset.export import export_dataset
     from tracefactory.dataset.publish import connect, upload_dataset, upload_model
 
     config = load_params(params, overrides or [])
@@ -285,8 +276,7 @@ def publish(
         url = upload_model(config.publish.model_dir, config.publish, session)
         print(f"pushed {config.publish.model_dir} to {url}")
     if build:
-        summary = export_dataset(config.dataset, config)
-        write_reports("dataset", reports, {"rows": summary.rows})
+        export(config, reports)
     if not config.publish.repo_id:
         print(
             f"publish.repo_id is not set: nothing pushed ({config.dataset.output_dir} is the "
@@ -303,29 +293,14 @@ def train(
     overrides: TrainOverrides = None,
     reports: TrainReports = None,
 ) -> None:
-    """Train the value model on data/dataset: runs the recipe train/train_value_model.py.
+    """Train the value model on data/dataset (the recipe tracefactory.recipes.train_value_model).
 
     Writes models/value_model (a Hugging Face folder), reports/train/metrics.json (loss, Brier,
     ECE, AUROC, within-problem pairwise accuracy, each beside the constant baseline), summary.json
     and plot data. Params: train. Resumes from its checkpoint. For several GPUs:
     `torchrun --nproc_per_node=8 train/train_value_model.py --params params.yaml`.
     """
-    detail, config = _run_recipe("train_value_model", params, overrides, "train", reports)
-    write_metrics(Path(config.train.reports_dir) / SUMMARY_NAME, SUMMARIES["train"](detail))
-
-
-def _run_recipe(
-    name: str, params: Path, overrides: list[str] | None, section: str, reports: Path | None
-) -> tuple[dict, Params]:
-    """Run the recipe ``train/<name>`` as DVC and a user would; return its metrics and params."""
-    recipe = Path("train") / f"{name}.py"
-    if not recipe.is_file():
-        raise ConfigError(f"{recipe} not found: run from the repository root (recipes: train/)")
-    reports_key = {"train": "train.reports_dir", "evaluate": "evaluate.output_dir"}[section]
-    overrides = [*(overrides or []), *([f"{reports_key}={reports}"] if reports else [])]
-    config = load_params(params, overrides)  # a bad value fails before the recipe starts
-    argv = ["--params", str(params), *(arg for o in overrides for arg in ("--set", o))]
-    return runpy.run_path(str(recipe))["main"](argv), config
+    run_recipe("train_value_model", params, overrides, reports and f"train.reports_dir={reports}")
 
 
 @app.command()
@@ -333,17 +308,36 @@ def evaluate(
     params: ParamsPath = Path("params.yaml"),
     overrides: EvaluateOverrides = None,
     reports: EvaluateReports = None,
+    fresh: Fresh = False,
 ) -> None:
     """Evaluate value-guided search (VGS, DVTS, random control) against pass@1, MV, BoN and WMV.
 
     Reads data/problems (test split) or configured benchmark files, the policy and
     models/value_model; writes data/evaluate (every sample) and reports/evaluate/metrics.json
     (benchmark -> method -> accuracy, 95% CIs, tokens, FLOPs; `paired` differences),
-    summary.json, plots/accuracy.json, figures/*.png and report.md. Params: evaluate, seed. Runs
-    the recipe train/evaluate_search.py; a rerun resumes from data/evaluate.
+    summary.json, run.json, plots/accuracy.json, figures/*.png and report.md. Params: evaluate,
+    seed. Runs the recipe tracefactory.recipes.evaluate_search; a rerun resumes from
+    data/evaluate.
     """
-    detail, config = _run_recipe("evaluate_search", params, overrides, "evaluate", reports)
-    write_metrics(Path(config.evaluate.output_dir) / SUMMARY_NAME, SUMMARIES["evaluate"](detail))
+    reports_dir = reports and f"evaluate.output_dir={reports}"
+    run_recipe("evaluate_search", params, overrides, reports_dir, ["--fresh"] if fresh else [])
+
+
+def run_recipe(
+    name: str,
+    params: Path,
+    overrides: list[str] | None,
+    reports: str | None,
+    options: list[str] | None = None,
+) -> None:
+    """Run the recipe ``tracefactory.recipes.<name>`` with the command's params, overrides (and
+    ``reports``, the override of its reports folder), as ``python train/<name>.py`` would."""
+    overrides = [*(overrides or []), *([reports] if reports else [])]
+    load_params(params, overrides)  # a bad value fails before the recipe imports torch
+    recipe = importlib.import_module(f"tracefactory.recipes.{name}")
+    recipe.main(
+        ["--params", str(params), *(o for s in overrides for o in ("--set", s)), *(options or [])]
+    )
 
 
 @app.command()

@@ -7,13 +7,8 @@ Each stage's own section is a frozen pydantic model defined beside the stage;
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import inspect
-import io
 import json
-import textwrap
-import tokenize
 import types
 import typing
 from pathlib import Path
@@ -31,9 +26,14 @@ class Section(BaseModel):
     Numbers are checked as numbers: ``inf`` and ``nan`` are refused (``temperature=inf`` would
     otherwise reach the sampler), and so is a boolean where a number belongs (pydantic would read
     ``true`` as 1). Strings such as ``1e-3`` still convert: YAML reads them as text.
+
+    Each field's meaning is the docstring under it (pydantic's attribute docstrings), which
+    ``tracefactory params show`` prints beside the field's value and default.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -56,22 +56,31 @@ def _wants_number(annotation: Any) -> bool:
 class RayConfig(Section):
     """Where Ray runs the parallel stages."""
 
-    address: str | None = None  # None: start a local Ray; "auto", "ray://head:10001": join one
-    num_cpus: int | None = Field(None, ge=1)  # CPUs of a local Ray (None: all); unused with address
-    no_progress_timeout_s: int = Field(600, ge=10)  # fail a stage when no shard finishes this long
-    start_timeout_s: int = Field(900, ge=1)  # fail a stage when its workers (engines) are not
-    # ready this long after start: an engine that never loads, or no free resources to place them
+    address: str | None = None
+    """None: start a local Ray; "auto", "ray://head:10001": join one"""
+    num_cpus: int | None = Field(None, ge=1)
+    """CPUs of a local Ray (None: all); unused with address"""
+    no_progress_timeout_s: int = Field(600, ge=10)
+    """fail a stage when no shard finishes this long"""
+    start_timeout_s: int = Field(900, ge=1)
+    """fail a stage when its workers (engines) are not ready this long after start: an engine that
+    never loads, or no free resources to place them"""
 
 
 class WorkerConfig(Section):
     """How many workers a stage runs and what each one reserves."""
 
-    count: int = Field(2, ge=1)  # workers (Ray actors); each owns one engine
-    num_cpus: float = Field(1.0, gt=0)  # CPUs reserved per worker (fractions allowed)
-    num_gpus: float = Field(0.0, ge=0)  # GPUs per worker (vLLM: its tensor-parallel size)
-    resources: dict[str, float] = {}  # custom Ray resources per worker, e.g. {gpu_node: 1} to
-    # pin workers to the nodes started with that resource
-    max_shard_attempts: int = Field(3, ge=1)  # a shard whose worker dies this often fails the stage
+    count: int = Field(2, ge=1)
+    """workers (Ray actors); each owns one engine"""
+    num_cpus: float = Field(1.0, gt=0)
+    """CPUs reserved per worker (fractions allowed)"""
+    num_gpus: float = Field(0.0, ge=0)
+    """GPUs per worker (vLLM: its tensor-parallel size)"""
+    resources: dict[str, float] = {}
+    """custom Ray resources per worker, e.g. {gpu_node: 1} to pin workers to the nodes started with
+    that resource"""
+    max_shard_attempts: int = Field(3, ge=1)
+    """a shard whose worker dies this often fails the stage"""
 
 
 class BenchmarkConfig(Section):
@@ -81,14 +90,33 @@ class BenchmarkConfig(Section):
     problems were decontaminated against.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # label in reports and plots
-    path: str | None = None  # local .jsonl/.parquet/.csv (or glob) or Hub id; evaluation only:
-    # None means the problems table's test split
-    subset: str | None = None  # Hub config name
-    split: str = "train"  # split to read (local files: train; Hub MATH-500: test)
-    problem_column: str = "problem"  # column holding the problem text
-    answer_column: str = "answer"  # column holding the gold answer (LaTeX, no \\boxed)
-    limit: int | None = Field(None, ge=1)  # first N problems (None: all, or evaluate.max_problems)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """label in reports and plots"""
+    path: str | None = None
+    """local .jsonl/.parquet/.csv (or glob) or Hub id; evaluation only: None means the problems
+    table's test split"""
+    subset: str | None = None
+    """Hub config name"""
+    split: str = "train"
+    """split to read (local files: train; Hub MATH-500: test)"""
+    problem_column: str = "problem"
+    """column holding the problem text"""
+    answer_column: str = "answer"
+    r"""column holding the gold answer (LaTeX, no \\boxed)"""
+    limit: int | None = Field(None, ge=1)
+    """first N problems (None: all, or evaluate.max_problems)"""
+
+
+def one_line_validation_error(source: str, error: ValidationError) -> str:
+    """``error`` as one line naming each bad field: ``grading.workers = 0: <why>; ...`` (the
+    fields alone when ``source`` is empty)."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in (source, *item["loc"]) if part != "")
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        problems.append(f"{key}{shown}: {item['msg']}")
+    return "; ".join(problems)
 
 
 def format_validation_error(source: str, error: ValidationError) -> str:
@@ -130,13 +158,28 @@ def set_path(data: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing aliases (``*name``): params never need them, and nested
+    aliases make a few lines expand to gigabytes (an "alias bomb") once the params are walked."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"line {mark.line + 1}: YAML aliases (*name) are not allowed")
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, with errors that name the file."""
+    """Read a YAML mapping, with errors that name the file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, not a mapping, or uses aliases.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_NoAliasLoader) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
@@ -167,50 +210,3 @@ def _without_locations(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_locations(v) for v in value]
     return value
-
-
-def field_descriptions(section: type[BaseModel]) -> dict[str, str]:
-    """Each field's meaning: its ``Field(description=...)``, else the comment after it in source.
-
-    The comment beside a field is where its units and choices are written (one place, read by
-    people in the source and by ``tracefactory params show``); comment-only lines right after a
-    field continue it.
-    """
-    found: dict[str, str] = {}
-    for cls in reversed([c for c in section.__mro__ if issubclass(c, BaseModel)]):
-        if cls.__module__.startswith("pydantic"):
-            continue
-        found.update(_source_comments(cls))
-    for name, field in section.model_fields.items():
-        if field.description:
-            found[name] = field.description
-    return found
-
-
-def _source_comments(cls: type) -> dict[str, str]:
-    """``{field: comment}`` read from the class body's trailing and continuation comments."""
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    comments = {
-        token.start[0]: token.string.lstrip("#").strip()
-        for token in tokenize.generate_tokens(io.StringIO(source).readline)
-        if token.type == tokenize.COMMENT
-    }
-    lines = source.splitlines()
-    body = ast.parse(source).body[0]
-    found = {}
-    for node in getattr(body, "body", []):
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            continue
-        end = node.end_lineno or node.lineno
-        text = [comments[n] for n in range(node.lineno, end + 1) if n in comments]
-        following = end + 1
-        while following <= len(lines) and lines[following - 1].strip().startswith("#"):
-            if comments[following].startswith("---"):  # a heading over the next fields
-                break
-            text.append(comments[following])
-            following += 1
-        found[node.target.id] = " ".join(t for t in text if t and t != "fmt: skip")
-    return found

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from tracefactory.config import BenchmarkConfig
 from tracefactory.errors import ConfigError, StageInputError
-from tracefactory.integrity import cached_file_checksum
+from tracefactory.integrity import file_checksum
 from tracefactory.schemas import TableSchema
 
 _DATASET_FORMATS = {
@@ -123,7 +123,7 @@ def dataset_fingerprint(path: str) -> str:
     if _local_format(path) is None:
         return path
     files = sorted(glob.glob(path)) or [path]
-    return ",".join(cached_file_checksum(f) for f in files)
+    return ",".join(file_checksum(f) for f in files)
 
 
 def read_dataset(
@@ -148,7 +148,8 @@ def read_dataset(
             dataset = datasets.load_dataset(path, subset, split=split)
     except Exception as e:  # datasets raises many types (FileNotFound, Hub, builder errors)
         where = "local file" if builder else "Hub dataset (or a local path that does not exist)"
-        raise ConfigError(f"cannot load {where} {path!r} (split {split!r}): {e}") from e
+        detail = (_first_bad_json_line(path) if path.endswith(".jsonl") else None) or _root(e)
+        raise ConfigError(f"cannot load {where} {path!r} (split {split!r}): {detail}") from e
     missing = [c for c in columns if c not in dataset.column_names]
     if missing:
         raise ConfigError(
@@ -157,6 +158,29 @@ def read_dataset(
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     return dataset.select_columns(columns)
+
+
+def _first_bad_json_line(path: str) -> str | None:
+    """``<file> line <n>: <what>`` for the first line of a JSON Lines file (or glob) that is not a
+    JSON object, or None: `datasets` reports only that generating the dataset failed."""
+    for name in sorted(glob.glob(path)) or [path]:
+        with open(name, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    if not isinstance(json.loads(line), dict):
+                        return f"{name} line {number}: not a JSON object"
+                except ValueError as e:
+                    return f"{name} line {number}: {e}"
+    return None
+
+
+def _root(error: BaseException) -> str:
+    """The innermost cause's message: `datasets` wraps the informative error in a generic one."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return f"{type(error).__name__}: {error}"
 
 
 def read_benchmark(benchmark: BenchmarkConfig, with_answers: bool = True) -> pl.DataFrame:

@@ -15,7 +15,17 @@ table at a time (``tracefactory.integrity.TableLock``).
 
 This module is the one import point: the writer lives in ``tablewriter`` (``ShardWriter``) and the
 reader in ``tablereader`` (``TableReader``); stages and tests import both from here.
+
+A folder written as a whole (a published dataset, a trained model) is built under
+``<folder>.incomplete`` and renamed into place only when complete (``atomic_folder``, as
+``datasets`` builds), so a crash never leaves a half-written folder under the final name.
 """
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from tracefactory.datafiles import (
     SplitFileWriter,
@@ -24,7 +34,7 @@ from tracefactory.datafiles import (
     read_benchmark,
     read_dataset,
 )
-from tracefactory.integrity import MANIFEST_NAME, package_versions
+from tracefactory.integrity import MANIFEST_NAME, clear_staging, package_versions
 from tracefactory.tablereader import TableReader
 from tracefactory.tablewriter import ShardWriter
 
@@ -33,9 +43,25 @@ __all__ = [
     "ShardWriter",
     "SplitFileWriter",
     "TableReader",
+    "atomic_folder",
     "dataset_fingerprint",
     "dvc_md5",
     "package_versions",
     "read_benchmark",
     "read_dataset",
 ]
+
+
+@contextmanager
+def atomic_folder(final: str | Path) -> Iterator[Path]:
+    """Yield an empty ``<final>.incomplete`` folder to build in; replace ``final`` with it when the
+    block ends without an exception. On an exception the staging folder stays for inspection (the
+    next build removes it) and ``final`` is untouched.
+    """
+    final = Path(final)
+    staging = final.with_name(final.name + ".incomplete")
+    clear_staging(staging)  # a symlink there is removed, never followed
+    staging.mkdir(parents=True)
+    yield staging
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)

@@ -16,18 +16,20 @@ import functools
 import hashlib
 import inspect
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracefactory.errors import ConfigError
-from tracefactory.integrity import cached_file_checksum
+from tracefactory.integrity import file_checksum
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 _SHIPPED_PREFIX = "tracefactory:"
+_HUB_ID = re.compile(r"[\w-][\w.-]*/[\w.-]+")  # org/name
 # Files of a model folder that shape what it generates: config, tokenizer and weights.
-_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
+MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".tiktoken", ".jinja")
 
 
 _PACKAGE_DIR = Path(__file__).parent
@@ -55,6 +57,41 @@ def resolve_model(model: str) -> str:
             f"{model!r} resolves to {folder}, which holds no model (is the package complete?)"
         )
     return str(folder)
+
+
+def local_folder(
+    reference: str | Path, what: str, repo_type: str = "model", revision: str | None = None
+) -> Path:
+    """A local folder as is; a Hub id (``org/name``) as its snapshot folder, downloaded or, with
+    ``HF_HUB_OFFLINE=1``, taken from the Hub cache (so a repo fetched once resolves by its id).
+
+    Args:
+        reference: a folder path or a Hub id.
+        what: the parameter it came from (``evaluate.value_model``), named in errors.
+        repo_type: ``model`` or ``dataset``.
+        revision: the Hub revision (None: the default branch).
+
+    Raises:
+        ConfigError: naming ``what`` when ``reference`` is neither a folder nor a Hub id, or the
+            Hub id cannot be fetched (offline and not cached, missing, no access).
+    """
+    if Path(reference).is_dir():
+        return Path(reference)
+    reference = str(reference)
+    if Path(reference).exists() or not _HUB_ID.fullmatch(reference):
+        raise ConfigError(
+            f"{what} {reference!r} is neither a {repo_type} folder nor a Hub id like org/name"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(reference, repo_type=repo_type, revision=revision))
+    except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
+        raise ConfigError(
+            f"{what}: no folder {reference!r}, and cannot get Hub {repo_type} {reference!r} "
+            f"(revision {revision or 'main'}; offline, it must be in the Hub cache): {e}; "
+            f"download it first or point {what} at a local folder"
+        ) from e
 
 
 @functools.cache
@@ -93,11 +130,11 @@ def model_fingerprint(model: str) -> str:
     files = sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES and not p.name.startswith(".")
+        if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES and not p.name.startswith(".")
     )
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.relative_to(folder)}:{cached_file_checksum(path)}\n".encode())
+        digest.update(f"{path.relative_to(folder)}:{file_checksum(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 

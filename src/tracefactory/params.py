@@ -24,7 +24,6 @@ from tracefactory.config import (
     RayConfig,
     Section,
     deep_merge,
-    field_descriptions,
     format_validation_error,
     parse_override,
     read_yaml,
@@ -43,8 +42,9 @@ from tracefactory.valuemodel.config import TrainConfig
 class Params(Section):
     """Every section of ``params.yaml``, one per stage."""
 
-    seed: int = Field(1234, ge=0)  # run seed: every sampling seed, the value model's data order
-    # and initialisation derive from it
+    seed: int = Field(1234, ge=0)
+    """run seed: every sampling seed, the value model's data order and initialisation derive from it
+    """
     ray: RayConfig = RayConfig()
     run: RunConfig = RunConfig()  # spending limits of the generation stages
     problems: ProblemsConfig = ProblemsConfig()
@@ -138,7 +138,6 @@ def describe_params(params: Params) -> str:
 def _describe(value: BaseModel | None, section: type[BaseModel], prefix: str) -> list[str]:
     """Lines for one section; list-of-section fields list their item keys as ``key[].field``."""
     lines = []
-    meanings = field_descriptions(section)
     for name, field in section.model_fields.items():
         key = f"{prefix}{name}"
         inner = _section_of(field.annotation)
@@ -154,7 +153,8 @@ def _describe(value: BaseModel | None, section: type[BaseModel], prefix: str) ->
             setting += "  (required)"
         elif shown is None or shown != _json(field.get_default(call_default_factory=True)):
             setting += f"  (default {_json(field.get_default(call_default_factory=True))})"
-        lines += [setting, f"    {meanings.get(name) or 'no description'}"]
+        meaning = " ".join((field.description or "").split())  # a docstring may wrap
+        lines += [setting, f"    {meaning or 'no description'}"]
         if inner is not None:
             lines += _describe(None, inner, key + "[].")
     return lines

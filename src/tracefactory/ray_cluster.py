@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from tracefactory.config import RayConfig
+from tracefactory.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ _QUIET_ENV = {
 # Run in every worker process before it starts work: the workers' log lines then have the same
 # timestamped format as the driver's (Ray prefixes them with the actor's name and pid).
 _WORKER_SETUP = {"worker_process_setup_hook": "tracefactory.stats.setup_logging"}
+_CONNECT_TIMEOUT_S = 10  # a head that does not accept a TCP connection by then is not there
 
 
 def init_ray(config: RayConfig) -> None:
@@ -47,6 +50,7 @@ def init_ray(config: RayConfig) -> None:
             runtime_env=_WORKER_SETUP,
         )
     else:
+        _require_reachable(config.address)
         ray.init(address=config.address, logging_level=logging.WARNING, runtime_env=_WORKER_SETUP)
     resources = ray.cluster_resources()
     logger.info(
@@ -55,3 +59,32 @@ def init_ray(config: RayConfig) -> None:
         resources.get("CPU", 0),
         resources.get("GPU", 0),
     )
+
+
+def _require_reachable(address: str) -> None:
+    """Fail at once when nothing accepts connections at a ``host:port`` or ``ray://host:port``
+    address: ``ray.init`` waits on an unreachable head without a bound. (``auto`` is Ray's to
+    resolve.) A ``ray://`` address also needs Ray's client extra.
+
+    Raises:
+        ConfigError: naming ``ray.address`` and what to do.
+    """
+    target = address.removeprefix("ray://")
+    if target == "auto" or ":" not in target:
+        return
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401 - Ray's client runs on grpcio, which only its extra installs
+        except ImportError:
+            raise ConfigError(
+                f"ray.address={address!r} needs Ray's client extra: pip install 'ray[client]'"
+            ) from None
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"ray.address={address!r}: no Ray head reachable at {host}:{port} ({e}); start the "
+            f"cluster (`ray start --head`), fix the address, or set ray.address to null for a "
+            f"local Ray"
+        ) from None

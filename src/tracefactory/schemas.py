@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,19 @@ class TrajectoryClass(IntEnum):
     WRONG = 0  # finished, answer wrong (or unusable: no boxed answer, unparseable, timeout)
     CORRECT = 1  # finished, answer equivalent to the gold answer
     INCOMPLETE = 2  # not finished: length cap or thinking never closed
+
+
+CLASS_NAMES = tuple(c.name.lower() for c in TrajectoryClass)  # index = the class
+
+
+class FinishReason(StrEnum):
+    """Why a sample ended (the ``finish_reason`` column of rollins and rollouts)."""
+
+    STOP = "stop"  # a stop token (the tokenizer's EOS or a configured stop id) was generated
+    LENGTH = "length"  # the request's max_new_tokens was reached
+    # Nothing generated: the prompt leaves no room in the engine's context (max_model_len). The
+    # sample is kept as a failed row (no tokens) so one long prompt cannot fail its whole batch.
+    PROMPT_TOO_LONG = "prompt_too_long"
 
 
 _SCALAR_TYPES = {  # schema-file name -> pyarrow type factory

@@ -6,6 +6,11 @@ receive their input through Ray and return their output rows, so nodes need no s
 only the driver reads and writes tables. Everything else (skipping finished shards, writing
 atomically, replacing dead workers, progress, the manifest) lives here once, so every stage resumes
 and reports the same way.
+
+A stage owns its whole contract: its params section (``config``), its output table
+(``output_schema``), the version of its row semantics (``version``, part of the params hash), the
+counters its shards count (``counters``), its side outputs, and its two reports (``report`` for
+``metrics.json``, ``summary`` for ``summary.json``). ``tracefactory.stages.STAGES`` lists them.
 """
 
 from __future__ import annotations
@@ -16,16 +21,21 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import polars as pl
 import pyarrow as pa
 
 from tracefactory.budget import Budget
-from tracefactory.config import RayConfig, WorkerConfig
+from tracefactory.config import RayConfig, Section, WorkerConfig, params_hash
 from tracefactory.errors import ShardError, TracefactoryError
 from tracefactory.io import ShardWriter
 from tracefactory.stats import Progress
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +51,23 @@ class Shard:
 
 @dataclass
 class ShardResult:
-    """What a worker returns for one shard: rows to write, counters for progress and stats."""
+    """What a worker returns for one shard: rows to write, counters (members of the stage's
+    ``counters``) for progress and stats, and the rows of each of the stage's ``side_outputs``."""
 
     rows: pa.Table | list[dict]
     counts: dict[str, int] = field(default_factory=dict)
+    side: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+@dataclass
+class StageRun:
+    """What a stage's table holds once a run finished it: the input of ``Stage.report``."""
+
+    shards_planned: int
+    shards_skipped: int  # already complete from an earlier run: logged, never reported
+    rows: int
+    stats: dict[str, int]  # summed over every shard of the table, this run's and earlier ones
+    side: dict[str, bytes] = field(default_factory=dict)  # each side output, as JSON lines
 
 
 class Stage(ABC):
@@ -53,19 +76,62 @@ class Stage(ABC):
 
     A stage whose shards need different engines (the rollin stage: one per policy of the pool)
     names a worker pool per engine in ``pools``; the pools run one after the other, each with its
-    own workers, and every shard lands in the one table."""
+    own workers, and every shard lands in the one table.
+
+    ``version`` is the version of the stage's row semantics: bump it with any code change that
+    changes the rows it writes for the same params and inputs. It enters the params hash, so
+    finished shards of an older version are recomputed, while a cosmetic change keeps them
+    (``tests/test_golden.py`` holds each stage's output digest per version).
+    """
 
     name: ClassVar[str]  # stage name, as in dvc.yaml and reports/<name>/
     output_schema: ClassVar[str]  # contract of the output table in schemas/
+    version: ClassVar[int]  # of the row semantics; see the class docstring
+    counters: ClassVar[type[StrEnum]]  # every counter a shard may count (a value ending in "_"
+    # names a family: ``dropped_`` covers ``dropped_<reason>``)
     rate_counts: ClassVar[tuple[str, ...]] = ()  # counts the progress line shows as rates
+    side_outputs: ClassVar[tuple[str, ...]] = ()  # extra JSON-lines files, kept with the shards
+    config: Section  # the stage's params section
+
+    @classmethod
+    def from_params(cls, params: Params) -> Stage:
+        """The stage as ``params`` configures it (its section, and the run seed if it needs it):
+        how ``tracefactory <name>`` builds it. A stage that runs inside a recipe, on engines the
+        recipe built (the evaluation), is built by that recipe instead."""
+        raise NotImplementedError(f"stage {cls.name!r} is built by its recipe")
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @property
+    def use_ray(self) -> bool:
+        """Whether the command runs this stage on the Ray cluster (``<section>.use_ray``)."""
+        return bool(getattr(self.config, "use_ray", False))
 
     @abstractmethod
     def plan(self) -> list[Shard]:
         """All shards of the output table, deterministically (runs on the driver)."""
 
     @abstractmethod
+    def identity(self) -> list:
+        """What the rows depend on besides the code: params (without locations) and the
+        fingerprints of inputs (tables, models, files)."""
+
+    def table_metadata(self) -> dict[str, str]:
+        """Output table metadata beyond producer and params hash (tokenizer fields for token
+        tables)."""
+        return {}
+
     def metadata(self) -> dict[str, str]:
-        """Output table metadata: producer, params_hash, and tokenizer fields for token tables."""
+        """Output table metadata. The params hash is composed here and only here: the stage's
+        name and row-semantics version, then its ``identity``. Shards written under another hash
+        are recomputed."""
+        return {
+            "producer": self.name,
+            "params_hash": params_hash(self.name, self.version, *self.identity()),
+            **self.table_metadata(),
+        }
 
     def pools(self) -> dict[str, WorkerConfig]:
         """Worker pools by name, in the order they run (default: one pool of default workers)."""
@@ -83,53 +149,119 @@ class Stage(ABC):
     def process(self, shard: Shard, inputs: Any) -> ShardResult:
         """Produce the rows of one shard from its ``read`` inputs (runs in a worker)."""
 
+    def report(self, run: StageRun) -> dict:
+        """The detail for ``reports/<name>/metrics.json`` (default: shards, rows, counters).
 
-@dataclass
-class StageSummary:
-    """What one run of a stage did, for its metrics file."""
+        Only what the finished table holds: the same whether the run resumed or not."""
+        return {"shards_planned": run.shards_planned, "rows": run.rows, "stats": run.stats}
 
-    shards_planned: int
-    shards_skipped: int  # already complete from an earlier run
-    rows: int
-    stats: dict[str, int]  # summed over every shard of the table, this run's and earlier ones
+    @staticmethod
+    @abstractmethod
+    def summary(report: dict) -> dict:
+        """The few numbers of ``report`` that ``dvc metrics show`` compares (``summary.json``)."""
 
 
 def run_stage(
     stage: Stage,
-    output_dir: str | Path,
+    output_dir: str | Path | None = None,
     ray_config: RayConfig | None = None,
+    fresh: bool = False,
     budget: Budget | None = None,
-) -> StageSummary:
+) -> StageRun:
     """Run every unfinished shard of ``stage`` and finalize its table.
 
     With ``ray_config`` each pool's shards go to that pool's Ray actors (``Stage.pools``); without
     it they run in this process. Either way each finished shard is written atomically as soon as it
     arrives (in the writer's background thread, while the next shard is produced), so an
-    interruption loses only the shards in flight, and a rerun skips what is done.
+    interruption loses only the shards in flight, and a rerun skips what is done. ``fresh``
+    recomputes every shard, finished or not.
+
+    Args:
+        output_dir: the table's folder (default: the stage's ``output_dir``).
 
     Raises:
-        ShardError: a shard failed (its error is chained), or its worker died too often. Shards
-            finished before the failure stay on disk; a run that fails before its first shard
-            leaves the table (stale shards and manifest included) as it was.
+        ShardError: a shard failed (its error is chained), or its worker died too often, or
+            counted a counter its stage does not declare. Shards finished before the failure stay
+            on disk; a run that fails before its first shard leaves the table (stale shards and
+            manifest included) as it was.
         TableLockedError: another process is writing the same table.
         BudgetExhaustedError: ``budget`` ran out; no new shard was started after that, and the
             finished ones are kept (the table is left unfinalized, a rerun continues).
     """
+    output_dir = Path(output_dir if output_dir is not None else stage.output_dir)
+    side = _SideOutputs(stage, output_dir)
     with ShardWriter(output_dir, stage.output_schema, stage.metadata()) as writer:
         plan = stage.plan()
         names = [s.name for s in plan]
         if len(set(names)) != len(names):
             raise ShardError(f"stage {stage.name!r} planned duplicate shard names")
         done = writer.completed()
+        writer.redo(done if fresh else {n for n in done if not side.complete(n)})
+        done = writer.completed()
         todo = [s for s in plan if s.name not in done]
         skipped = len(plan) - len(todo)
-        logger.info("%s: %d shards planned, %d already complete", stage.name, len(plan), skipped)
-        _run_pools(stage, todo, writer, ray_config, budget)
+        logger.info(
+            "%s: %d shards planned, %d already complete%s",
+            stage.name, len(plan), skipped, " (--fresh: recomputing all)" if fresh else "",
+        )  # fmt: skip
+        _run_pools(stage, todo, writer, side, ray_config, budget)
         manifest = writer.finalize(expected=set(names))
-    return StageSummary(len(plan), skipped, manifest["rows"], manifest["counts"])
+    stats = manifest.counts
+    _check_counters(stage, stats, f"{output_dir}'s shards of earlier runs (rerun with --fresh)")
+    return StageRun(len(plan), skipped, manifest.rows, stats, side.collect(names))
 
 
-def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config, budget) -> None:
+def _check_counters(stage: Stage, counts: dict[str, int], where: str) -> None:
+    """Refuse a counter the stage does not declare: a renamed counter must fail, not read as 0."""
+    exact = {str(c) for c in stage.counters}
+    families = tuple(c for c in exact if c.endswith("_"))
+    unknown = [k for k in counts if k not in exact and not k.startswith(families)]
+    if unknown:
+        raise ShardError(
+            f"stage {stage.name!r}: {where} counted {sorted(unknown)}, which are not members of "
+            f"{stage.counters.__name__}"
+        )
+
+
+class _SideOutputs:
+    """A stage's side outputs, one JSON-lines file per side output and shard, kept beside the
+    table (``data/.<table>.side/<output>/<shard>.jsonl``) so a rerun that skips a shard still has
+    them; a shard whose side files are missing is not complete."""
+
+    def __init__(self, stage: Stage, output_dir: Path) -> None:
+        self.names = stage.side_outputs
+        self.folder = output_dir.parent / f".{output_dir.name}.side"
+
+    def _path(self, output: str, shard: str) -> Path:
+        return self.folder / output / f"{shard}.jsonl"
+
+    def complete(self, shard: str) -> bool:
+        return all(self._path(output, shard).is_file() for output in self.names)
+
+    def store(self, stage: Stage, shard: Shard, result: ShardResult) -> None:
+        if set(result.side) != set(self.names):
+            raise ShardError(
+                f"stage {stage.name!r}, shard {shard.name!r}: side outputs "
+                f"{sorted(result.side)}, expected {sorted(self.names)}"
+            )
+        for output, frame in result.side.items():
+            path = self._path(output, shard.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            frame.write_ndjson(tmp)
+            os.replace(tmp, path)
+
+    def collect(self, shards: list[str]) -> dict[str, bytes]:
+        """Each side output: its shards' files joined in plan order."""
+        return {
+            output: b"".join(self._path(output, shard).read_bytes() for shard in shards)
+            for output in self.names
+        }
+
+
+def _run_pools(
+    stage: Stage, todo: list[Shard], writer: ShardWriter, side, ray_config, budget
+) -> None:
     pools = stage.pools()
     unknown = {s.pool for s in todo} - pools.keys()
     if unknown:
@@ -142,15 +274,17 @@ def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, ray_config,
         if budget is not None and budget.exhausted():
             break
         if ray_config is None:
-            _run_local(stage, pool, pool_todo, writer, progress, budget)
+            _run_local(stage, pool, pool_todo, writer, side, progress, budget)
         else:
-            _run_on_ray(stage, pool, pool_todo, writer, progress, workers, ray_config, budget)
+            _run_on_ray(stage, pool, pool_todo, writer, side, progress, workers, ray_config, budget)
     progress.close()
     if budget is not None and budget.exhausted() and budget.shards < len(todo):
         raise budget.stopped(len(todo) - budget.shards)
 
 
-def _record(stage: Stage, writer: ShardWriter, shard: Shard, result: ShardResult, progress):
+def _record(stage: Stage, writer: ShardWriter, side, shard: Shard, result: ShardResult, progress):
+    _check_counters(stage, result.counts, f"shard {shard.name!r}")
+    side.store(stage, shard, result)  # first: a shard is complete only with its side outputs
     # stored in the background while the next shard is produced; finalize waits for it
     writer.submit(shard.name, result.rows, result.counts)
     progress.advance(**{k: v for k, v in result.counts.items() if k in stage.rate_counts})
@@ -165,7 +299,7 @@ def _read(stage: Stage, shard: Shard) -> Any:
         raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: reading input: {e}") from e
 
 
-def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, progress, budget) -> None:
+def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, side, progress, budget) -> None:
     stage.setup(pool)
     gpus = stage.pools()[pool].num_gpus
     for shard in todo:
@@ -177,7 +311,7 @@ def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, progress, bud
             result = stage.process(shard, inputs)
         except Exception as e:
             raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
-        _record(stage, writer, shard, result, progress)
+        _record(stage, writer, side, shard, result, progress)
         if budget is not None:
             budget.spend(result.counts, time.monotonic() - started, gpus)
 
@@ -200,7 +334,7 @@ class _StageWorker:
 
 
 def _run_on_ray(
-    stage, pool, todo, writer, progress, workers: WorkerConfig, ray_config, budget
+    stage, pool, todo, writer, side, progress, workers: WorkerConfig, ray_config, budget
 ) -> None:
     import ray
     from ray.exceptions import RayActorError, RayTaskError
@@ -246,7 +380,7 @@ def _run_on_ray(
                 continue
             except RayTaskError as e:
                 raise ShardError(f"{where}, shard {shard.name!r}: {e}") from e
-            _record(stage, writer, shard, result, progress)
+            _record(stage, writer, side, shard, result, progress)
             if budget is not None:
                 budget.spend(result.counts, time.monotonic() - started, workers.num_gpus)
             idle.append(actor)

@@ -6,19 +6,27 @@ A summary holds only the few numbers a person compares across experiments, under
 between stages (``rows``, ``tokens``) and independent of the configured budgets (``vgs``, not
 ``vgs@16``), so a sweep fills one column instead of a new column per value. The detail stays in
 ``reports/<stage>/metrics.json``, an ordinary output.
+
+Each stage's ``summary`` (``Stage.summary``) builds its own from these names; the steps that are not
+table stages (the dataset export, training, the evaluation's aggregate) have theirs here.
+``tracefactory.stages.SUMMARIES`` lists every one by stage name.
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import Path
 
+from tracefactory.stats import write_metrics
+
+METRICS_NAME = "metrics.json"  # the detail
 SUMMARY_NAME = "summary.json"  # beside the stage's detailed metrics.json
 DIGITS = 4  # rounding of fractions: differences below 1e-4 are noise at these sample sizes
 # The evaluation methods summarised, at the largest budget each was run at: the headline comparison
 # (value-guided search against majority voting and its random-choice control). The rest, with CIs,
 # is in the detail.
-EVALUATE_METHODS = ("pass", "mv", "vgs", "random")
+EVALUATE_METHODS = ("pass", "mv", "vgs", "dvts", "random")
 _BUDGETED = re.compile(r"^(?P<method>[a-z_]+)@(?P<budget>\d+)$")
 
 
@@ -33,34 +41,9 @@ class SummaryKey(StrEnum):
     PAIRWISE = "pairwise"
 
 
-def _fraction(value: float | None) -> float | None:
+def fraction(value: float | None) -> float | None:
+    """A fraction for a summary, rounded to ``DIGITS``."""
     return None if value is None else round(float(value), DIGITS)
-
-
-def problems_summary(detail: dict) -> dict:
-    """Problems kept after cleaning, dedupe and decontamination."""
-    return {SummaryKey.ROWS: detail["problems"]}
-
-
-def generation_summary(detail: dict) -> dict:
-    """Samples generated and their tokens (roll-ins or roll-outs)."""
-    return {SummaryKey.ROWS: detail["rows"], SummaryKey.TOKENS: detail.get("tokens", 0)}
-
-
-def verify_summary(detail: dict) -> dict:
-    """Verdicts written and the share graded a match."""
-    stats = detail.get("stats", {})
-    traces = stats.get("traces", 0)
-    rate = stats.get("reason_match", 0) / traces if traces else None
-    return {SummaryKey.ROWS: detail["rows"], SummaryKey.MATCH_RATE: _fraction(rate)}
-
-
-def label_summary(detail: dict) -> dict:
-    """Labelled roll-outs and their tokens."""
-    return {
-        SummaryKey.ROWS: detail["rows"],
-        SummaryKey.TOKENS: detail.get("stats", {}).get("tokens", 0),
-    }
 
 
 def dataset_summary(detail: dict) -> dict:
@@ -72,9 +55,9 @@ def train_summary(detail: dict) -> dict:
     """The value model's validation Brier score, AUROC and within-problem pairwise accuracy."""
     val = detail.get("val", {})
     return {
-        SummaryKey.BRIER: _fraction(val.get("brier")),
-        SummaryKey.AUROC: _fraction(val.get("auroc")),
-        SummaryKey.PAIRWISE: _fraction(val.get("pairwise_accuracy")),
+        SummaryKey.BRIER: fraction(val.get("brier")),
+        SummaryKey.AUROC: fraction(val.get("auroc")),
+        SummaryKey.PAIRWISE: fraction(val.get("pairwise_accuracy")),
     }
 
 
@@ -96,17 +79,17 @@ def evaluate_summary(detail: dict) -> dict:
             method, budget = match["method"], int(match["budget"])
             if method in EVALUATE_METHODS and budget >= best.get(method, (-1, 0.0))[0]:
                 best[method] = (budget, result["mean"])
-        summary[benchmark] = {m: _fraction(best[m][1]) for m in EVALUATE_METHODS if m in best}
+        summary[benchmark] = {m: fraction(best[m][1]) for m in EVALUATE_METHODS if m in best}
     return summary
 
 
-SUMMARIES = {
-    "problems": problems_summary,
-    "rollin": generation_summary,
-    "rollout": generation_summary,
-    "verify": verify_summary,
-    "label": label_summary,
-    "dataset": dataset_summary,
-    "train": train_summary,
-    "evaluate": evaluate_summary,
-}
+def write_reports(
+    folder: str | Path, report: dict, summary: dict, side: dict[str, bytes] | None = None
+) -> None:
+    """Write a step's reports: the detailed ``metrics.json``, the short ``summary.json`` DVC shows,
+    and each side output as ``<name>.jsonl``."""
+    folder = Path(folder)
+    write_metrics(folder / METRICS_NAME, report)
+    write_metrics(folder / SUMMARY_NAME, summary)
+    for name, content in (side or {}).items():
+        (folder / f"{name}.jsonl").write_bytes(content)

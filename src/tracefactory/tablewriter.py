@@ -2,8 +2,9 @@
 
 A shard is written to a hidden temporary name, fsynced and renamed into place, so its final name
 is its completion record: a crash leaves at most a temporary file, which no reader lists and the
-next writer removes. A rerun asks the writer which shards are complete and skips them. The
-manifest is written last, when every shard is in place. Every shard is validated against its
+next writer removes. A rerun asks the writer which shards are complete and skips them: those with
+a recorded checksum (``integrity.recorded_shards``), the right size and this run's resume keys.
+The manifest is written last, when every shard is in place. Every shard is validated against its
 contract in ``schemas/`` and carries the table metadata in its Parquet footer; one writer holds a
 table at a time (``tracefactory.integrity.TableLock``). Import ``ShardWriter`` from
 ``tracefactory.io``.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -27,24 +27,28 @@ import pyarrow.parquet as pq
 
 from tracefactory.errors import SchemaError, ShardError
 from tracefactory.integrity import (
-    CHECKSUM_ALGORITHM,
     MANIFEST_NAME,
+    SHARD_NAME,
+    Manifest,
+    ResumeRecord,
+    ShardEntry,
     TableLock,
     buffer_checksum,
     file_checksum,
-    listed_shards,
     package_versions,
+    recorded_shards,
+    require_own_table,
     stale_reason,
 )
 from tracefactory.schemas import TableSchema, load_schema
 
 logger = logging.getLogger(__name__)
 
-_SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
 _TMP_PREFIX = ".tmp-"
 _COUNTS_KEY = "shard_counts"
-# Metadata keys that must agree between a resumed run and the shards already on disk.
-_RESUME_KEYS = ("params_hash", "schema_version", "tokenizer_hash")
+# Metadata keys that must agree between a resumed run and the shards already on disk. The package
+# versions are among them: a run after an upgrade redoes the table rather than mixing versions.
+_RESUME_KEYS = ("params_hash", "schema_version", "tokenizer_hash", "package_versions")
 
 
 def _as_arrow(data: pa.Table | pl.DataFrame | list[dict], schema: TableSchema) -> pa.Table:
@@ -77,6 +81,7 @@ class ShardWriter:
 
     Raises:
         SchemaError: if ``metadata`` lacks a key the contract requires.
+        ConfigError: if the folder holds another stage's table (it would be deleted).
         TableLockedError: if another process is writing this table.
     """
 
@@ -100,13 +105,15 @@ class ShardWriter:
             for leftover in self.directory.glob(f"{_TMP_PREFIX}*"):
                 logger.info("removing %s left by an interrupted write", leftover)
                 leftover.unlink()
-            manifest = self.directory / MANIFEST_NAME
-            self._listed = listed_shards(manifest, self.metadata, _RESUME_KEYS)
+            require_own_table(self.directory, self.metadata.get("producer"))
+            self._record = ResumeRecord(self.directory)
+            self._listed = recorded_shards(self.directory, self.metadata, _RESUME_KEYS)
             self._stale = self._find_stale()
+            self._retired = False  # set when the first shard of this run replaces the manifest
         except BaseException:
             self._lock.release()
             raise
-        self._written: dict[str, dict] = {}  # this run's shards: bytes and checksum
+        self._written: dict[str, ShardEntry] = {}  # this run's shards
         self._background: ThreadPoolExecutor | None = None  # started by the first ``submit``
         self._in_flight: Future | None = None  # the shard ``submit`` is still storing
 
@@ -138,6 +145,11 @@ class ShardWriter:
         """Names of the shards already written for these params (a rerun skips these)."""
         self._land()
         return {p.stem for p in _shard_files(self.directory) if p not in self._stale}
+
+    def redo(self, shards: set[str]) -> None:
+        """Treat these complete shards as stale: this run recomputes them, and they are replaced
+        once its first shard lands (``--fresh``, or a shard whose side outputs are missing)."""
+        self._stale |= {self.shard_path(shard) for shard in shards}
 
     def write(
         self,
@@ -183,7 +195,7 @@ class ShardWriter:
             OSError: if storing the shard submitted before failed.
         """
         self._land()
-        if not _SHARD_NAME.match(shard):
+        if not SHARD_NAME.match(shard):
             raise ShardError(
                 f"invalid shard name {shard!r}: use letters, digits, '_', '.', '-', '='"
             )
@@ -212,7 +224,7 @@ class ShardWriter:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         encoded = sink.getvalue()
-        entry = {"bytes": encoded.size, "checksum": buffer_checksum(encoded)}
+        entry = ShardEntry(shard, table.num_rows, encoded.size, buffer_checksum(encoded))
         final = self.shard_path(shard)
         tmp = self.directory / f"{_TMP_PREFIX}{shard}-{uuid.uuid4().hex[:8]}.parquet"
         try:
@@ -220,7 +232,8 @@ class ShardWriter:
                 file.write(encoded)
                 file.flush()
                 os.fsync(file.fileno())
-            self._retire_stale()
+            self._retire_manifest()
+            self._record.add(entry)  # before the rename: a shard in place always has its entry
             os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -229,7 +242,7 @@ class ShardWriter:
         _fsync_directory(self.directory)
         return final
 
-    def finalize(self, expected: set[str] | None = None) -> dict:
+    def finalize(self, expected: set[str] | None = None) -> Manifest:
         """Check the table is whole and unique by key, write its manifest (which records every
         shard's rows, size and content checksum) and release the table's lock.
 
@@ -247,42 +260,40 @@ class ShardWriter:
                 f"{self.directory}: {len(missing)} shard(s) missing, e.g. {missing[:3]}"
             )
         if self._stale:
-            self._retire_stale()
+            self._retire_manifest()
         files = _shard_files(self.directory)
         self._check_unique_keys(files)
         shards, counts = [], Counter()
-        for path in files:  # one footer read per shard: rows and the counts it carries
-            footer = pq.ParquetFile(path).metadata
-            shards.append({"name": path.stem, "rows": footer.num_rows, **self._checksum(path)})
-            counts.update(json.loads((footer.metadata or {}).get(_COUNTS_KEY.encode(), b"{}")))
-        manifest = {
-            "table": self.schema.name,
-            "schema_version": self.schema.version,
-            "rows": sum(s["rows"] for s in shards),
-            "counts": dict(sorted(counts.items())),
-            "checksum": CHECKSUM_ALGORITHM,
-            "shards": shards,
-            "metadata": self.metadata,
-        }
-        tmp = self.directory / f"{_TMP_PREFIX}{MANIFEST_NAME}"
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, self.directory / MANIFEST_NAME)
+        for path in files:  # one footer read per shard: the counts it carries
+            shards.append(self._entry(path))
+            footer = pq.ParquetFile(path).metadata.metadata or {}
+            counts.update(json.loads(footer.get(_COUNTS_KEY.encode(), b"{}")))
+        manifest = Manifest(
+            table=self.schema.name,
+            schema_version=self.schema.version,
+            shards=tuple(shards),
+            metadata=self.metadata,
+            counts=dict(counts),
+        )
+        manifest.write(self.directory)
+        self._record.remove()  # the manifest holds every checksum now
         self.close()  # the table is whole: the next writer may take it
         return manifest
 
-    def _checksum(self, path: Path) -> dict:
-        """Size and checksum of a shard: this run's from ``write``; an earlier run's hashed now and
-        held to what the old manifest recorded, so damage is never blessed into a new manifest."""
+    def _entry(self, path: Path) -> ShardEntry:
+        """A shard's manifest entry: this run's from ``write``; an earlier run's hashed now and
+        held to what that run recorded, so damage is never blessed into a new manifest."""
         if path.stem in self._written:
             return self._written[path.stem]
-        entry = {"bytes": path.stat().st_size, "checksum": file_checksum(path)}
         listed = self._listed.get(path.stem)
-        if listed is not None and listed != entry:
+        actual = (path.stat().st_size, file_checksum(path))
+        if listed is None or (listed.bytes, listed.checksum) != actual:
+            recorded = "none" if listed is None else f"{listed.bytes} bytes, {listed.checksum}"
             raise ShardError(
-                f"{path}: changed since its table was written (manifest: {listed}, now: {entry}); "
-                f"delete it and rerun this stage to rewrite it"
+                f"{path}: changed since its table was written (recorded: {recorded}; now: "
+                f"{actual[0]} bytes, {actual[1]}); delete it and rerun this stage to rewrite it"
             )
-        return entry
+        return listed
 
     def _check_unique_keys(self, files: list[Path]) -> None:
         if not files:
@@ -302,8 +313,9 @@ class ShardWriter:
             )
 
     def _find_stale(self) -> set[Path]:
-        """Shards this run must not resume: written under other params, unreadable, or of another
-        size than the manifest recorded. Resuming must never mix two configurations."""
+        """Shards this run must not resume: written under other params or package versions,
+        unreadable, of another size than recorded, or with no recorded checksum. Resuming must
+        never mix two configurations, nor keep a shard nothing can vouch for."""
         stale = set()
         for path in _shard_files(self.directory):
             why = stale_reason(path, self._listed.get(path.stem), self.metadata, _RESUME_KEYS)
@@ -312,14 +324,20 @@ class ShardWriter:
                 stale.add(path)
         return stale
 
-    def _retire_stale(self) -> None:
-        """Remove the old manifest and the stale shards (once per run, just before the first new
-        shard lands): the table is incomplete from here until ``finalize``."""
+    def _retire_manifest(self) -> None:
+        """Replace the old manifest by the resume record and remove the stale shards (once per
+        run, just before the first new shard lands): the table is incomplete from here until
+        ``finalize``, but every kept shard's checksum stays recorded."""
+        if self._retired:
+            return
+        kept = {p.stem for p in _shard_files(self.directory) if p not in self._stale}
+        self._record.start(self.metadata, (e for n, e in self._listed.items() if n in kept))
         (self.directory / MANIFEST_NAME).unlink(missing_ok=True)
         for path in sorted(self._stale):
             logger.info("removing stale %s", path)
             path.unlink(missing_ok=True)
         self._stale = set()
+        self._retired = True
 
 
 def _shard_files(directory: Path) -> list[Path]:

@@ -1,13 +1,11 @@
 """The card: Hub front matter, statistics and figures that follow the actual data."""
 
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import polars as pl
 import yaml
+from locations import command_env
 from pipeline_tables import TableSpec, dataset_config, labelled_run
 
 from tracefactory.dataset.card import size_category
@@ -71,8 +69,7 @@ def _dvc_add_hashes(tmp_path, tables: dict[str, str]) -> dict[str, str]:
     """What DVC itself records for copies of ``tables`` (``dvc add`` in a throwaway repo)."""
     repo = tmp_path / "dvc-repo"
     repo.mkdir()
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    env = command_env()
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True, env=env)
     recorded = {}

@@ -84,7 +84,8 @@ def test_model_push_checks_the_token_and_the_hub_before_anything(tmp_path, label
 
 def test_model_push_refuses_a_folder_that_is_not_a_trained_model(tmp_path):
     from tracefactory.dataset.config import PublishConfig
-    from tracefactory.dataset.publish import HubError, HubSession, upload_model
+    from tracefactory.dataset.publish import HubSession, upload_model
+    from tracefactory.errors import HubError
 
     session = HubSession(token="unused", user="someone", endpoint=CLOSED_PORT)
     (tmp_path / "vm").mkdir()

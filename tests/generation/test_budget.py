@@ -89,4 +89,4 @@ def test_on_ray_the_cli_exits_non_zero_with_one_line_and_a_rerun_finishes(make_p
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     rerun = subprocess.run(cli, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert TableReader(tmp_path / "rollins").manifest["rows"] == 8 * 3
+    assert TableReader(tmp_path / "rollins").manifest.rows == 8 * 3

@@ -11,13 +11,11 @@ from tracefactory.errors import ConfigError
 from tracefactory.generation.branch_points import cut_weights, draw_cut_positions
 from tracefactory.generation.config import PolicyConfig
 from tracefactory.generation.engine import (
-    FinishReason,
     GenerationRequest,
     SamplingSpec,
     failure_counts,
 )
 from tracefactory.generation.rollin import assign_policies
-from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
 from tracefactory.generation.templates import encode_prompt, format_prompt
 from tracefactory.generation.vllm_backend import (
     CPU_KVCACHE_GIB,
@@ -34,6 +32,8 @@ from tracefactory.models import (
     resolve_model,
     tokenizer_hash,
 )
+from tracefactory.schemas import FinishReason
+from tracefactory.seeds import derive_seed, row_id, unit_interval
 
 
 def test_derive_seed_is_stable_and_distinct():
@@ -145,7 +145,7 @@ def test_vllm_engine_settings_differ_only_where_cpu_needs_it():
     assert engine_kwargs(tiny, on_cpu=True, dtype="bfloat16")["dtype"] == "bfloat16"
     for key in ("model", "max_model_len", "enable_prefix_caching", "tensor_parallel_size"):
         assert cpu[key] == gpu[key]
-    with pytest.raises(ValueError, match="tensor_parallel_size=2 on CPU"):
+    with pytest.raises(ConfigError, match="tensor_parallel_size=2 on CPU"):
         engine_kwargs(tiny, on_cpu=True, tensor_parallel_size=2)
 
 

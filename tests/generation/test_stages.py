@@ -58,7 +58,7 @@ def test_rollin_samples_every_train_problem_from_the_pool(tmp_path, problems_dir
     per_problem = rollins.group_by("problem_id").agg(pl.col("sample_index").sort())
     assert all(indices == [0, 1, 2] for indices in per_problem["sample_index"].to_list())
     assert rollins["token_ids"].list.len().max() <= CAP
-    shards = {s["name"] for s in TableReader(params.rollin.output_dir).manifest["shards"]}
+    shards = set(TableReader(params.rollin.output_dir).shard_names)
     assert shards == {"tiny-00000", "tiny-00001", "tiny-b-00000", "tiny-b-00001"}
 
 
@@ -90,8 +90,8 @@ def test_rollout_continues_every_branch_point_within_the_cap(tmp_path, problems_
     assert (joined["cut_position"] >= 1).all()
     assert (joined["cut_position"] < joined["rollin_tokens"]).all()
     assert (joined["cut_position"] + joined["token_ids"].list.len() <= CAP).all()
-    rollout_shards = {s["name"] for s in TableReader(params.rollout.output_dir).manifest["shards"]}
-    rollin_shards = {s["name"] for s in TableReader(params.rollin.output_dir).manifest["shards"]}
+    rollout_shards = set(TableReader(params.rollout.output_dir).shard_names)
+    rollin_shards = set(TableReader(params.rollin.output_dir).shard_names)
     assert {name.rsplit("-", 1)[0] for name in rollout_shards} == rollin_shards  # one file each
     metadata = TableReader(params.rollout.output_dir).metadata
     assert (

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tracefactory.generation.engine import FinishReason, GenerationRequest, SamplingSpec
+from tracefactory.generation.engine import GenerationRequest, SamplingSpec
 from tracefactory.generation.transformers_backend import TransformersBackend
 from tracefactory.models import load_tokenizer
+from tracefactory.schemas import FinishReason
 
 
 @pytest.fixture(scope="module")

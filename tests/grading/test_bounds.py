@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import threading
-import time
 
 from tracefactory.grading import Grader, Reason
 from tracefactory.grading.compare import ComparisonSettings
@@ -18,12 +17,13 @@ from tracefactory.schemas import TrajectoryClass
 UNCLOSED_BOXES = "</think>" + "\\boxed{" * 20_000
 
 
-def test_adversarial_response_is_graded_in_bounded_time(shared_grader: Grader):
-    start = time.monotonic()
+def test_adversarial_response_is_extracted_within_the_timeout(shared_grader: Grader):
+    """``no_boxed``, not ``timeout``: extraction finished inside the 5 s limit (the quadratic scan
+    this replaces took over 90 s). benchmarks/bench_grader_bounds.py measures how long it takes."""
+    timeouts = shared_grader.timeouts
     verdicts = shared_grader.grade_many([(UNCLOSED_BOXES, "3"), (UNCLOSED_BOXES + "}", "3")])
     assert [v.reason for v in verdicts] == [Reason.NO_BOXED, Reason.NO_BOXED]
-    # A bound, not a speed goal: the quadratic scan this replaces took over 90 s here.
-    assert time.monotonic() - start < 45.0
+    assert shared_grader.timeouts == timeouts
 
 
 def test_extraction_never_runs_in_the_calling_process(monkeypatch, shared_grader: Grader):
@@ -39,11 +39,10 @@ def test_extraction_never_runs_in_the_calling_process(monkeypatch, shared_grader
 def test_memory_limit_gives_a_verdict_and_a_fresh_worker():
     with Grader(workers=1, timeout_s=30.0, memory_mb=400, cache_size=0) as grader:
         grader.grade(r"</think>\boxed{1}", "1")
-        start = time.monotonic()
         verdict = grader.grade(r"</think>\boxed{2^{2^{32}}}", "3")
-        elapsed = time.monotonic() - start
+        # memory_limit, not timeout: the limit ended the task before the 30 s timeout did
         assert (verdict.label, verdict.reason) == (TrajectoryClass.WRONG, Reason.MEMORY_LIMIT)
-        assert elapsed < 25.0, f"memory limit reported after {elapsed:.1f} s (timeout is 30 s)"
+        assert grader.timeouts == 0
         assert grader.replaced_workers >= 1  # the worker at fault was replaced
         assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
 

@@ -6,9 +6,8 @@ real_outputs_disagreements.py.
 import json
 import logging
 
-import pytest
+from locations import BENCHMARKS, needs_shared_file
 from real_outputs_disagreements import DISAGREEMENTS, KNOWN_FALSE_NEGATIVES
-from shared_files import BENCHMARKS
 
 from tracefactory.grading import Grader
 from tracefactory.schemas import TrajectoryClass
@@ -17,7 +16,7 @@ REAL_OUTPUTS = BENCHMARKS / "real_outputs.jsonl"
 logger = logging.getLogger(__name__)
 
 
-@pytest.mark.skipif(not REAL_OUTPUTS.is_file(), reason=f"{REAL_OUTPUTS} not present")
+@needs_shared_file(REAL_OUTPUTS)
 def test_every_disagreement_with_source_judgements_is_explained():
     rows = [json.loads(line) for line in REAL_OUTPUTS.read_text(encoding="utf-8").splitlines()]
     judged = [row for row in rows if row["judged_correct"] is not None]

@@ -1,12 +1,11 @@
 """The verify stage on traces built from real reasoning-model responses (the shared benchmarks)."""
 
 import json
-import os
 from pathlib import Path
 
 import polars as pl
 import pytest
-from shared_files import BENCHMARKS
+from locations import BENCHMARKS, needs_shared_file
 
 from tracefactory.config import RayConfig
 from tracefactory.grading import Grader, GraderConfig
@@ -16,7 +15,7 @@ from tracefactory.io import ShardWriter, TableReader
 from tracefactory.stage import run_stage
 
 REAL_OUTPUTS = BENCHMARKS / "real_outputs.jsonl"
-pytestmark = pytest.mark.skipif(not REAL_OUTPUTS.is_file(), reason=f"{REAL_OUTPUTS} not found")
+pytestmark = needs_shared_file(REAL_OUTPUTS)
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +142,12 @@ def test_verdicts_match_grading_the_responses_directly(traces):
 
 
 @pytest.mark.integration
-def test_verify_on_ray_actors_gives_the_same_verdicts(traces, tmp_path):
+def test_verify_on_ray_actors_gives_the_same_verdicts(traces, tmp_path, monkeypatch):
     import ray
 
     root, rows = traces
     config = _config(root).model_copy(update={"output_dir": str(tmp_path / "verdicts")})
-    os.environ.pop("RAY_ADDRESS", None)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     try:
         run_stage(VerifyStage(config), config.output_dir, RayConfig(num_cpus=2))
     finally:

@@ -6,7 +6,7 @@ import shutil
 import polars as pl
 import pytest
 import yaml
-from pipeline_tables import TableSpec, label_config, write_tables
+from pipeline_tables import TOKENIZER, TableSpec, label_config, write_tables
 from typer.testing import CliRunner
 
 from tracefactory.cli import app
@@ -109,11 +109,21 @@ def test_val_problems_puts_exactly_that_many_problems_in_val(tmp_path):
     assert val.len() == 7 and frame["problem_id"].n_unique() == 40
 
 
+@pytest.mark.parametrize("asked", [3, 7])
+def test_val_problems_are_counted_after_unsolved_problems_are_dropped(tmp_path, asked):
+    """Half the problems are never solved: val still holds exactly the problems asked for."""
+    write_tables(tmp_path, TableSpec(problems=24, hopeless=set(range(0, 24, 2))))
+    _, labels = _run(tmp_path, val_problems=asked, problems_per_shard=5)
+    frame = pl.from_arrow(labels.read())
+    assert frame["problem_id"].n_unique() == 12
+    assert frame.filter(pl.col("split") == "val")["problem_id"].n_unique() == asked
+
+
 def test_metadata_carries_the_rollouts_tokenizer(tmp_path):
     write_tables(tmp_path)
     _, labels = _run(tmp_path)
     assert labels.metadata["tokenizer"] == "tracefactory:tiny"
-    assert labels.metadata["tokenizer_hash"] == "abc123"
+    assert labels.metadata["tokenizer_hash"] == TOKENIZER["tokenizer_hash"]
     assert labels.metadata["producer"] == "label"
 
 

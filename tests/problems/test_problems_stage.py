@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from shared_files import BENCHMARKS
+from locations import BENCHMARKS, needs_shared_file
 from typer.testing import CliRunner
 
 from tracefactory.cli import app
@@ -20,10 +20,7 @@ from tracefactory.params import load_params
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        not (BENCHMARKS / "math500.jsonl").is_file(),
-        reason=f"benchmark files not found in {BENCHMARKS} (they are never copied into the repo)",
-    ),
+    needs_shared_file(BENCHMARKS / "math500.jsonl"),
 ]
 
 ORIGINAL = (

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from locations import REPO
 from safetensors.torch import load_file
 from value_datasets import synthetic_dataset, tiny_backbone
 
 from tracefactory.errors import ConfigError
+from tracefactory.recipes import train_value_model
 from tracefactory.valuemodel.model import ValueModel
+from tracefactory.valuemodel.schedule import learning_rate
 from tracefactory.valuemodel.synthetic import synthetic_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "train" / "train_value_model.py"
-sys.path.insert(0, str(RECIPE.parent))
-import train_value_model  # noqa: E402
+RECIPE = REPO / "train" / "train_value_model.py"  # the script a checkout runs (and torchrun)
 
 
 def make_run(tmp_path: Path, num_problems: int, **train) -> Path:
@@ -56,6 +56,12 @@ def test_trained_model_beats_the_constant_baseline_and_ranks_pairs(tmp_path):
     assert on_disk["val"]["brier"] == pytest.approx(val["brier"])
     curve = json.loads((reports / "curve.json").read_text())
     assert [c["step"] for c in curve][-1] == metrics["train"]["steps"]
+    assert metrics["train"]["max_steps"] == metrics["train"]["steps"]
+    assert metrics["train"]["warmup_steps"] == 5
+    cfg = train_value_model.load_config(["--params", str(params)])[0]
+    steps = metrics["train"]["steps"]
+    for point in curve:  # steps counted from 1, as the official loop; the lr that step used
+        assert point["lr"] == pytest.approx(learning_rate(point["step"], cfg, steps))
     assert json.loads((reports / "calibration.json").read_text())[0]["points"] == "all_positions"
     model = ValueModel.from_pretrained(tmp_path / "out" / "model")
     assert model.head["dropout"] == 0.05
@@ -275,3 +281,22 @@ def test_a_killed_rank_resumes_to_the_same_weights(tmp_path):
     full_weights, again = _weights(tmp_path / "full"), _weights(tmp_path / "out" / "model")
     for key, tensor in full_weights.items():
         assert torch.allclose(tensor, again[key], atol=1e-6), key
+
+
+def test_the_official_settings_train_bf16_weights_on_adjacent_pairs_keeping_empty_rows(tmp_path):
+    """sampler=official, precision=bf16, keep_rows_without_rollout, the official lr indexing."""
+    params = make_run(
+        tmp_path, 40, sampler="official", precision="bf16", keep_rows_without_rollout=True,
+        lr_schedule="official", max_length=24, max_steps=4, warmup_steps=1, eval_every=0,
+        checkpoint_every=4,
+    )  # fmt: skip
+    metrics = train_value_model.main(["--params", str(params)])
+    assert metrics["train"]["rows_train_no_rollout_tokens"] > 0  # kept: zero loss, in the mean
+    assert "dropped_rollin_too_long" in metrics["train"]  # ... but never in validation
+    weights = load_file(tmp_path / "out" / "model" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.bfloat16}
+    state = torch.load(tmp_path / "out" / "checkpoints" / "checkpoint.pt", weights_only=True)
+    moments = [s["exp_avg"] for s in state["optimizer"]["state"].values()]
+    assert moments and all(m.dtype == torch.bfloat16 for m in moments)  # AdamW on bf16 params
+    curve = json.loads((tmp_path / "out" / "reports" / "curve.json").read_text())
+    assert curve[-1]["step"] == 4 and curve[-1]["lr"] == pytest.approx(1e-4)  # exactly min_lr

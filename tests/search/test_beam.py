@@ -39,6 +39,7 @@ class TokenSumScorer:
     """Value = mean token of the response part (tokens > 0); records what it was asked."""
 
     def __init__(self) -> None:
+        self.shape = SHAPE
         self.tokens_processed = 0
         self.flops = 0.0
         self.items: list[ScoreItem] = []
@@ -95,6 +96,15 @@ def test_search_returns_k_finished_beams_per_search(cap):
             assert 0 < trace.value < 1
     assert tally.gen_tokens > 0 and tally.value_tokens == scorer.tokens_processed
     assert tally.value_tokens_full > tally.value_tokens  # incremental-style counting pays less
+    # The official count: every candidate encoded whole, then every final beam once more.
+    finals = [(5, 6) + t.response_ids for t in traces[0][0]] + [
+        (7,) + t.response_ids for t in traces[1][0]
+    ]
+    sequences = [item.token_ids for item in scorer.items] + finals
+    assert tally.value_tokens_full == sum(len(s) for s in sequences)
+    assert tally.value_flops_full == pytest.approx(
+        sum(SHAPE.forward_flops(0, len(s)) for s in sequences)
+    )
 
 
 def test_candidates_are_scored_on_top_of_their_parent():

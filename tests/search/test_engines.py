@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from tracefactory.errors import ConfigError
-from tracefactory.models import load_tokenizer
-from tracefactory.search.engines import check_tokenizers, resolve_value_model
+from tracefactory.models import load_tokenizer, local_folder
+from tracefactory.search.engines import check_tokenizers
 from tracefactory.valuemodel.model import ValueModel
 
 HUB_ID = "VGS-AI/DeepSeek-VM-1.5B"
@@ -46,7 +46,7 @@ def test_value_model_loads_from_a_hub_id_in_the_offline_cache(
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
-    folder = resolve_value_model(HUB_ID)
+    folder = local_folder(HUB_ID, "evaluate.value_model")
     assert Path(folder) == repo / "snapshots" / COMMIT
     sequences = [[3, 4, 5, 6], [7, 8]]
     released = ValueModel.from_pretrained(folder).values(sequences)
@@ -61,8 +61,8 @@ def test_unknown_value_model_is_one_clear_config_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(ConfigError, match="neither a local folder nor a Hub id"):
-        resolve_value_model("no-such-org/no-such-model")
+    with pytest.raises(ConfigError, match="cannot get Hub model"):
+        local_folder("no-such-org/no-such-model", "evaluate.value_model")
 
 
 def test_value_model_with_another_vocabulary_is_refused(tmp_path, policy_dir, value_model_dir):

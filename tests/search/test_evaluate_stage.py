@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from golden import check_golden
+from locations import BENCHMARKS, REPO, needs_shared_file
 from pydantic import ValidationError
-from shared_files import BENCHMARKS
 
 from tracefactory.config import BenchmarkConfig
 from tracefactory.generation.config import PolicyConfig
 from tracefactory.io import TableReader
+from tracefactory.recipes import evaluate_search
 from tracefactory.search.config import EvaluateConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "train" / "evaluate_search.py"
-sys.path.insert(0, str(RECIPE.parent))
-import evaluate_search  # noqa: E402
+RECIPE = REPO / "train" / "evaluate_search.py"  # the script a checkout runs
 
 AIME24 = BENCHMARKS / "aime24.jsonl"
 
@@ -71,6 +70,7 @@ def test_evaluate_writes_samples_metrics_plots_and_report(
 ):
     config = mini_config(tmp_path, policy_dir, value_model_dir, problems_dir)
     evaluate_search.evaluate(config, run_seed=7)
+    check_golden("evaluate", tmp_path / "samples")
     out = tmp_path / "reports"
     metrics = json.loads((out / "metrics.json").read_text())
     methods = metrics["synthetic_test"]
@@ -142,7 +142,7 @@ def test_paper_path_resumes_after_a_kill_to_the_same_metrics(
     assert not (samples / "_manifest.json").exists()
     resumed = run_recipe(params)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
-    assert "finished earlier" in resumed.stderr.read()
+    assert "already complete" in resumed.stderr.read()
 
     expected = json.loads((tmp_path / "full" / "reports" / "metrics.json").read_text())
     got = json.loads((tmp_path / "killed" / "reports" / "metrics.json").read_text())
@@ -160,7 +160,7 @@ def test_paper_path_resumes_after_a_kill_to_the_same_metrics(
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not AIME24.is_file(), reason="shared benchmarks not present")
+@needs_shared_file(AIME24)
 def test_a_real_benchmark_file_flows_through(tmp_path, policy_dir, value_model_dir, problems_dir):
     config = mini_config(
         tmp_path, policy_dir, value_model_dir, problems_dir,

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tracefactory.errors import ConfigError
 from tracefactory.search.report import README_BEGIN, README_END, plot_rows, update_readme
 
 
@@ -40,11 +41,25 @@ def test_readme_block_is_rewritten_from_metrics(tmp_path):
     assert not update_readme(readme, metrics)  # a rerun on the same metrics changes nothing
 
 
+def test_dvts_is_the_headline_where_it_reaches_the_largest_budget(tmp_path):
+    metrics = json.loads(json.dumps(METRICS))
+    bench = metrics["synthetic_test"]
+    bench |= {"dvts@64": interval(0.7), "mv@64": interval(0.6), "vgs@8": interval(0.62)}
+    del bench["vgs@16"], bench["random@16"]
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    update_readme(readme, tmp_path / "metrics.json")
+    text = readme.read_text()
+    assert "| **dvts@64** | 70.0 |" in text and "| mv@64 | 60.0 |" in text
+    assert "vgs@8" not in text
+
+
 def test_readme_without_markers_is_refused(tmp_path):
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps(METRICS))
     (tmp_path / "README.md").write_text("no block here\n")
-    with pytest.raises(ValueError, match="add both lines"):
+    with pytest.raises(ConfigError, match="add both lines"):
         update_readme(tmp_path / "README.md", metrics)
 
 

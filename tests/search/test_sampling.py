@@ -6,7 +6,7 @@ from tracefactory.generation.config import SamplingConfig
 from tracefactory.generation.transformers_backend import TransformersBackend
 from tracefactory.models import load_tokenizer
 from tracefactory.search.beam import beam_search
-from tracefactory.search.compute import model_shape
+from tracefactory.search.compute import ModelShape, model_shape
 from tracefactory.search.config import SearchConfig, SearchSettings, Selection
 from tracefactory.search.engines import delimiter_token_ids
 from tracefactory.search.interfaces import ScoreItem
@@ -16,6 +16,7 @@ from tracefactory.search.sampling import EngineBlockSampler
 class TokenScorer:
     """Value = a fixed function of the tokens, so both runs choose the same beams."""
 
+    shape = ModelShape(non_embedding_params=100, num_layers=2, attention_width=8)
     tokens_processed, flops = 0, 0.0
 
     def score(self, items: list[ScoreItem]) -> list[float]:

@@ -122,3 +122,36 @@ def test_forward_flops_are_params_plus_attention():
     # tokens at positions 3 and 4 attend over 4 and 5 positions
     assert shape.forward_flops(3, 2) == 2 * 10 * 2 + 2 * 2 * 4 * (4 + 5)
     assert shape.forward_flops(0, 5) == shape.forward_flops(0, 3) + shape.forward_flops(3, 2)
+
+
+def test_official_grouping_compares_each_answer_with_each_groups_first_member():
+    """The official equivalence_partition_with_weights, on a relation that is not transitive:
+    a~b and b~c but not a~c. The official pass over (a, b, c) puts a and b together (b equals the
+    first member a) and starts a new group for c (c is compared with a only); the closure joins
+    all three. Over (b, a, c) the official pass joins all three (both equal the first member b)."""
+    from tracefactory.search.voting import assign_groups
+
+    same = {("a", "b"), ("b", "c")}
+    answers = ["c", None, "a", "b", "a"]
+    assert assign_groups(answers, ["a", "b", "c"], same, "first_member") == [1, None, 0, 0, 0]
+    assert assign_groups(answers, ["a", "b", "c"], same, "closure") == [0, None, 0, 0, 0]
+    same = {("b", "a"), ("b", "c")}
+    assert assign_groups(answers, ["b", "a", "c"], same, "first_member") == [0, None, 0, 0, 0]
+    # Only w and y are equal: groups are numbered in order of creation.
+    same = {("w", "y")}
+    assert assign_groups(["x", "w", "z", "y"], ["x", "w", "z", "y"], same, "first_member") == [
+        0, 1, 2, 1,
+    ]  # fmt: skip
+
+
+def test_official_bon_takes_the_first_maximum():
+    """The official classifier_bon (torch.argmax: the first maximal index) on small vectors."""
+    ts = traces([False, True, True, False], [0.7, 0.9, 0.9, 0.2])
+    assert best_of_n(ts, "first") == 1.0  # index 1, the first 0.9
+    assert best_of_n(ts, "average") == 1.0
+    ts = traces([False, True, False], [0.9, 0.9, 0.9])
+    assert best_of_n(ts, "first") == 0.0  # index 0
+    assert best_of_n(ts, "average") == pytest.approx(1 / 3)
+    ts = traces([True, False], [0.5, 0.5 + 5e-6])
+    assert best_of_n(ts, "first") == 0.0  # the strictly larger value, however close
+    assert best_of_n(ts, "average") == pytest.approx(0.5)  # within 1e-5: a tie

@@ -1,12 +1,9 @@
 """The shipped tiny policy: loads like a Hub model, ids survive a reload, measured properties."""
 
 import json
-import os
 
 import pytest
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tracefactory.toyworld import POLICY_DIR, WEAK_POLICY_DIR, format_prompt, generate_problems
 from tracefactory.toyworld.card import load_policy, measure_policy

@@ -1,8 +1,7 @@
 """The training command is deterministic for a seed and writes a loadable HF model folder."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import subprocess
+import sys
 
 from tracefactory.toyworld.card import load_policy
 from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig, train_tiny_policy
@@ -27,3 +26,17 @@ def test_weak_checkpoint_is_written_and_loads_like_a_hub_model(tmp_path):
     assert (tmp_path / "weak" / "model.safetensors").read_bytes() != (
         tmp_path / "final" / "model.safetensors"
     ).read_bytes()
+
+
+def test_a_bad_option_is_one_error_line_and_nothing_is_written(tmp_path):
+    out, weak = tmp_path / "policy", tmp_path / "weak"
+    run = subprocess.run(
+        [sys.executable, "-m", "tracefactory.cli", "tiny-policy", "train", "--steps", "0",
+         "--out", str(out), "--weak-out", str(weak)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "error: tiny-policy train: steps = 0: Input should be greater than or equal to 1"
+    ]
+    assert not out.exists() and not weak.exists()

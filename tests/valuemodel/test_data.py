@@ -33,7 +33,7 @@ def test_micro_batches_deal_each_rank_a_share():
     assert {len(s) for s in shares} == {25}
 
 
-def test_pair_sampling_takes_two_rollouts_of_each_problem_and_every_problem_once_an_epoch():
+def test_problem_pairs_take_two_rollouts_of_each_problem_and_every_problem_once_an_epoch():
     from tracefactory.valuemodel.batching import pair_steps_per_epoch, step_pairs
 
     problem_id = np.repeat(np.arange(10), [1, 3, 4, 2, 5, 3, 3, 2, 6, 4])
@@ -51,3 +51,42 @@ def test_pair_sampling_takes_two_rollouts_of_each_problem_and_every_problem_once
     two = step_pairs(problem_id, 4, seed=7, step=0)
     distinct = [a != b for a, b in two.reshape(-1, 2) if (problem_id == problem_id[a]).sum() > 1]
     assert all(distinct)
+
+
+def test_official_sampler_reads_fixed_adjacent_pairs_and_every_row_once_an_epoch():
+    from tracefactory.valuemodel.batching import step_sampler
+    from tracefactory.valuemodel.config import Sampler
+
+    counts = [4, 2, 6, 4, 2, 6]  # 12 pairs; rows of a problem need not be contiguous
+    problem_id = np.repeat(np.arange(6), counts)
+    np.random.default_rng(0).shuffle(problem_id)
+    sampler = step_sampler(Sampler.OFFICIAL, problem_id, batch_size=8, seed=1)
+    assert sampler.steps_per_epoch == 3  # 12 pairs, 4 a step
+    # The fixed pairs: rows (2k, 2k+1) of each problem, in dataset order.
+    expected = set()
+    for p in range(6):
+        rows = np.flatnonzero(problem_id == p)
+        expected |= {(int(rows[k]), int(rows[k + 1])) for k in range(0, len(rows), 2)}
+    for epoch in range(2):
+        steps = [sampler.rows(epoch * 3 + s) for s in range(3)]
+        assert all(len(rows) == 8 for rows in steps)
+        pairs = [tuple(int(r) for r in rows[i : i + 2]) for rows in steps for i in (0, 2, 4, 6)]
+        assert set(pairs) == expected  # every pair, hence every row, exactly once an epoch
+    first, second = (np.concatenate([sampler.rows(e * 3 + s) for s in range(3)]) for e in (0, 1))
+    assert not np.array_equal(first, second)  # reshuffled each epoch
+    np.testing.assert_array_equal(sampler.rows(4), sampler.rows(4))  # a function of the step
+    # The run seed does not move the official order (its shuffle seed is (epoch + 1) * 1337).
+    other = step_sampler(Sampler.OFFICIAL, problem_id, batch_size=8, seed=2)
+    np.testing.assert_array_equal(other.rows(0), sampler.rows(0))
+
+
+def test_official_sampler_steps_span_epochs_and_an_odd_last_rollout_is_a_pair_of_its_own():
+    from tracefactory.valuemodel.batching import step_sampler
+    from tracefactory.valuemodel.config import Sampler
+
+    problem_id = np.repeat(np.arange(3), [3, 2, 2])  # 4 pairs: (0, 1), (2,), (3, 4), (5, 6)
+    sampler = step_sampler(Sampler.OFFICIAL, problem_id, batch_size=6, seed=0)  # 3 pairs a step
+    assert sampler.steps_per_epoch == 4 / 3
+    stream = np.concatenate([sampler.rows(s) for s in range(4)])  # 12 pairs: 3 epochs
+    epochs = [stream[:7], stream[7:14], stream[14:]]
+    assert all(sorted(e.tolist()) == list(range(7)) for e in epochs)

@@ -10,7 +10,13 @@ from tracefactory.errors import SchemaError
 from tracefactory.io import TableReader
 from tracefactory.stats import Stats
 from tracefactory.valuemodel.batching import IGNORE_LABEL
-from tracefactory.valuemodel.dataset import Layout, RowStat, open_dataset, to_split
+from tracefactory.valuemodel.dataset import (
+    Layout,
+    RowStat,
+    open_dataset,
+    to_split,
+    without_rollout_rows,
+)
 from tracefactory.valuemodel.metrics import predict
 from tracefactory.valuemodel.model import ValueModel
 from tracefactory.valuemodel.synthetic import synthetic_rows
@@ -102,7 +108,11 @@ def test_long_rows_keep_the_rollin_and_class_and_are_counted():
         }
     )
     stats = Stats()
-    split = to_split(table, max_length=5, stats=stats, where="test")
+    whole = to_split(table, max_length=5, stats=stats, where="test")
+    kept = whole.batch(np.arange(3))  # as the official collator: the roll-in cut, no loss left
+    assert kept["input_ids"][1].tolist() == [1, 2, 3, 4, 5]
+    assert (kept["targets"][1] == IGNORE_LABEL).all()
+    split = without_rollout_rows(whole, 5, stats)
     assert split.num_rows == 2  # the 6-token roll-in leaves no room for its roll-out
     batch = split.batch(np.arange(2))
     assert batch["input_ids"][0].tolist() == [1, 2, 3, 7, 8]

@@ -17,13 +17,13 @@ pytest.importorskip(
 
 from tracefactory.generation.config import PolicyConfig  # noqa: E402
 from tracefactory.generation.engine import (  # noqa: E402
-    FinishReason,
     GenerationRequest,
     SamplingSpec,
     load_backend,
 )
 from tracefactory.generation.templates import encode_prompt  # noqa: E402
 from tracefactory.models import load_tokenizer  # noqa: E402
+from tracefactory.schemas import FinishReason  # noqa: E402
 from tracefactory.toyworld.task import generate_problems  # noqa: E402
 
 pytestmark = pytest.mark.vllm

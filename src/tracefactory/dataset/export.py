@@ -17,7 +17,6 @@ built under ``<folder>.incomplete`` and renamed into place only when whole (as `
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,11 @@ from tracefactory.dataset.card import SPLIT_LABELS, render_card
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import draw_figures
 from tracefactory.dataset.provenance import PROVENANCE_FILE, input_hashes, render_provenance
-from tracefactory.dataset.stats import CLASS_NAMES, collect_stats
+from tracefactory.dataset.stats import collect_stats
 from tracefactory.errors import ShardError, TracefactoryError
-from tracefactory.io import SplitFileWriter, TableReader
-from tracefactory.schemas import load_schema
+from tracefactory.integrity import TableLock, record_folder, require_replaceable
+from tracefactory.io import SplitFileWriter, TableReader, atomic_folder
+from tracefactory.schemas import CLASS_NAMES, load_schema
 
 if TYPE_CHECKING:
     from tracefactory.params import Params
@@ -143,8 +143,6 @@ def write_openr1_vm(labels: TableReader, folder: Path, config: DatasetConfig) ->
 def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> str | None:
     """The first validation row (else the first row) as text, for the card; None when the
     tokenizer cannot be loaded here (the card then shows only how to decode)."""
-    from tracefactory.models import load_tokenizer
-
     # The row's id from the light columns first: sorting the whole table would read (and hold)
     # every token list, which at paper scale is the dataset's size in memory.
     first = (
@@ -158,7 +156,7 @@ def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> st
         return None
     frame = labels.scan().filter(pl.col("rollout_id") == first["rollout_id"][0]).collect()
     try:
-        decode = load_tokenizer(tokenizer).decode
+        decode = labels.tokenizer().decode
     except (OSError, ValueError, TracefactoryError) as e:
         logger.warning("card: no decoded example, tokenizer %s did not load: %s", tokenizer, e)
         return None
@@ -182,25 +180,31 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
         The files and rows written per config and split.
     """
     final = Path(config.output_dir)
-    staging = final.with_name(final.name + ".incomplete")
-    shutil.rmtree(staging, ignore_errors=True)
+    require_replaceable(final, PROVENANCE_FILE, "dataset.output_dir")
+    with TableLock(final):
+        return _export(final, config, params)
+
+
+def _export(final: Path, config: DatasetConfig, params: Params | None) -> ExportSummary:
     labels = TableReader(config.labels_dir)
     summary = ExportSummary(folder=final)
-    writers = {
-        "default": write_default(labels, staging / "default", config),
-        "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config),
-    }
-    for name, writer in writers.items():
-        summary.files[name], summary.rows[name] = writer.close()
-    hashes = input_hashes(config)  # before reading them: the tables the card describes
-    stats = collect_stats(config.labels_dir, config.verdicts_dir)
-    figures = draw_figures(stats, staging / "figures")
-    tokenizer = labels.metadata.get("tokenizer", "")
-    example = decoded_example(labels, tokenizer)
-    card = render_card(stats, summary.files, figures, config, hashes, tokenizer, params, example)
-    (staging / "README.md").write_text(card)
-    (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    with atomic_folder(final) as staging:
+        writers = {
+            "default": write_default(labels, staging / "default", config),
+            "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config),
+        }
+        for name, writer in writers.items():
+            summary.files[name], summary.rows[name] = writer.close()
+        hashes = input_hashes(config)  # before reading them: the tables the card describes
+        stats = collect_stats(config.labels_dir, config.verdicts_dir)
+        figures = draw_figures(stats, staging / "figures")
+        tokenizer = labels.metadata.get("tokenizer", "")
+        example = decoded_example(labels, tokenizer)
+        card = render_card(
+            stats, summary.files, figures, config, hashes, tokenizer, params, example
+        )
+        (staging / "README.md").write_text(card)
+        (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
+        record_folder(staging, (".parquet",))  # training checks the files against it
     logger.info("dataset folder %s: rows %s", final, summary.rows)
     return summary

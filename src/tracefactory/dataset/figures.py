@@ -15,7 +15,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
 
-from tracefactory.dataset.stats import CLASS_NAMES, CUT_BINS, DatasetStats  # noqa: E402
+from tracefactory.dataset.stats import CUT_BINS, DatasetStats  # noqa: E402
+from tracefactory.schemas import CLASS_NAMES  # noqa: E402
 
 CLASS_COLORS = {0: "#d62728", 1: "#2ca02c", 2: "#7f7f7f"}
 _MAX_BARS = 40  # beyond this many distinct values a histogram bins them

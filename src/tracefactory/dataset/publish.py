@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracefactory.dataset.config import PublishConfig
-from tracefactory.errors import TracefactoryError
+from tracefactory.errors import HubError
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ LOGIN_HINT = (
     "set HF_TOKEN to a token with write access (https://huggingface.co/settings/tokens) "
     "or run `hf auth login` (older clients: `huggingface-cli login`)"
 )
-
-
-class HubError(TracefactoryError):
-    """The Hub cannot be used: no token, a rejected token, or no connection."""
 
 
 # https://huggingface.co/docs/hub/repositories-recommendations (files per repo, entries per

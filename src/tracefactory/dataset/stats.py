@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from tracefactory.io import TableReader
+from tracefactory.schemas import CLASS_NAMES
 
-CLASS_NAMES = {0: "wrong", 1: "correct", 2: "incomplete"}
 CUT_BINS = 10  # bins of the relative cut position (cut_position / roll-in length)
 
 
@@ -61,12 +61,14 @@ class DatasetStats:
         counts = self.rows.group_by("label").agg(
             pl.len().alias("rollouts"), pl.col("rollout_length").sum().alias("tokens")
         )
-        every = pl.DataFrame({"label": list(CLASS_NAMES)}, schema={"label": pl.Int8})
+        every = pl.DataFrame({"label": list(range(len(CLASS_NAMES)))}, schema={"label": pl.Int8})
         return (
             every.join(counts, on="label", how="left")
             .fill_null(0)
             .with_columns(
-                pl.col("label").replace_strict(CLASS_NAMES, return_dtype=pl.String).alias("class"),
+                pl.col("label")
+                .replace_strict(dict(enumerate(CLASS_NAMES)), return_dtype=pl.String)
+                .alias("class"),
                 (pl.col("rollouts") / max(self.num_rows, 1)).alias("share"),
                 (pl.col("tokens") / max(self.supervised_tokens, 1)).alias("token_share"),
             )

@@ -5,7 +5,6 @@ the driver of a Ray run stay quick to start.
 """
 
 from tracefactory.generation.engine import (
-    FinishReason,
     GenerationBackend,
     GenerationRequest,
     GenerationResult,
@@ -15,7 +14,6 @@ from tracefactory.generation.engine import (
 )
 
 __all__ = [
-    "FinishReason",
     "GenerationBackend",
     "GenerationRequest",
     "GenerationResult",

@@ -12,23 +12,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tracefactory.errors import ConfigError
+from tracefactory.schemas import FinishReason
 
 if TYPE_CHECKING:
     from tracefactory.generation.config import PolicyConfig
-
-
-class FinishReason(StrEnum):
-    """Why a sample ended (the ``finish_reason`` column of rollins and rollouts)."""
-
-    STOP = "stop"  # a stop token (the tokenizer's EOS or a configured stop id) was generated
-    LENGTH = "length"  # the request's max_new_tokens was reached
-    # Nothing generated: the prompt leaves no room in the engine's context (max_model_len). The
-    # sample is kept as a failed row (no tokens) so one long prompt cannot fail its whole batch.
-    PROMPT_TOO_LONG = "prompt_too_long"
 
 
 _FAILED_REASONS = {FinishReason.PROMPT_TOO_LONG}  # samples that are failures, not traces

@@ -15,19 +15,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from tracefactory.budget import Budget
-from tracefactory.config import RayConfig, WorkerConfig, params_hash
+from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
-from tracefactory.generation.seeds import derive_seed, row_id, unit_interval
+from tracefactory.generation.metrics import GenerationCount, generation_report, generation_summary
+from tracefactory.generation.provenance import generation_metadata
 from tracefactory.generation.templates import encode_prompt
+from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
 from tracefactory.models import load_tokenizer, model_fingerprint, tokenizer_hash
-from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
+from tracefactory.seeds import derive_seed, row_id, unit_interval
+from tracefactory.stage import Shard, ShardResult, Stage, StageRun, run_stage
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +78,10 @@ class RollinStage(Stage):
 
     name = "rollin"
     output_schema = "rollins"
-    rate_counts = ("samples", "tokens")
+    version = 1
+    counters = GenerationCount
+    rate_counts = (GenerationCount.SAMPLES, GenerationCount.TOKENS)
+    summary = staticmethod(generation_summary)
 
     def __init__(self, config: RollinConfig, run_seed: int) -> None:
         self.config, self.run_seed = config, run_seed
@@ -79,11 +89,34 @@ class RollinStage(Stage):
         if len(set(names)) != len(names):
             raise ConfigError(f"rollin.policies: policy names must be unique, got {names}")
 
+    @classmethod
+    def from_params(cls, params: Params) -> RollinStage:
+        return cls(params.rollin, params.seed)
+
     def pools(self) -> dict[str, WorkerConfig]:
         return {p.name: p.workers or self.config.workers for p in self.config.policies}
 
-    def metadata(self) -> dict[str, str]:
-        """Table metadata; checks every policy of the pool shares one tokenizer.
+    def identity(self) -> list:
+        """The run seed, the problems table (new problems make old roll-ins stale), every
+        policy's weights, and the section without what changes how, not what, is generated."""
+        hashed = self.config.model_dump(
+            mode="json",
+            exclude={
+                "workers": True,
+                "use_ray": True,
+                # a policy enters by its fingerprint below, not by where it lives
+                "policies": {"__all__": {"workers", "batch_size", "model"}},
+            },
+        )
+        return [
+            self.run_seed,
+            TableReader(self.config.problems_dir).fingerprint,
+            *(model_fingerprint(p.model) for p in self.config.policies),
+            hashed,
+        ]
+
+    def table_metadata(self) -> dict[str, str]:
+        """The tokenizer every policy of the pool shares.
 
         Raises:
             ConfigError: for policies with different tokenizers.
@@ -95,26 +128,10 @@ class RollinStage(Stage):
                 "rollin.policies: all policies must share one tokenizer (token ids are stored as "
                 f"generated and cut into roll-out contexts); hashes by model: {hashes}"
             )
-        hashed = self.config.model_dump(
-            mode="json",
-            exclude={
-                "workers": True,
-                "use_ray": True,
-                "policies": {"__all__": {"workers", "batch_size"}},
-            },
-        )
         return {
-            "producer": self.name,
-            # The problems table's fingerprint is part of ours: new problems make old roll-ins
-            # stale.
-            "params_hash": params_hash(
-                self.run_seed,
-                TableReader(self.config.problems_dir).fingerprint,
-                *(model_fingerprint(p.model) for p in policies),
-                hashed,
-            ),
             "tokenizer": policies[0].model,
             "tokenizer_hash": next(iter(hashes.values())),
+            GENERATION_KEY: generation_metadata(policies),
         }
 
     def plan(self) -> list[Shard]:
@@ -178,8 +195,14 @@ class RollinStage(Stage):
                         "finish_reason": str(sample.finish_reason),
                     }
                 )
-        counts = {"samples": len(rows), "tokens": sum(len(row["token_ids"]) for row in rows)}
+        counts = {
+            GenerationCount.SAMPLES: len(rows),
+            GenerationCount.TOKENS: sum(len(row["token_ids"]) for row in rows),
+        }
         return ShardResult(rows, {**counts, **failure_counts(rows)})
+
+    def report(self, run: StageRun) -> dict:
+        return generation_report(run, self.config.output_dir)
 
 
 def read_problems(config: RollinConfig) -> list[tuple[str, str]]:
@@ -201,6 +224,6 @@ def run_rollin(
     run_seed: int,
     ray_config: RayConfig | None = None,
     budget: Budget | None = None,
-) -> StageSummary:
+) -> StageRun:
     """Run the rollin stage (on Ray when ``ray_config`` is given, else in this process)."""
-    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config, budget)
+    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config, budget=budget)

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from tracefactory.budget import Budget
-from tracefactory.config import RayConfig, WorkerConfig, params_hash
+from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
 from tracefactory.generation.config import RolloutConfig
 from tracefactory.generation.engine import GenerationRequest, failure_counts
-from tracefactory.generation.seeds import derive_seed, row_id
+from tracefactory.generation.metrics import GenerationCount, generation_report, generation_summary
+from tracefactory.generation.provenance import generation_metadata
+from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
 from tracefactory.models import (
     load_tokenizer,
@@ -33,7 +36,11 @@ from tracefactory.models import (
     require_same_tokenizer,
     tokenizer_hash,
 )
-from tracefactory.stage import Shard, ShardResult, Stage, StageSummary, run_stage
+from tracefactory.seeds import derive_seed, row_id
+from tracefactory.stage import Shard, ShardResult, Stage, StageRun, run_stage
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +101,43 @@ class RolloutStage(Stage):
 
     name = "rollout"
     output_schema = "rollouts"
-    rate_counts = ("samples", "tokens")
+    version = 1
+    counters = GenerationCount
+    rate_counts = (GenerationCount.SAMPLES, GenerationCount.TOKENS)
+    summary = staticmethod(generation_summary)
 
     def __init__(self, config: RolloutConfig, run_seed: int) -> None:
         self.config, self.run_seed = config, run_seed
         self.rollins = TableReader(config.rollins_dir)
 
+    @classmethod
+    def from_params(cls, params: Params) -> RolloutStage:
+        return cls(params.rollout, params.seed)
+
     def pools(self) -> dict[str, WorkerConfig]:
         return {"": self.config.workers}
 
-    def metadata(self) -> dict[str, str]:
-        """Table metadata; checks the roll-out policy shares the roll-ins' tokenizer.
+    def identity(self) -> list:
+        """The run seed, the rollins table (new roll-ins make old roll-outs stale), the roll-out
+        policy's weights, and the section without what changes how, not what, is generated."""
+        hashed = self.config.model_dump(
+            mode="json",
+            # the policy enters by its fingerprint below, not by where it lives
+            exclude={
+                "workers": True,
+                "use_ray": True,
+                "policy": {"workers", "batch_size", "model"},
+            },
+        )
+        return [
+            self.run_seed,
+            self.rollins.fingerprint,
+            model_fingerprint(self.config.policy.model),
+            hashed,
+        ]
+
+    def table_metadata(self) -> dict[str, str]:
+        """The roll-out policy's tokenizer, checked to be the roll-ins'.
 
         Raises:
             ConfigError: if the tokenizers differ.
@@ -117,21 +150,10 @@ class RolloutStage(Stage):
             model,
             ours,
         )
-        hashed = self.config.model_dump(
-            mode="json",
-            exclude={"workers": True, "use_ray": True, "policy": {"workers", "batch_size"}},
-        )
         return {
-            "producer": self.name,
-            # The rollins' fingerprint is part of ours: new roll-ins make old roll-outs stale.
-            "params_hash": params_hash(
-                self.run_seed,
-                self.rollins.fingerprint,
-                model_fingerprint(model),
-                hashed,
-            ),
             "tokenizer": model,
             "tokenizer_hash": ours,
+            GENERATION_KEY: generation_metadata([self.config.policy]),
         }
 
     def plan(self) -> list[Shard]:
@@ -199,11 +221,16 @@ class RolloutStage(Stage):
                     }
                 )
         counts = {
-            "samples": len(rows),
-            "tokens": sum(len(row["token_ids"]) for row in rows),
-            "dropped_rollin_too_short": sum(1 for item in items if not item.cut_positions),
+            GenerationCount.SAMPLES: len(rows),
+            GenerationCount.TOKENS: sum(len(row["token_ids"]) for row in rows),
+            GenerationCount.DROPPED_ROLLIN_TOO_SHORT: sum(
+                1 for item in items if not item.cut_positions
+            ),
         }
         return ShardResult(rows, {**counts, **failure_counts(rows)})
+
+    def report(self, run: StageRun) -> dict:
+        return generation_report(run, self.config.output_dir)
 
     def _request(self, item: RollinCuts, cut_index: int, position: int, prompt_ids, token_ids):
         seeds = tuple(
@@ -221,6 +248,6 @@ def run_rollout(
     run_seed: int,
     ray_config: RayConfig | None = None,
     budget: Budget | None = None,
-) -> StageSummary:
+) -> StageRun:
     """Run the rollout stage (on Ray when ``ray_config`` is given, else in this process)."""
-    return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config, budget)
+    return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config, budget=budget)

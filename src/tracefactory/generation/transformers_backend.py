@@ -27,7 +27,6 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from tracefactory.generation.engine import (
-    FinishReason,
     GenerationBackend,
     GenerationRequest,
     GenerationResult,
@@ -35,6 +34,7 @@ from tracefactory.generation.engine import (
     SamplingSpec,
 )
 from tracefactory.models import cache_keyword
+from tracefactory.schemas import FinishReason
 
 logger = logging.getLogger(__name__)
 

@@ -40,14 +40,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tracefactory.errors import ConfigError
 from tracefactory.generation.engine import (
-    FinishReason,
     GenerationBackend,
     GenerationRequest,
     GenerationResult,
     Sample,
     SamplingSpec,
 )
+from tracefactory.schemas import FinishReason
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def engine_kwargs(
             "distributed_executor_backend": "mp" if tensor_parallel_size > 1 else None,
         }
     if tensor_parallel_size != 1:
-        raise ValueError(f"tensor_parallel_size={tensor_parallel_size} on CPU: use 1 engine each")
+        raise ConfigError(f"tensor_parallel_size={tensor_parallel_size} on CPU: use 1 engine each")
     if dtype == "auto":
         kwargs["dtype"] = checkpoint_dtype(model) or "float32"
     return {**kwargs, "enable_chunked_prefill": False, "enforce_eager": True}

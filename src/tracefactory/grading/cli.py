@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from tracefactory.errors import ConfigError, StageInputError
 from tracefactory.grading.extract import ThinkingFormat
 from tracefactory.grading.grader import Grader, GraderConfig
+from tracefactory.schemas import FinishReason
 
 
 def _read_pairs(pairs_path: Path) -> tuple[list[tuple[str, str]], list[bool]]:
@@ -38,7 +39,9 @@ def _read_pairs(pairs_path: Path) -> tuple[list[tuple[str, str]], list[bool]]:
             continue
         row = _parse_row(line, where)
         pairs.append((row["response"], _gold_text(row["gold"], where)))
-        truncated.append(bool(row.get("truncated", False)) or row.get("finish_reason") == "length")
+        truncated.append(
+            bool(row.get("truncated", False)) or row.get("finish_reason") == FinishReason.LENGTH
+        )
     return pairs, truncated
 
 

@@ -22,9 +22,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from importlib.metadata import version as package_version
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
-from tracefactory.config import Section
+from tracefactory.config import Section, one_line_validation_error
 from tracefactory.errors import ConfigError
 from tracefactory.grading.compare import ComparisonSettings
 from tracefactory.grading.extract import ThinkingFormat
@@ -40,13 +40,20 @@ _BATCH_CHARS = 1 << 20  # characters per extraction task (a longer response goes
 class GraderConfig(Section):
     """Grader settings (the ``grading`` section of params.yaml)."""
 
-    workers: int = Field(2, ge=1)  # worker processes grading in parallel
-    timeout_s: float = Field(5.0, gt=0)  # hard limit per extraction or comparison, seconds
-    memory_mb: int = Field(512, ge=256)  # address-space limit per worker process, MiB (idle ~85)
-    thinking: ThinkingFormat = ThinkingFormat.R1_OPEN  # r1_open | r1 | sky_t1 | none | auto
-    float_rounding: int = Field(6, ge=0)  # decimal places floats are rounded to (math-verify)
-    numeric_precision: int = Field(15, ge=1)  # significant digits of numeric equality (math-verify)
-    cache_size: int = Field(200_000, ge=0)  # verdicts kept in memory, LRU; 0 disables the cache
+    workers: int = Field(2, ge=1)
+    """worker processes grading in parallel"""
+    timeout_s: float = Field(5.0, gt=0)
+    """hard limit per extraction or comparison, seconds"""
+    memory_mb: int = Field(512, ge=256)
+    """address-space limit per worker process, MiB (idle ~85)"""
+    thinking: ThinkingFormat = ThinkingFormat.R1_OPEN
+    """r1_open | r1 | sky_t1 | none | auto"""
+    float_rounding: int = Field(6, ge=0)
+    """decimal places floats are rounded to (math-verify)"""
+    numeric_precision: int = Field(15, ge=1)
+    """significant digits of numeric equality (math-verify)"""
+    cache_size: int = Field(200_000, ge=0)
+    """verdicts kept in memory, LRU; 0 disables the cache"""
 
 
 class Grader:
@@ -60,12 +67,15 @@ class Grader:
         **fields: `GraderConfig` fields overriding `config`'s, e.g. ``Grader(workers=2)``.
 
     Raises:
-        pydantic.ValidationError: a field has a bad value (names the field).
+        ConfigError: a field has a bad value (one line naming the field and why).
     """
 
     def __init__(self, config: GraderConfig | None = None, **fields: object) -> None:
         base = config.model_dump() if config is not None else {}
-        self.config = GraderConfig.model_validate({**base, **fields}) if fields else config
+        try:
+            self.config = GraderConfig.model_validate({**base, **fields}) if fields else config
+        except ValidationError as e:
+            raise ConfigError(one_line_validation_error("grading", e)) from e
         self.config = self.config or GraderConfig()
         self.settings = ComparisonSettings(
             float_rounding=self.config.float_rounding,

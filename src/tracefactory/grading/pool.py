@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import tracefactory
+from tracefactory.errors import GraderError
 from tracefactory.grading.compare import ComparisonSettings
 from tracefactory.grading.verdict import Reason
 
@@ -182,7 +183,7 @@ class WorkerPool:
                 messages = worker.messages()
             except (EOFError, OSError) as error:
                 if not worker.ready:
-                    raise RuntimeError(
+                    raise GraderError(
                         "grader worker exited while starting (is math-verify importable in a "
                         "spawned process, and is the memory limit above its ~100 MB?)"
                     ) from error
@@ -207,7 +208,7 @@ class WorkerPool:
         if worker.task is not None and now >= worker.task[1]:
             self._replace(index, replies, Reason.TIMEOUT, why="task passed the hard timeout")
         elif not worker.ready and now >= worker.started_at + _WORKER_START_TIMEOUT_S:
-            raise RuntimeError(
+            raise GraderError(
                 f"grader worker did not start within {_WORKER_START_TIMEOUT_S:.0f} s "
                 "(is math-verify importable in a spawned process?)"
             )

@@ -14,19 +14,38 @@ worker: nodes need no shared filesystem.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from tracefactory.config import WorkerConfig, params_hash
+from tracefactory.config import WorkerConfig
 from tracefactory.errors import StageInputError
 from tracefactory.grading.config import VerifyConfig
 from tracefactory.grading.grader import Grader
 from tracefactory.grading.verdict import GRADER_VERSION, Reason
 from tracefactory.io import TableReader
 from tracefactory.models import require_same_tokenizer
+from tracefactory.schemas import FinishReason
 from tracefactory.stage import Shard, ShardResult, Stage
+from tracefactory.summaries import SummaryKey, fraction
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
+
+
+class VerifyCount(StrEnum):
+    """Counters of the verify stage."""
+
+    TRACES = "traces"  # traces graded
+    REASON = "reason_"  # ``reason_<Reason>``: traces per verdict reason
+
+
+def reason_counter(reason: Reason) -> str:
+    """The counter of the traces graded with ``reason``."""
+    return f"{VerifyCount.REASON}{reason}"
 
 
 class VerifyStage(Stage):
@@ -34,7 +53,9 @@ class VerifyStage(Stage):
 
     name = "verify"
     output_schema = "verdicts"
-    rate_counts = ("traces",)
+    version = 1
+    counters = VerifyCount
+    rate_counts = (VerifyCount.TRACES,)
 
     def __init__(self, config: VerifyConfig) -> None:
         self.config = config
@@ -51,7 +72,12 @@ class VerifyStage(Stage):
             f"the rollouts table {config.rollouts_dir} ({self.tokenizer_name})",
             rollouts["tokenizer_hash"],
         )
+        self.inputs["rollouts"].tokenizer()  # refused at the start if it changed since
         self._grader: Grader | None = None
+
+    @classmethod
+    def from_params(cls, params: Params) -> VerifyStage:
+        return cls(params.verify)
 
     def pools(self) -> dict[str, WorkerConfig]:
         return {"": self.config.workers}
@@ -63,16 +89,14 @@ class VerifyStage(Stage):
             for name in reader.shard_names
         ]
 
-    def metadata(self) -> dict[str, str]:
-        return {
-            "producer": self.name,
-            "params_hash": params_hash(
-                self.config.grader,
-                GRADER_VERSION,
-                self.problems.fingerprint,
-                *(reader.fingerprint for reader in self.inputs.values()),
-            ),
-        }
+    def identity(self) -> list:
+        """The grader's settings and version, and the problems, rollins and rollouts tables."""
+        return [
+            self.config.grader,
+            GRADER_VERSION,
+            self.problems.fingerprint,
+            *(reader.fingerprint for reader in self.inputs.values()),
+        ]
 
     def read(self, shard: Shard) -> pl.DataFrame:
         """Trace id, problem id, the generated response's token ids, whether it hit the cap, and
@@ -92,9 +116,7 @@ class VerifyStage(Stage):
         return joined
 
     def setup(self, pool: str) -> None:
-        from tracefactory.models import load_tokenizer
-
-        self._tokenizer = load_tokenizer(self.tokenizer_name)
+        self._tokenizer = self.inputs["rollouts"].tokenizer()  # the one the ids were made with
         self._grader = Grader(self.config.grader)
 
     def process(self, shard: Shard, inputs: pl.DataFrame) -> ShardResult:
@@ -114,22 +136,33 @@ class VerifyStage(Stage):
             pl.Series("answer", [v.answer for v in verdicts], dtype=pl.String),
             pl.lit(self._grader.version).alias("grader_version"),
         )
-        counts = {"traces": rows.height}
+        counts = {VerifyCount.TRACES: rows.height}
         for reason, n in rows["reason"].value_counts().iter_rows():
-            counts[f"reason_{Reason(reason)}"] = n
-        if counts.get(f"reason_{Reason.ERROR}"):
+            counts[reason_counter(Reason(reason))] = n
+        if counts.get(reason_counter(Reason.ERROR)):
             logger.warning(
                 "%s: the grader failed on %d traces (reason error, no label: the label stage "
                 "leaves them out); the workers' log says why",
                 shard.name,
-                counts[f"reason_{Reason.ERROR}"],
+                counts[reason_counter(Reason.ERROR)],
             )
         return ShardResult(rows.to_arrow(), counts)
+
+    @staticmethod
+    def summary(report: dict) -> dict:
+        """Verdicts written and the share graded a match."""
+        stats = report["stats"]
+        traces = stats.get(VerifyCount.TRACES, 0)
+        matches = stats.get(reason_counter(Reason.MATCH), 0)
+        return {
+            SummaryKey.ROWS: report["rows"],
+            SummaryKey.MATCH_RATE: fraction(matches / traces if traces else None),
+        }
 
     def _responses(self, table: str, name: str) -> pl.DataFrame:
         shard = self.inputs[table].scan_shard(name).collect()
         # Anything but a stop is unfinished: the length cap, or a prompt too long to generate from.
-        truncated = (pl.col("finish_reason") != "stop").alias("truncated")
+        truncated = (pl.col("finish_reason") != FinishReason.STOP.value).alias("truncated")
         if table == "rollins":
             return shard.select(
                 pl.col("rollin_id").alias("trace_id"),

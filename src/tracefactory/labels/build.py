@@ -15,7 +15,6 @@ for the rows that survive, after the light rows are sorted, so no token list is 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,6 +24,7 @@ import pyarrow as pa
 
 from tracefactory.errors import StageInputError
 from tracefactory.schemas import TrajectoryClass
+from tracefactory.seeds import text_seed
 
 LABEL_COLUMNS = [
     "rollout_id",
@@ -89,9 +89,32 @@ def val_fraction_for_count(problem_ids: list[str], count: int) -> float:
     return (positions[count - 1] + positions[count]) / 2
 
 
+def labelled_problem_ids(
+    inputs: LabelInputs, problem_splits: list[str], drop_all_failed: bool
+) -> list[str]:
+    """The problems that keep a labelled roll-out, sorted: graded roll-outs of a labelled split
+    and, with ``drop_all_failed``, at least one of them correct.
+
+    ``label.val_problems`` counts among these, so the value-model val split holds exactly that
+    many problems after the drops. Read from light columns only; a roll-out cut beyond its
+    roll-in (corrupt input, counted as ``dropped_bad_cut``) is not looked for here.
+    """
+    verdicts = inputs.verdicts.filter(pl.col("trace_table") == "rollouts").select(
+        pl.col("trace_id").alias("rollout_id"), "label"
+    )
+    labelled = inputs.problems.filter(pl.col("split").is_in(problem_splits)).select("problem_id")
+    graded = (
+        inputs.rollouts.select("rollout_id", "problem_id")
+        .join(verdicts, on="rollout_id", how="inner")
+        .join(labelled, on="problem_id", how="semi")
+    )
+    if drop_all_failed:
+        graded = graded.filter(pl.col("label") == TrajectoryClass.CORRECT)
+    return sorted(graded.select("problem_id").unique().collect()["problem_id"].to_list())
+
+
 def _position(problem_id: str) -> float:
-    digest = hashlib.sha256(f"value-split:{problem_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return text_seed(f"value-split:{problem_id}") / 2**64
 
 
 def build_labels(

@@ -8,15 +8,26 @@ joins that already use every core, so Ray actors would only add start-up time.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
-from tracefactory.config import params_hash
 from tracefactory.errors import StageInputError
 from tracefactory.io import TableReader
-from tracefactory.labels.build import LabelInputs, build_labels, val_fraction_for_count
+from tracefactory.labels.build import (
+    LabelCount,
+    LabelInputs,
+    build_labels,
+    labelled_problem_ids,
+    val_fraction_for_count,
+)
 from tracefactory.labels.config import LabelConfig
 from tracefactory.models import require_same_tokenizer
 from tracefactory.stage import Shard, ShardResult, Stage
+from tracefactory.summaries import SummaryKey
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 _TABLES = ("problems", "rollins", "rollouts", "verdicts")
 
@@ -26,7 +37,9 @@ class LabelStage(Stage):
 
     name = "label"
     output_schema = "labels"
-    rate_counts = ("rollouts", "tokens")
+    version = 1
+    counters = LabelCount
+    rate_counts = (LabelCount.ROLLOUTS, LabelCount.TOKENS)
 
     def __init__(self, config: LabelConfig) -> None:
         self.config = config
@@ -42,28 +55,38 @@ class LabelStage(Stage):
             rollouts["tokenizer_hash"],
         )
         self._tokenizer = {k: rollouts[k] for k in ("tokenizer", "tokenizer_hash")}
-        self.val_fraction = config.val_fraction  # plan() sets it from val_problems when given
+
+    @classmethod
+    def from_params(cls, params: Params) -> LabelStage:
+        return cls(params.label)
 
     def plan(self) -> list[Shard]:
+        """Groups of ``problems_per_shard`` problems; each shard's payload is its problem ids
+        and the validation fraction, decided over every problem at once when ``val_problems``
+        gives it as a count."""
         problem_ids = (
             self.inputs["rollouts"].scan().select("problem_id").unique().collect()["problem_id"]
         )
         ordered = sorted(problem_ids.to_list())
-        if self.config.val_problems is not None:  # by count: decided over every problem at once
-            self.val_fraction = val_fraction_for_count(ordered, self.config.val_problems)
+        val_fraction = self.config.val_fraction
+        if self.config.val_problems is not None:  # by count, over the problems the drops leave
+            tables = LabelInputs(**{t: r.scan() for t, r in self.inputs.items()})
+            kept = labelled_problem_ids(
+                tables, list(self.config.problem_splits), self.config.drop_all_failed
+            )
+            val_fraction = val_fraction_for_count(kept, self.config.val_problems)
         size = self.config.problems_per_shard
         return [
-            Shard(f"labels-{i // size:05d}", payload=ordered[i : i + size])
+            Shard(f"labels-{i // size:05d}", payload=(ordered[i : i + size], val_fraction))
             for i in range(0, len(ordered), size)
         ]
 
-    def metadata(self) -> dict[str, str]:
-        return {
-            "producer": self.name,
-            # input fingerprints: a resumed run never mixes shards made from other inputs
-            "params_hash": params_hash(self.config, *(self.inputs[t].fingerprint for t in _TABLES)),
-            **self._tokenizer,
-        }
+    def identity(self) -> list:
+        # input fingerprints: a resumed run never mixes shards made from other inputs
+        return [self.config, *(self.inputs[t].fingerprint for t in _TABLES)]
+
+    def table_metadata(self) -> dict[str, str]:
+        return self._tokenizer
 
     def read(self, shard: Shard) -> LabelInputs:
         """The four input tables, lazily restricted to the shard's problems (this stage runs in
@@ -73,15 +96,25 @@ class LabelStage(Stage):
         first to last selects exactly its roll-outs and verdicts (rows of other tables in the range
         join nothing). A range, unlike ``is_in``, reaches the Parquet statistics: row groups
         outside it are skipped instead of decoded once per shard."""
-        first, last = shard.payload[0], shard.payload[-1]
+        problem_ids, _ = shard.payload
+        first, last = problem_ids[0], problem_ids[-1]
         in_shard = pl.col("problem_id").is_between(pl.lit(first), pl.lit(last))
         return LabelInputs(**{t: r.scan().filter(in_shard) for t, r in self.inputs.items()})
 
     def process(self, shard: Shard, inputs: LabelInputs) -> ShardResult:
+        _, val_fraction = shard.payload
         rows, counts = build_labels(
             inputs,
-            val_fraction=self.val_fraction,
+            val_fraction=val_fraction,
             problem_splits=list(self.config.problem_splits),
             drop_all_failed=self.config.drop_all_failed,
         )
         return ShardResult(rows.to_arrow(), counts)
+
+    @staticmethod
+    def summary(report: dict) -> dict:
+        """Labelled roll-outs and their tokens."""
+        return {
+            SummaryKey.ROWS: report["rows"],
+            SummaryKey.TOKENS: report["stats"].get(LabelCount.TOKENS, 0),
+        }

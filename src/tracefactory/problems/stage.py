@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from tracefactory.config import params_hash
 from tracefactory.io import dataset_fingerprint, read_benchmark
 from tracefactory.problems.clean import DropReason
 from tracefactory.problems.config import SPLITS, ProblemsConfig
 from tracefactory.problems.select import Selection, select_problems
 from tracefactory.problems.sources import load_sources
-from tracefactory.stage import Shard, ShardResult, Stage
+from tracefactory.stage import Shard, ShardResult, Stage, StageRun
+from tracefactory.summaries import SummaryKey
+
+if TYPE_CHECKING:
+    from tracefactory.params import Params
 
 logger = logging.getLogger(__name__)
 
-_LOADED, _KEPT, _DROPPED, _CONTAMINATED, _SPLIT = (
-    "loaded_",
-    "kept_",
-    "dropped_",
-    "contaminated_",
-    "split_",
-)
+
+class ProblemsCount(StrEnum):
+    """Counter families of the problems stage, each followed by a source, reason, benchmark or
+    split name (``dropped_duplicate``)."""
+
+    LOADED = "loaded_"
+    KEPT = "kept_"
+    DROPPED = "dropped_"
+    CONTAMINATED = "contaminated_"
+    SPLIT = "split_"
+
+
+_LOADED, _KEPT, _DROPPED, _CONTAMINATED, _SPLIT = ProblemsCount
 
 
 class ProblemsStage(Stage):
@@ -38,27 +49,33 @@ class ProblemsStage(Stage):
         config: the ``problems`` section of params.yaml.
         seed: the run seed (drives the synthetic source).
 
-    After ``process`` ran in this process, ``selection`` holds every kept and dropped row (the CLI
-    writes the drop log from it).
+    Its side output ``dropped`` holds every dropped row with its reason and what it matched
+    (``reports/problems/dropped.jsonl``).
     """
 
     name = "problems"
     output_schema = "problems"
+    version = 1
+    counters = ProblemsCount
+    side_outputs = ("dropped",)
 
     def __init__(self, config: ProblemsConfig, seed: int) -> None:
         self.config = config
         self.seed = seed
-        self.selection: Selection | None = None
+
+    @classmethod
+    def from_params(cls, params: Params) -> ProblemsStage:
+        return cls(params.problems, params.seed)
 
     def plan(self) -> list[Shard]:
         return [Shard("problems-00000")]
 
-    def metadata(self) -> dict[str, str]:
-        return {"producer": self.name, "params_hash": params_hash(self._identity(), self.seed)}
+    def identity(self) -> list:
+        """The config with each local source and benchmark file replaced by its content checksum
+        (a replaced file changes the hash, a respelled or moved path does not), and the seed."""
+        return [self._config_identity(), self.seed]
 
-    def _identity(self) -> dict:
-        """The config with each local source and benchmark file replaced by its content checksum:
-        a replaced file changes the hash, a respelled or moved path does not."""
+    def _config_identity(self) -> dict:
         identity = self.config.model_dump(mode="json")
         for source in identity["sources"]:
             if source["path"] is not None:
@@ -79,15 +96,26 @@ class ProblemsStage(Stage):
                 schema={"benchmark": pl.String, "benchmark_row": pl.Int64, "problem": pl.String}
             )
         )
-        self.selection = select_problems(rows, self.config, benchmark_rows)
-        counts = selection_counts(self.selection)
+        selection = select_problems(rows, self.config, benchmark_rows)
+        counts = selection_counts(selection)
         logger.info(
             "problems: kept %d of %d; dropped %s",
-            self.selection.kept.height,
+            selection.kept.height,
             rows.height,
             {k[len(_DROPPED) :]: v for k, v in counts.items() if k.startswith(_DROPPED) and v},
         )
-        return ShardResult(rows=self.selection.kept.to_arrow(), counts=counts)
+        return ShardResult(
+            rows=selection.kept.to_arrow(), counts=counts, side={"dropped": selection.dropped}
+        )
+
+    def report(self, run: StageRun) -> dict:
+        """Counts per source, drop reason, benchmark and split."""
+        return report_from_counts(run.stats, self.config)
+
+    @staticmethod
+    def summary(report: dict) -> dict:
+        """Problems kept after cleaning, dedupe and decontamination."""
+        return {SummaryKey.ROWS: report["problems"]}
 
 
 def selection_counts(selection: Selection) -> dict[str, int]:

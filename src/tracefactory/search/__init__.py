@@ -3,9 +3,10 @@ DVTS and a random-selection control, the independent-sampling baselines (pass@1,
 cheap value scoring, compute accounting, confidence intervals, and the report.
 
 Algorithms run on two small interfaces (``interfaces.py``): a ``BlockSampler`` (the policy's engine,
-``sampling.py``) and a ``ValueScorer`` (``scoring.py``). The evaluation loop is the recipe
-``train/evaluate_search.py``; it runs the methods of ``evaluate.py`` on the engines of
-``engines.py``, keeps every sample in a table (``samples.py``) and counts the metrics from it.
+``sampling.py``) and a ``ValueScorer`` (``scoring.py``). The evaluation is the recipe
+``tracefactory.recipes.evaluate_search``: its stage (``stage.py``) runs the methods of
+``evaluate.py`` on the engines of ``engines.py`` and keeps every sample in a table
+(``samples.py``); the metrics are counted from that table.
 """
 
 from tracefactory.search.beam import SearchSettings, Selection, beam_search, select_survivors

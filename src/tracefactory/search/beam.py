@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tracefactory.generation.seeds import derive_seed, unit_interval
 from tracefactory.search.compute import ComputeTally, ModelShape
 from tracefactory.search.config import SearchSettings, Selection
 from tracefactory.search.independent import score_traces
@@ -34,6 +33,7 @@ from tracefactory.search.interfaces import (
     ValueScorer,
     new_node_id,
 )
+from tracefactory.seeds import derive_seed, unit_interval
 
 
 @dataclass
@@ -97,8 +97,11 @@ def beam_search(
             for s in runs
             for b in s.finished
         ]
-        tally.value_tokens_full += sum(len(item.token_ids) for item in items)
         score_traces(scorer, items, [traces[id(b)] for b in finished], tally)
+    else:  # the official code scores every final beam whole once more before the vote
+        for s in runs:
+            for b in s.finished:
+                tally.reencode(scorer.shape, len(s.prompt) + len(b.response))
     per_search = [[traces[id(b)] for b in s.finished] for s in runs]
     return [per_search[i : i + searches] for i in range(0, len(runs), searches)], tally
 
@@ -157,7 +160,7 @@ def _score(searches, candidates, settings, scorer, run_seed, tally) -> list[list
             sequence = search.prompt + child.response
             prefix = len(search.prompt) + len(parent.response)
             items.append(ScoreItem(child.node_id, parent.node_id, prefix, sequence))
-            tally.value_tokens_full += len(sequence)
+            tally.reencode(scorer.shape, len(sequence))
     tokens_before, flops_before = scorer.tokens_processed, scorer.flops
     values = iter(scorer.score(items))
     tally.value_tokens += scorer.tokens_processed - tokens_before

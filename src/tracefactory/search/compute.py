@@ -11,7 +11,10 @@ positions ``start .. start + count - 1`` costs::
 What is counted: every token a model actually processes. For the policy, the search counts each
 prompt once and each generated token once (as an engine with prefix caching, vLLM or SGLang, does:
 a beam's prefix is not re-encoded for its next block); for the value model, the tokens the scorer
-fed to it (the incremental scorer: new blocks only; the full scorer: whole sequences).
+fed to it (the incremental scorer: new blocks only; the full scorer: whole sequences). Beside it,
+the official code's count (``value_tokens_full``, ``value_flops_full``): its search re-encodes every
+candidate whole, and scores each final beam whole once more before the vote; compare with the
+paper's compute axis on that count.
 Embedding lookups, the LM head / value head, norms and softmax are left out (small next to 2P at
 the sizes that matter; for the tiny policy the LM head is a 31-wide projection).
 """
@@ -74,8 +77,15 @@ class ComputeTally:
     gen_tokens: int = 0  # tokens the policy generated
     gen_flops: float = 0.0  # policy FLOPs: each prompt once, each generated token once
     value_tokens: int = 0  # tokens the value model processed (as the scorer ran)
-    value_tokens_full: int = 0  # what re-encoding every scored sequence whole would process
+    value_tokens_full: int = 0  # the official count: every scored sequence re-encoded whole,
+    # and (search) every final beam scored again
     value_flops: float = 0.0  # value-model FLOPs of ``value_tokens``
+    value_flops_full: float = 0.0  # value-model FLOPs of ``value_tokens_full``
+
+    def reencode(self, shape: ModelShape, length: int) -> None:
+        """Count one sequence of ``length`` tokens encoded whole, as the official code scores."""
+        self.value_tokens_full += length
+        self.value_flops_full += shape.forward_flops(0, length)
 
     def add(self, other: ComputeTally) -> None:
         self.gen_tokens += other.gen_tokens
@@ -83,6 +93,7 @@ class ComputeTally:
         self.value_tokens += other.value_tokens
         self.value_tokens_full += other.value_tokens_full
         self.value_flops += other.value_flops
+        self.value_flops_full += other.value_flops_full
 
     def scaled(self, factor: float) -> dict[str, float]:
         """The tally times ``factor`` (e.g. per problem and per run), as plain numbers."""
@@ -92,5 +103,7 @@ class ComputeTally:
             "value_tokens": self.value_tokens * factor,
             "value_tokens_full": self.value_tokens_full * factor,
             "value_flops": self.value_flops * factor,
+            "value_flops_full": self.value_flops_full * factor,
             "flops": (self.gen_flops + self.value_flops) * factor,
+            "flops_full": (self.gen_flops + self.value_flops_full) * factor,
         }

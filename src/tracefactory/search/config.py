@@ -20,15 +20,35 @@ class Selection(StrEnum):
     RANDOM = "random"  # the control: uniformly at random
 
 
+class Grouping(StrEnum):
+    """How answers are partitioned into classes from pairwise equivalence (voting.py)."""
+
+    CLOSURE = "closure"  # transitive closure: a~b and b~c put a, b, c in one class, whatever the
+    # order (the grader's equivalence, tolerance-based, is not always transitive)
+    FIRST_MEMBER = "first_member"  # the official: each answer, in order, joins the first class
+    # whose first member it equals, else starts a class
+
+
+class BonTies(StrEnum):
+    """What best-of-N scores when several responses share the highest value."""
+
+    AVERAGE = "average"  # expected accuracy of a uniform random pick among values within 1e-5
+    FIRST = "first"  # the official (argmax): the first response of highest value
+
+
 class SearchConfig(Section):
     """Block-wise beam search (the paper: w=2, 4096-token blocks, pooled selection)."""
 
-    beam_width: int = Field(2, ge=1)  # w: blocks sampled per unfinished beam (paper: 2)
-    block_tokens: int = Field(40, ge=1)  # B: block size, or a line block's cap (paper: 4096)
-    line_blocks: bool = True  # also end blocks at `delimiter` (false: fixed B-token blocks)
-    delimiter: str = "\n"  # text of the delimiter token(s) for line blocks
-    max_children_per_parent: int | None = Field(1, ge=1)  # kept beams per parent; None: pooled
-    # top-K (the paper)
+    beam_width: int = Field(2, ge=1)
+    """w: blocks sampled per unfinished beam (paper: 2)"""
+    block_tokens: int = Field(40, ge=1)
+    """B: block size, or a line block's cap (paper: 4096)"""
+    line_blocks: bool = True
+    """also end blocks at `delimiter` (false: fixed B-token blocks)"""
+    delimiter: str = "\n"
+    """text of the delimiter token(s) for line blocks"""
+    max_children_per_parent: int | None = Field(1, ge=1)
+    """kept beams per parent; None: pooled top-K (the paper)"""
 
 
 class SearchSettings(Section):
@@ -39,9 +59,11 @@ class SearchSettings(Section):
     """
 
     search: SearchConfig
-    budget: int = Field(ge=1)  # N of one search: K = N / w beams are kept
+    budget: int = Field(ge=1)
+    """N of one search: K = N / w beams are kept"""
     selection: Selection = Selection.VALUE
-    max_response_tokens: int = Field(ge=1)  # response cap: a beam reaching it is finished
+    max_response_tokens: int = Field(ge=1)
+    """response cap: a beam reaching it is finished"""
 
     @model_validator(mode="after")
     def _whole_beams(self) -> SearchSettings:
@@ -65,36 +87,61 @@ class EvaluateConfig(Section):
     R reuses the same searches, cut into disjoint groups of R.
     """
 
-    problems_dir: str = "data/problems"  # the embedded default's benchmark: its test split
-    value_model: str = "models/value_model"  # value model: a local folder or a Hub id
-    # (e.g. VGS-AI/DeepSeek-VM-1.5B); its tokenizer must be the policy's
-    value_device: str = "cpu"  # torch device of the value model ("cuda": beside vLLM)
-    value_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # value model weights
-    value_cache_tokens: int | None = Field(None, ge=0)  # incremental scorer: KV-cache budget in
-    # tokens (bytes = tokens * layers * 2 * kv_heads * head_dim * dtype size); over it, nodes are
-    # not cached and their children are re-encoded in batches. None: unbounded
-    output_dir: str = "reports/evaluate"  # metrics.json, plots/, *.png, report.md
-    samples_dir: str = "data/evaluate"  # per-sample table (schemas/evaluate_samples.yaml)
-    benchmarks: list[BenchmarkConfig] = [BenchmarkConfig(name="synthetic_test")]  # path None: the
-    # problems table's test split
-    max_problems: int | None = Field(200, ge=1)  # first N problems per benchmark (None: all)
-    policy: PolicyConfig = PolicyConfig(batch_size=256)  # the searched policy (paper: 1.5B)
-    sampling: SamplingConfig = SamplingConfig()  # the paper: 0.6, 0.95, 16,384 tokens
-    budgets: list[int] = Field([4, 8, 16], min_length=1)  # N of pass@N/MV/BoN/WMV (one pool
-    # of max(budgets) samples)
-    search_budgets: list[int] = Field([16], min_length=1)  # N of one search: VGS and random@N
+    problems_dir: str = "data/problems"
+    """the embedded default's benchmark: its test split"""
+    value_model: str = "models/value_model"
+    """value model: a local folder or a Hub id (e.g. VGS-AI/DeepSeek-VM-1.5B); its tokenizer must be
+    the policy's"""
+    value_device: str = "cpu"
+    """torch device of the value model ("cuda": beside vLLM)"""
+    value_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """value model weights"""
+    value_cache_tokens: int | None = Field(None, ge=0)
+    """incremental scorer: KV-cache budget in tokens (bytes = tokens * layers * 2 * kv_heads *
+    head_dim * dtype size); over it, nodes are not cached and their children are re-encoded in
+    batches. None: unbounded"""
+    output_dir: str = "reports/evaluate"
+    """metrics.json, plots/, *.png, report.md"""
+    samples_dir: str = "data/evaluate"
+    """per-sample table (schemas/evaluate_samples.yaml)"""
+    benchmarks: list[BenchmarkConfig] = [BenchmarkConfig(name="synthetic_test")]
+    """path None: the problems table's test split"""
+    max_problems: int | None = Field(200, ge=1)
+    """first N problems per benchmark (None: all)"""
+    policy: PolicyConfig = PolicyConfig(batch_size=256)
+    """the searched policy (paper: 1.5B)"""
+    sampling: SamplingConfig = SamplingConfig()
+    """the paper: 0.6, 0.95, 16,384 tokens"""
+    budgets: list[int] = Field([4, 8, 16], min_length=1)
+    """N of pass@N/MV/BoN/WMV (one pool of max(budgets) samples)"""
+    search_budgets: list[int] = Field([16], min_length=1)
+    """N of one search: VGS and random@N"""
     search: SearchConfig = SearchConfig()
-    search_seeds: int = Field(1, ge=1)  # repeated searches per budget (trials of the CIs)
-    dvts_budget: int | None = Field(None, ge=1)  # per-search N of DVTS (one of search_budgets)
-    dvts_searches: list[int] = []  # R values swept: dvts@(dvts_budget * R); each divides max(R)
-    random_control: bool = True  # also run the search with random selection (random@N)
-    scorer: Literal["incremental", "full"] = "incremental"  # KV-cached or full re-encode
-    value_batch_tokens: int = Field(16384, ge=64)  # padded tokens per value-model forward
-    problems_per_batch: int = Field(50, ge=1)  # problems per shard of the sample table (searched
-    # in lockstep: memory vs speed; a killed run redoes at most one batch's method)
-    grader: GraderConfig = GraderConfig()  # answer extraction, math-verify and equivalence
-    bootstrap_resamples: int = Field(2000, ge=100)  # bootstrap CI over problems
-    num_threads: int = Field(1, ge=1)  # torch CPU threads
+    search_seeds: int = Field(1, ge=1)
+    """repeated searches per budget (trials of the CIs)"""
+    dvts_budget: int | None = Field(None, ge=1)
+    """per-search N of DVTS (one of search_budgets)"""
+    dvts_searches: list[int] = []
+    """R values swept: dvts@(dvts_budget * R); each divides max(R)"""
+    random_control: bool = True
+    """also run the search with random selection (random@N)"""
+    scorer: Literal["incremental", "full"] = "incremental"
+    """KV-cached or full re-encode"""
+    value_batch_tokens: int = Field(16384, ge=64)
+    """padded tokens per value-model forward"""
+    problems_per_batch: int = Field(50, ge=1)
+    """problems per shard of the sample table (searched in lockstep: memory vs speed; a killed run
+    redoes at most one batch's method)"""
+    grader: GraderConfig = GraderConfig()
+    """answer extraction, math-verify and equivalence"""
+    grouping: Grouping = Grouping.CLOSURE
+    """answer classes of the votes (official: first_member)"""
+    bon_ties: BonTies = BonTies.AVERAGE
+    """best-of-N among equal values (official: first)"""
+    bootstrap_resamples: int = Field(2000, ge=100)
+    """bootstrap CI over problems"""
+    num_threads: int = Field(1, ge=1)
+    """torch CPU threads"""
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> EvaluateConfig:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 from tracefactory.errors import ConfigError
 from tracefactory.search.config import EvaluateConfig
@@ -28,26 +27,6 @@ def delimiter_token_ids(tokenizer, delimiter: str) -> tuple[int, ...]:
         if token_id not in special and delimiter in tokenizer.decode([token_id]):
             ids.append(token_id)
     return tuple(ids)
-
-
-def resolve_value_model(name: str) -> str:
-    """A local folder for ``name``: the folder itself, or a Hub id's snapshot (downloaded, or
-    taken from the local Hub cache when ``HF_HUB_OFFLINE=1``).
-
-    Raises:
-        ConfigError: neither a folder nor a Hub id that can be fetched or found in the cache.
-    """
-    if Path(name).is_dir():
-        return name
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(name)
-    except Exception as e:
-        raise ConfigError(
-            f"evaluate.value_model {name!r} is neither a local folder nor a Hub id in reach "
-            f"(offline, it must be in the Hub cache): {type(e).__name__}: {e}"
-        ) from e
 
 
 def check_tokenizers(policy_model: str, policy_tokenizer, value_path: str) -> str:
@@ -84,7 +63,7 @@ def build_engines(config: EvaluateConfig) -> Iterator:
     from tracefactory.generation.engine import load_backend
     from tracefactory.generation.templates import encode_prompt
     from tracefactory.grading import Grader
-    from tracefactory.models import load_tokenizer, resolve_model
+    from tracefactory.models import load_tokenizer, local_folder, resolve_model
     from tracefactory.search.compute import model_shape
     from tracefactory.search.evaluate import Engines
     from tracefactory.search.sampling import EngineBlockSampler
@@ -94,7 +73,7 @@ def build_engines(config: EvaluateConfig) -> Iterator:
     torch.set_num_threads(config.num_threads)
     policy = config.policy
     tokenizer = load_tokenizer(policy.model)
-    value_path = resolve_value_model(config.value_model)
+    value_path = str(local_folder(config.value_model, "evaluate.value_model"))
     vocabulary = check_tokenizers(policy.model, tokenizer, value_path)
     value_model = ValueModel.from_pretrained(value_path, dtype=getattr(torch, config.value_dtype))
     value_model = value_model.to(config.value_device).eval()

@@ -4,8 +4,9 @@ one batch of problems, and grading.
 Methods: ``independent`` (one pool of ``max(budgets)`` samples per problem, from which pass@1,
 pass@N, MV, BoN and WMV are all counted), ``vgs`` (beam search guided by value, repeated
 ``repetitions(N)`` times; DVTS pools those repetitions) and ``random`` (the same search choosing
-survivors at random). The loop over benchmarks, batches and methods is the recipe,
-``train/evaluate_search.py``; aggregates are counted from the per-sample table (``samples.py``).
+survivors at random). The shards over benchmarks, batches and methods are the evaluate stage's
+(``stage.py``), run by the recipe ``tracefactory.recipes.evaluate_search``; aggregates are counted
+from the per-sample table (``samples.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import polars as pl
 
 from tracefactory.config import BenchmarkConfig
 from tracefactory.errors import StageInputError
-from tracefactory.generation.seeds import derive_seed
 from tracefactory.io import TableReader, read_benchmark
 from tracefactory.schemas import TrajectoryClass
 from tracefactory.search.beam import beam_search
@@ -25,6 +25,7 @@ from tracefactory.search.compute import ComputeTally, ModelShape
 from tracefactory.search.config import EvaluateConfig, Selection
 from tracefactory.search.independent import sample_independent
 from tracefactory.search.interfaces import Trace
+from tracefactory.seeds import derive_seed
 
 INDEPENDENT, VGS, RANDOM = "independent", "vgs", "random"  # the methods of the sample table
 
@@ -48,10 +49,9 @@ def load_benchmark(spec: BenchmarkConfig, config: EvaluateConfig) -> list[Proble
         try:
             frame = TableReader(config.problems_dir).scan().filter(pl.col("split") == "test")
             frame = frame.sort("problem_id").collect()
-        except Exception as e:
+        except StageInputError as e:
             raise StageInputError(
-                f"benchmark {spec.name!r}: cannot read the test split of {config.problems_dir} "
-                f"(has the problems stage run?): {e}"
+                f"benchmark {spec.name!r} is the test split of {config.problems_dir}: {e}"
             ) from e
         rows = [Problem(r["problem_id"], r["problem"], r["answer"]) for r in frame.to_dicts()]
     else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tracefactory.generation.seeds import derive_seed
 from tracefactory.search.compute import ComputeTally, ModelShape
 from tracefactory.search.interfaces import (
     BlockRequest,
@@ -18,6 +17,7 @@ from tracefactory.search.interfaces import (
     ValueScorer,
     new_node_id,
 )
+from tracefactory.seeds import derive_seed
 
 
 def sample_independent(
@@ -69,7 +69,6 @@ def sample_independent(
             tally.gen_flops += policy_shape.forward_flops(len(prompt), len(block.token_ids))
             sequence = tuple(prompt) + block.token_ids
             items.append(ScoreItem(new_node_id(), prompt_node, len(prompt), sequence))
-            tally.value_tokens_full += len(sequence)
         traces.append(problem_traces)
     if scorer is not None:
         score_traces(scorer, items, [t for problem in traces for t in problem], tally)
@@ -79,8 +78,11 @@ def sample_independent(
 def score_traces(
     scorer: ValueScorer, items: list[ScoreItem], traces: list[Trace], tally: ComputeTally
 ) -> None:
-    """Set each trace's value from its item's score, and add the scorer's work to ``tally``."""
+    """Set each trace's value from its item's score, and add the scorer's work to ``tally`` (and
+    the official count: each item encoded whole)."""
     tokens_before, flops_before = scorer.tokens_processed, scorer.flops
+    for item in items:
+        tally.reencode(scorer.shape, len(item.token_ids))
     for trace, value in zip(traces, scorer.score(items), strict=True):
         trace.value = value
     scorer.retain(set())

@@ -12,6 +12,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Protocol
 
+from tracefactory.search.compute import ModelShape
+
 
 @dataclass(frozen=True)
 class BlockRequest:
@@ -64,6 +66,7 @@ class ScoreItem:
 class ValueScorer(Protocol):
     """Scores sequences by value (P(success) at the last token) and counts the tokens it encoded."""
 
+    shape: ModelShape  # the value model's, for FLOPs (compute.py)
     tokens_processed: int  # value-model tokens actually fed to the model (padding excluded)
     flops: float  # value-model FLOPs of that work (compute.py)
 

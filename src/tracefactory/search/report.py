@@ -16,6 +16,8 @@ import logging
 import re
 from pathlib import Path
 
+from tracefactory.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 # Method families drawn as lines, with their legend labels.
@@ -144,6 +146,9 @@ def configuration_lines(config) -> list[str]:
         f"{' or one line' if search.line_blocks else ''}, at most "
         f"{search.max_children_per_parent or 'any'} kept beams per parent; "
         f"{config.search_seeds} search seed(s) per budget; {dvts}",
+        f"- votes: answer classes by {config.grouping}, best-of-N ties: {config.bon_ties}; "
+        "FLOPs as run, and in parentheses the official count (every candidate re-encoded whole, "
+        "final beams scored again)",
         f"- benchmarks: {', '.join(b.name for b in config.benchmarks)} (first "
         f"{config.max_problems or 'all'} problems each); CIs: {config.bootstrap_resamples} "
         "bootstrap resamples over problems, within-problem CI as the paper's code",
@@ -167,7 +172,7 @@ def markdown_report(metrics: dict, config=None) -> str:
                   f"![accuracy vs FLOPs](figures/{benchmark}_flops.png)", ""]  # fmt: skip
         lines += [
             "| method | accuracy | 95% CI (problems) | 95% CI (within) | trials | gen tokens | "
-            "value tokens (full re-encode) | FLOPs |",
+            "value tokens (official count) | FLOPs (official count) |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for key, m in methods.items():
@@ -177,7 +182,7 @@ def markdown_report(metrics: dict, config=None) -> str:
                 f"| {key} | {_pct(m['mean'])} | {_pct(m['ci_low'])}–{_pct(m['ci_high'])} | "
                 f"{_pct(m['ci_within_low'])}–{_pct(m['ci_within_high'])} | {m['trials']} | "
                 f"{m['gen_tokens']:,.0f} | {m['value_tokens']:,.0f} "
-                f"({m['value_tokens_full']:,.0f}) | {m['flops']:.3g} |"
+                f"({m['value_tokens_full']:,.0f}) | {m['flops']:.3g} ({m['flops_full']:.3g}) |"
             )
         lines += ["", *paired_table(methods.get("paired", {})), ""]
     return "\n".join(lines + configuration_lines(config)) + "\n"
@@ -194,10 +199,14 @@ def paired_table(paired: dict) -> list[str]:
 
 def headline_block(metrics: dict) -> str:
     """The README's generated block: per benchmark, pass@1 and every method at the largest
-    search budget with its CIs, and the paired differences there, from ``metrics.json``."""
+    search budget with its CIs, and the paired differences there, from ``metrics.json``.
+
+    The bolded headline is value-guided search at that budget: DVTS when it reaches it (as the
+    paper's code reaches large budgets: R searches of a fixed N pooled), else one search."""
     lines = [README_BEGIN, ""]
     for benchmark, methods in metrics.items():
-        budget = max(int(k.split("@")[1]) for k in methods if k.startswith("vgs@"))
+        budget = max(int(k.split("@")[1]) for k in methods if k.startswith(("vgs@", "dvts@")))
+        headline = f"dvts@{budget}" if f"dvts@{budget}" in methods else f"vgs@{budget}"
         keys = ["pass@1"] + [k for k in methods if k.endswith(f"@{budget}") and k != "pass@1"]
         lines += [f"`{benchmark}`, {len(keys)} methods at N={budget}, accuracy in %, 95% CIs "
                   "over problems and within problems (`trials` repetitions each):", ""]  # fmt: skip
@@ -205,7 +214,7 @@ def headline_block(metrics: dict) -> str:
                   "|---|---|---|---|---|"]  # fmt: skip
         for key in keys:
             m = methods[key]
-            name = f"**{key}**" if key.startswith("vgs@") else key
+            name = f"**{key}**" if key == headline else key
             lines.append(
                 f"| {name} | {_pct(m['mean'])} | {_pct(m['ci_low'])}–{_pct(m['ci_high'])} | "
                 f"{_pct(m['ci_within_low'])}–{_pct(m['ci_within_high'])} | {m['trials']} |"
@@ -219,13 +228,13 @@ def update_readme(readme: str | Path, metrics_path: str | Path) -> bool:
     """Replace the marked block of ``readme`` with ``headline_block``; True if it changed.
 
     Raises:
-        ValueError: the README has no marked block (add the two marker lines where it goes).
+        ConfigError: the README has no marked block (add the two marker lines where it goes).
     """
     readme = Path(readme)
     text = readme.read_text()
     pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.DOTALL)
     if not pattern.search(text):
-        raise ValueError(
+        raise ConfigError(
             f"{readme} has no block between {README_BEGIN!r} and {README_END!r}: add both lines"
         )
     block = headline_block(json.loads(Path(metrics_path).read_text()))

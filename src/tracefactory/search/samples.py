@@ -13,8 +13,9 @@ import math
 
 import polars as pl
 
+from tracefactory.errors import StageInputError
 from tracefactory.search import stats
-from tracefactory.search.config import EvaluateConfig
+from tracefactory.search.config import BonTies, EvaluateConfig, Grouping
 from tracefactory.search.evaluate import INDEPENDENT, RANDOM, VGS, MethodRun, Problem
 from tracefactory.search.interfaces import Trace
 from tracefactory.search.voting import (
@@ -25,7 +26,10 @@ from tracefactory.search.voting import (
     weighted_majority_vote,
 )
 
-_COMPUTE = ("gen_tokens", "gen_flops", "value_tokens", "value_tokens_full", "value_flops")
+_COMPUTE = (
+    "gen_tokens", "gen_flops", "value_tokens", "value_tokens_full", "value_flops",
+    "value_flops_full",
+)  # fmt: skip
 _KEY = ["problem_id", "method", "budget", "seed"]
 
 
@@ -57,7 +61,9 @@ def sample_rows(benchmark: str, problems: list[Problem], run: MethodRun) -> list
     return rows
 
 
-def with_groups(frame: pl.DataFrame, grouper: AnswerGrouper) -> pl.DataFrame:
+def with_groups(
+    frame: pl.DataFrame, grouper: AnswerGrouper, grouping: Grouping = Grouping.CLOSURE
+) -> pl.DataFrame:
     """Add ``group``: each answer's equivalence class among all answers to its problem."""
     answers = (
         frame.filter(pl.col("answer").is_not_null())
@@ -65,7 +71,7 @@ def with_groups(frame: pl.DataFrame, grouper: AnswerGrouper) -> pl.DataFrame:
         .agg(pl.col("answer").unique().sort())
         .sort("problem_id")
     )
-    groups = grouper.group_many(answers["answer"].to_list())
+    groups = grouper.group_many(answers["answer"].to_list(), grouping)
     mapping = pl.DataFrame(
         {
             "problem_id": answers["problem_id"].to_list(),
@@ -102,21 +108,23 @@ def _compute(frame: pl.DataFrame, method: str, budget: int, per: float) -> dict[
     )
     out = {name: float(sums[name][0]) / per for name in _COMPUTE}
     out["flops"] = out["gen_flops"] + out["value_flops"]
+    out["flops_full"] = out["gen_flops"] + out["value_flops_full"]
     return out
 
 
 def _no_value(compute: dict[str, float]) -> dict[str, float]:
     """Compute of a method that never uses the value model (pass@N, MV)."""
     return {**compute, "value_tokens": 0.0, "value_tokens_full": 0.0, "value_flops": 0.0,
-            "flops": compute["gen_flops"]}  # fmt: skip
+            "value_flops_full": 0.0, "flops": compute["gen_flops"],
+            "flops_full": compute["gen_flops"]}  # fmt: skip
 
 
-def _votes(traces: list[Trace]) -> dict[str, float]:
+def _votes(traces: list[Trace], bon_ties: BonTies) -> dict[str, float]:
     groups = [t.group for t in traces]
     return {
         "mv": majority_vote(traces, groups),
         "wmv": weighted_majority_vote(traces, groups),
-        "bon": best_of_n(traces),
+        "bon": best_of_n(traces, bon_ties),
         "pass": pass_at_n(traces),
     }
 
@@ -131,7 +139,10 @@ def _independent(frame, config: EvaluateConfig, trials: dict, compute: dict) -> 
     compute["pass@1"] = _no_value(per_sample)
     for budget in sorted(config.budgets):
         votes = [
-            [_votes(traces[i : i + budget]) for i in range(0, pool - budget + 1, budget)]
+            [
+                _votes(traces[i : i + budget], config.bon_ties)
+                for i in range(0, pool - budget + 1, budget)
+            ]
             for traces in samples
         ]
         scaled = {name: value * budget for name, value in per_sample.items()}
@@ -151,7 +162,7 @@ def _searches(frame, config: EvaluateConfig, trials: dict, compute: dict) -> Non
             runs = _runs(frame, method, budget)
             problems = sorted(runs)
             per_run = _compute(frame, method, budget, len(problems) * reps)
-            votes = [[_votes(search) for search in runs[p]] for p in problems]
+            votes = [[_votes(search, config.bon_ties) for search in runs[p]] for p in problems]
             trials[f"{method}@{budget}"] = [[v["wmv"] for v in seeds] for seeds in votes]
             compute[f"{method}@{budget}"] = per_run
             if method == VGS:  # the paper's ablation: BoN over the beams, and the oracle
@@ -183,16 +194,19 @@ def summarise(frame: pl.DataFrame, config: EvaluateConfig, grouper: AnswerGroupe
     """Metrics of one benchmark's rows: method key -> mean, CIs and compute; ``paired``.
 
     Raises:
-        ValueError: the rows do not hold every configured method (an incomplete table).
+        StageInputError: the rows do not hold every configured method (an incomplete table).
     """
-    frame = with_groups(frame, grouper)
+    frame = with_groups(frame, grouper, config.grouping)
     trials: dict[str, list[list[float]]] = {}
     compute: dict[str, dict[str, float]] = {}
     _independent(frame, config, trials, compute)
     _searches(frame, config, trials, compute)
     counts = {len(t) for t in trials.values()}
     if len(counts) != 1:
-        raise ValueError(f"methods were run on different numbers of problems: {sorted(counts)}")
+        raise StageInputError(
+            f"methods were run on different numbers of problems: {sorted(counts)} (an incomplete "
+            "samples table: rerun the evaluate stage to finish it)"
+        )
     return _intervals(trials, compute, config)
 
 

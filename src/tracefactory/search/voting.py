@@ -5,9 +5,16 @@ math-verify says so (``\\frac{1}{2}`` and ``0.5``), not when their strings match
 asked of the project's ``Grader`` (bounded worker processes, verdict cache): answer ``b`` is boxed
 and graded against ``a`` as gold, which is math-verify in both directions.
 
+Classes are built from the pairwise verdicts in one of two ways (``evaluate.grouping``): the
+transitive closure (default: the classes do not depend on the answers' order), or the official
+code's greedy pass (``first_member``: each answer joins the first class whose first member it
+equals). They differ only where the grader's equivalence is not transitive.
+
 A vote's winner may be a tie. The paper scores ties as expected accuracy, i.e. as if the tie were
 broken uniformly at random; here a group's accuracy is itself the mean correctness of its members
 (one member's grade, unless the grader's equivalence is not transitive), and a tie averages groups.
+Best-of-N ties (``evaluate.bon_ties``) are averaged the same way, or, as the official ``argmax``,
+go to the first response of highest value.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Sequence
 from itertools import combinations
 
 from tracefactory.schemas import TrajectoryClass
+from tracefactory.search.config import BonTies, Grouping
 from tracefactory.search.interfaces import Trace
 
 _TIE_TOLERANCE = 1e-5  # absolute, as the paper's code: vote totals this close tie
@@ -32,10 +40,13 @@ class AnswerGrouper:
     def __init__(self, grader) -> None:
         self.grader = grader
 
-    def group_many(self, answer_lists: Sequence[Sequence[str | None]]) -> list[list[int | None]]:
+    def group_many(
+        self, answer_lists: Sequence[Sequence[str | None]], grouping: Grouping = Grouping.CLOSURE
+    ) -> list[list[int | None]]:
         """Per problem, a group index per answer (None: no answer, a class of its own).
 
-        All comparisons of all problems go to the grader in one call, so its workers stay busy.
+        The distinct answers of a problem are compared in sorted order. All comparisons of all
+        problems go to the grader in one call, so its workers stay busy.
         """
         distinct = [sorted({a for a in answers if a is not None}) for answers in answer_lists]
         pairs = [(a, b) for values in distinct for a, b in combinations(values, 2)]
@@ -48,12 +59,42 @@ class AnswerGrouper:
             if v.label is TrajectoryClass.CORRECT
         }
         return [
-            _assign(answers, values, same)
+            assign_groups(answers, values, same, grouping)
             for answers, values in zip(answer_lists, distinct, strict=True)
         ]
 
 
-def _assign(
+def assign_groups(
+    answers: Sequence[str | None],
+    values: list[str],
+    same: set[tuple[str, str]],
+    grouping: Grouping = Grouping.CLOSURE,
+) -> list[int | None]:
+    """A group index per answer, from the equivalent pairs ``same`` of the distinct ``values``.
+
+    ``same`` holds ``(a, b)`` with ``a`` before ``b`` in ``values``.
+    """
+    if grouping == Grouping.FIRST_MEMBER:
+        return _first_member(answers, values, same)
+    return _closure(answers, values, same)
+
+
+def _first_member(
+    answers: Sequence[str | None], values: list[str], same: set[tuple[str, str]]
+) -> list[int | None]:
+    """The official greedy pass: each value joins the first group whose first member it equals."""
+    firsts: list[str] = []
+    index: dict[str, int] = {}
+    for value in values:
+        index[value] = next(
+            (i for i, first in enumerate(firsts) if (first, value) in same), len(firsts)
+        )
+        if index[value] == len(firsts):
+            firsts.append(value)
+    return [None if a is None else index[a] for a in answers]
+
+
+def _closure(
     answers: Sequence[str | None], values: list[str], same: set[tuple[str, str]]
 ) -> list[int | None]:
     """Union-find over the distinct answers, then a group index per answer."""
@@ -126,12 +167,15 @@ def weighted_majority_vote(traces: Sequence[Trace], groups: Sequence[int | None]
     return vote(traces, groups, [t.value for t in traces])
 
 
-def best_of_n(traces: Sequence[Trace]) -> float:
-    """BoN: the highest-value trace's correctness (answered or not); ties averaged."""
+def best_of_n(traces: Sequence[Trace], ties: BonTies = BonTies.AVERAGE) -> float:
+    """BoN: the highest-value trace's correctness (answered or not); ties averaged, or the first
+    of them (the official ``argmax``)."""
     if not traces:
         return 0.0
     if any(math.isnan(t.value) for t in traces):
         raise ValueError("best_of_n needs every trace's value; one is NaN")
+    if ties == BonTies.FIRST:
+        return float(max(traces, key=lambda t: t.value).correct)  # max keeps the first maximum
     best = max(t.value for t in traces)
     top = [t for t in traces if abs(t.value - best) < _TIE_TOLERANCE]
     return sum(t.correct for t in top) / len(top)

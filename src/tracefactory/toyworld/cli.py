@@ -37,10 +37,17 @@ def tiny_policy_train(
     Deterministic for a seed. The shipped policy was made with the defaults; retraining it
     changes every downstream table (the stages see the new weights and start over).
     """
+    from pydantic import ValidationError
+
+    from tracefactory.config import one_line_validation_error
+    from tracefactory.errors import ConfigError
     from tracefactory.toyworld import POLICY_DIR, WEAK_POLICY_DIR
     from tracefactory.toyworld.train_policy import TinyPolicyTrainConfig, train_and_write_cards
 
-    config = TinyPolicyTrainConfig(seed=seed, steps=steps)
+    try:
+        config = TinyPolicyTrainConfig(seed=seed, steps=steps)
+    except ValidationError as e:
+        raise ConfigError(f"tiny-policy train: {one_line_validation_error('', e)}") from e
     card = train_and_write_cards(
         config, out or POLICY_DIR, weak_out or WEAK_POLICY_DIR, eval_problems, eval_samples
     )

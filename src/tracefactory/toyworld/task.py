@@ -32,7 +32,6 @@ for the policy's training (``policy``) or the value model's data (``train``/``va
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from pydantic import Field, model_validator
 
 from tracefactory.config import Section
 from tracefactory.errors import ConfigError
+from tracefactory.seeds import text_seed
 
 TINY_TEMPLATE = "{problem}\n<think>\n"
 THINK_CLOSE = "</think>"
@@ -60,12 +60,18 @@ _LINE_RE = re.compile(r"^(\d)([-+*])(\d)=(\d)(?:, (\d(?:[-+*]\d)*))?$")
 class SyntheticTaskConfig(Section):
     """Difficulty knobs of the synthetic problem source (params.yaml ``problems.synthetic``)."""
 
-    modulus: int = Field(7, ge=3, le=10)  # answer space: results are 0..modulus-1 (a prime)
-    operand_min: int = Field(2, ge=1, le=9)  # smallest operand (2 keeps "*1" from hiding a slip)
-    operand_max: int = Field(6, ge=1, le=9)  # largest operand (< modulus)
-    min_ops: int = Field(2, ge=1, le=8)  # fewest operators per expression (steps in the trace)
-    max_ops: int = Field(5, ge=1, le=8)  # most operators per expression
-    operators: str = "+-*"  # operator alphabet, a subset of "+-*"
+    modulus: int = Field(7, ge=3, le=10)
+    """answer space: results are 0..modulus-1 (a prime)"""
+    operand_min: int = Field(2, ge=1, le=9)
+    """smallest operand (2 keeps "*1" from hiding a slip)"""
+    operand_max: int = Field(6, ge=1, le=9)
+    """largest operand (< modulus)"""
+    min_ops: int = Field(2, ge=1, le=8)
+    """fewest operators per expression (steps in the trace)"""
+    max_ops: int = Field(5, ge=1, le=8)
+    """most operators per expression"""
+    operators: str = "+-*"
+    '''operator alphabet, a subset of "+-*"'''
 
     @model_validator(mode="after")
     def _check_ranges(self) -> SyntheticTaskConfig:
@@ -150,7 +156,7 @@ def evaluate(state: State, modulus: int) -> int:
 
 def split_of(expression: str) -> str:
     """The split an expression belongs to: a seed-independent hash bucket (see module doc)."""
-    bucket = int.from_bytes(hashlib.sha256(expression.encode()).digest()[:8], "big") % 20
+    bucket = text_seed(expression) % 20
     return next(name for name, buckets in _SPLIT_BUCKETS.items() if bucket in buckets)
 
 
@@ -175,8 +181,7 @@ def random_expression(rng: random.Random, config: SyntheticTaskConfig) -> str:
 
 
 def _split_rng(seed: int, split: str) -> random.Random:
-    digest = hashlib.sha256(f"toyworld/{seed}/{split}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return random.Random(text_seed(f"toyworld/{seed}/{split}"))
 
 
 def generate_problems(

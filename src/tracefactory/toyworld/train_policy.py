@@ -41,25 +41,44 @@ _POLICY_PROBLEM_POOL = 20_000  # distinct policy-split problems traces are drawn
 class TinyPolicyTrainConfig(Section):
     """How the shipped tiny policy is trained (``tracefactory tiny-policy train``)."""
 
-    seed: int = 0  # seeds data order, slips and weight init
-    task: SyntheticTaskConfig = SyntheticTaskConfig()  # the problems the policy learns to solve
-    precedence_slip: float = Field(0.55, ge=0, le=1)  # per-step rate of reducing +/- before a *
-    fact_slip: float = Field(0.0, ge=0, le=1)  # per-step rate of a wrong result digit
-    copy_slip: float = Field(0.0, ge=0, le=1)  # per-step rate of a miscopied operand in the rest
-    drill_fraction: float = Field(0.4, ge=0, le=1)  # share of each batch that is fact drills
-    batch_size: int = Field(32, ge=1)  # sequences per optimizer step
-    steps: int = Field(1000, ge=1)  # optimizer steps
-    weak_step: int | None = 500  # also save a weaker checkpoint after this step (None: don't)
-    learning_rate: float = Field(1e-3, gt=0)  # peak AdamW lr (2e-3 and 3e-3 never learnt to copy)
-    min_learning_rate: float = Field(1e-4, ge=0)  # end of the cosine decay
-    warmup_steps: int = Field(50, ge=0)  # linear warmup steps
-    weight_decay: float = Field(0.1, ge=0)  # AdamW weight decay
-    hidden_size: int = 128  # model width
-    num_layers: int = 4  # transformer blocks
-    num_heads: int = 4  # attention heads (= key/value heads)
-    intermediate_size: int = 512  # MLP width
-    max_positions: int = 256  # longest sequence the model accepts (tokens)
-    log_every: int = Field(100, ge=1)  # steps between progress lines
+    seed: int = 0
+    """seeds data order, slips and weight init"""
+    task: SyntheticTaskConfig = SyntheticTaskConfig()
+    """the problems the policy learns to solve"""
+    precedence_slip: float = Field(0.55, ge=0, le=1)
+    """per-step rate of reducing +/- before a *"""
+    fact_slip: float = Field(0.0, ge=0, le=1)
+    """per-step rate of a wrong result digit"""
+    copy_slip: float = Field(0.0, ge=0, le=1)
+    """per-step rate of a miscopied operand in the rest"""
+    drill_fraction: float = Field(0.4, ge=0, le=1)
+    """share of each batch that is fact drills"""
+    batch_size: int = Field(32, ge=1)
+    """sequences per optimizer step"""
+    steps: int = Field(1000, ge=1)
+    """optimizer steps"""
+    weak_step: int | None = 500
+    """also save a weaker checkpoint after this step (None: don't)"""
+    learning_rate: float = Field(1e-3, gt=0)
+    """peak AdamW lr (2e-3 and 3e-3 never learnt to copy)"""
+    min_learning_rate: float = Field(1e-4, ge=0)
+    """end of the cosine decay"""
+    warmup_steps: int = Field(50, ge=0)
+    """linear warmup steps"""
+    weight_decay: float = Field(0.1, ge=0)
+    """AdamW weight decay"""
+    hidden_size: int = 128
+    """model width"""
+    num_layers: int = 4
+    """transformer blocks"""
+    num_heads: int = 4
+    """attention heads (= key/value heads)"""
+    intermediate_size: int = 512
+    """MLP width"""
+    max_positions: int = 256
+    """longest sequence the model accepts (tokens)"""
+    log_every: int = Field(100, ge=1)
+    """steps between progress lines"""
 
 
 def build_model(config: TinyPolicyTrainConfig, vocab_size: int, eos_id: int, pad_id: int):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from tracefactory.errors import ConfigError
+from tracefactory.errors import ConfigError, StageInputError
+from tracefactory.integrity import verify_folder
 from tracefactory.models import model_fingerprint
 from tracefactory.valuemodel.config import ResumeMode, TrainConfig
 
@@ -109,6 +110,11 @@ def finished_run(cfg: TrainConfig, identity: dict) -> dict | None:
     if cfg.resume == ResumeMode.NEVER or not (record.is_file() and metrics.is_file()):
         return None
     if json.loads(record.read_text()).get("run") != identity:
+        return None
+    try:
+        verify_folder(Path(cfg.out_dir), "it is trained again")
+    except StageInputError as e:
+        logger.warning("%s", e)
         return None
     logger.info("%s was already trained with these params and data: nothing to do", cfg.out_dir)
     return json.loads(metrics.read_text())

@@ -10,7 +10,10 @@ not grow with the data beyond those few bytes a row.
 
 Rows longer than ``max_length`` are truncated as the official collator does: the roll-in (the
 context) is kept whole and the roll-out is cut; the row keeps its class. A row whose roll-in alone
-fills ``max_length`` has no roll-out token left to learn from: it is dropped and counted.
+fills ``max_length`` (or whose roll-out is empty) has no roll-out token left to learn from: it is
+dropped and counted, or, with ``keep_without_rollout``, kept in the train split as the official
+trainer keeps it (cut at ``max_length``; zero loss, counted in the step's mean). Validation never
+holds such rows: its metrics score roll-out tokens.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ import pyarrow.compute as pc
 import torch
 
 from tracefactory.errors import ConfigError, SchemaError
+from tracefactory.models import local_folder
 from tracefactory.stats import Stats
 from tracefactory.valuemodel.batching import IGNORE_LABEL
 from tracefactory.valuemodel.loading import (
     data_files,
     fingerprint,
     load_splits,
-    resolve_folder,
     tokenizer_metadata,
 )
 
@@ -60,6 +63,7 @@ class RowStat(StrEnum):
     TRUNCATED_TOKENS = "tokens_truncated"  # roll-out tokens cut off
     ROLLIN_TOO_LONG = "dropped_rollin_too_long"  # roll-in alone reaches max_length
     NO_ROLLOUT_TOKENS = "dropped_no_rollout_tokens"  # an empty roll-out: nothing to learn
+    KEPT_NO_ROLLOUT = "rows_train_no_rollout_tokens"  # kept anyway (keep_without_rollout)
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,8 @@ def detect_layout(table: pa.Table, where: str) -> Layout:
 def to_split(
     table: pa.Table, max_length: int, stats: Stats, where: str, arrow_files: tuple[str, ...] = ()
 ) -> DatasetSplit:
-    """Per-row scalars of ``table`` (truncated to ``max_length``) over its token columns.
+    """Per-row scalars of ``table`` (truncated to ``max_length``) over its token columns; rows with
+    no roll-out token left are still in it (``without_rollout_rows`` drops them, counted).
 
     ``arrow_files`` are the files ``table`` is mapped from, in row order; the scalars are read
     from them one at a time (``_scan``). Without them the scalars are read from ``table``.
@@ -263,27 +268,31 @@ def _lengths(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def _truncate(
     layout, columns, full, start, label, branch, problem, max_length, stats
 ) -> DatasetSplit:
-    """Keep the roll-in, cut the roll-out at ``max_length``; drop rows left with no roll-out."""
-    rollin_too_long = start >= max_length
-    empty = (full == start) & ~rollin_too_long
-    keep = ~rollin_too_long & ~empty
-    cut = keep & (full > max_length)
+    """Keep the roll-in, cut the roll-out at ``max_length`` (a roll-in that alone reaches it is
+    cut too, leaving no roll-out token)."""
+    cut = (full > max_length) & (start < max_length)
     stats.update(RowStat.READ, len(full))
-    stats.update(RowStat.ROLLIN_TOO_LONG, int(rollin_too_long.sum()))
-    stats.update(RowStat.NO_ROLLOUT_TOKENS, int(empty.sum()))
     stats.update(RowStat.TRUNCATED, int(cut.sum()))
     stats.update(RowStat.TRUNCATED_TOKENS, int((full[cut] - max_length).sum()))
-    source = np.flatnonzero(keep)
     return DatasetSplit(
         layout=layout,
         columns=columns,
-        source=source,
-        lengths=np.minimum(full[source], max_length),
-        supervised_start=start[source],
-        label=label[source],
-        branch_value=branch[source],
-        problem_id=problem[source],
+        source=np.arange(len(full), dtype=np.int64),
+        lengths=np.minimum(full, max_length),
+        supervised_start=np.minimum(start, max_length),
+        label=label,
+        branch_value=branch,
+        problem_id=problem,
     )
+
+
+def without_rollout_rows(split: DatasetSplit, max_length: int, stats: Stats) -> DatasetSplit:
+    """``split`` without its rows that have no roll-out token, counted by why."""
+    empty = split.lengths == split.supervised_start
+    rollin_too_long = empty & (split.supervised_start >= max_length)
+    stats.update(RowStat.ROLLIN_TOO_LONG, int(rollin_too_long.sum()))
+    stats.update(RowStat.NO_ROLLOUT_TOKENS, int((empty & ~rollin_too_long).sum()))
+    return _subset(split, ~empty)
 
 
 def hold_out(split: DatasetSplit, problems: int, seed: int) -> tuple[DatasetSplit, DatasetSplit]:
@@ -311,8 +320,12 @@ def open_dataset(
     max_length: int,
     holdout: tuple[int, int],
     cache_dir: str | None = None,
+    keep_without_rollout: bool = False,
 ) -> tuple[DatasetSplit, DatasetSplit, Stats, dict[str, str]]:
     """(train, validation, row stats, data identity) of a dataset folder or Hub id.
+
+    Train rows with no roll-out token left after the cut are dropped, or kept with
+    ``keep_without_rollout`` (the official trainer's choice); validation rows never keep them.
 
     The identity holds the data ``fingerprint`` (file names and contents) and the ``tokenizer``
     and ``tokenizer_hash`` the producer recorded in the Parquet metadata (absent in datasets made
@@ -323,7 +336,7 @@ def open_dataset(
         ConfigError: the dataset cannot be found or loaded, or lacks a train split.
         SchemaError: its columns are neither layout's, or its lists are not aligned.
     """
-    folder = resolve_folder(dataset, revision)
+    folder = local_folder(dataset, "train.dataset", repo_type="dataset", revision=revision)
     files = data_files(folder, config)
     identity = {"fingerprint": fingerprint(files, folder), **tokenizer_metadata(files)}
     tables = load_splits(folder, config, cache_dir, files, identity["fingerprint"])
@@ -341,9 +354,15 @@ def open_dataset(
         for name, hub in HUB_SPLITS.items()
         if hub in tables
     }
+    if not keep_without_rollout:
+        split["train"] = without_rollout_rows(split["train"], max_length, stats)
     if "val" not in split:
         logger.info("%s has no validation split: holding out %d problems", dataset, holdout[0])
         split["train"], split["val"] = hold_out(split["train"], *holdout)
+    split["val"] = without_rollout_rows(split["val"], max_length, stats)
+    if keep_without_rollout:
+        train = split["train"]
+        stats.update(RowStat.KEPT_NO_ROLLOUT, int((train.lengths == train.supervised_start).sum()))
     stats.update(RowStat.TRAIN, split["train"].num_rows)
     stats.update(RowStat.VAL, split["val"].num_rows)
     logger.info("dataset %s (%s, pid %d): %s", dataset, config, os.getpid(), stats.as_dict())

@@ -8,7 +8,7 @@ times, so a rebuilt folder is never served from a stale copy.
 from __future__ import annotations
 
 import hashlib
-import re
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,35 +16,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracefactory.errors import ConfigError, SchemaError
+from tracefactory.integrity import FOLDER_RECORD_NAME, file_checksum, verify_folder
 
-
-def resolve_folder(dataset: str, revision: str | None) -> Path:
-    """A local folder as is; a Hub dataset id as its snapshot folder (the Hub cache when offline).
-
-    Raises:
-        ConfigError: naming the id and what to do when it cannot be resolved.
-    """
-    if Path(dataset).is_dir():
-        return Path(dataset)
-    if Path(dataset).exists() or not re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", dataset):
-        raise ConfigError(
-            f"train.dataset={dataset!r} is neither a dataset folder nor a Hub id like org/name"
-        )
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = snapshot_download(dataset, repo_type="dataset", revision=revision)
-    except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
-        raise ConfigError(
-            f"no folder {dataset!r}, and cannot get Hub dataset {dataset!r} (revision "
-            f"{revision or 'main'}): {e}; build it (`tracefactory export`), download it first, "
-            f"or point train.dataset at a dataset folder"
-        ) from e
-    return Path(folder)
+logger = logging.getLogger(__name__)
 
 
 def data_files(folder: Path, config: str) -> list[Path]:
-    """The Parquet files of ``config`` (its subfolder), or every Parquet file of the folder."""
+    """The Parquet files of ``config`` (its subfolder), or every Parquet file of the folder.
+
+    A folder ``tracefactory dataset`` wrote carries ``checksums.json``: every Parquet file is held
+    to it first, so a damaged or edited dataset is refused before anything trains on it.
+
+    Raises:
+        ConfigError: the folder holds no Parquet files.
+        StageInputError: a file differs from the folder's ``checksums.json``.
+    """
+    fix = "rebuild the dataset (`tracefactory dataset` or `dvc repro dataset`) or download it again"
+    if not verify_folder(folder, fix):
+        logger.info("%s has no %s: its files cannot be checked", folder, FOLDER_RECORD_NAME)
     files = sorted((folder / config).rglob("*.parquet")) if (folder / config).is_dir() else []
     files = files or sorted(folder.rglob("*.parquet"))
     if not files:
@@ -53,12 +42,14 @@ def data_files(folder: Path, config: str) -> list[Path]:
 
 
 def fingerprint(files: list[Path], root: Path) -> str:
-    """SHA-256 over each file's name (relative to ``root``) and content: what the data is."""
+    """SHA-256 over each file's name (relative to ``root``) and content checksum: what the data is.
+
+    The checksums are ``integrity.file_checksum``'s, remembered by file identity, so a training
+    start over an unchanged dataset costs a ``stat`` per file, not a read of every byte.
+    """
     digest = hashlib.sha256()
     for path in files:
-        digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
-        with open(path, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+        digest.update(f"{path.relative_to(root).as_posix()}\0{file_checksum(path)}\n".encode())
     return digest.hexdigest()
 
 

@@ -22,17 +22,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from tracefactory.errors import ConfigError
-from tracefactory.models import cache_keyword, returned_cache
-from tracefactory.schemas import TrajectoryClass
+from tracefactory.integrity import verify_folder
+from tracefactory.models import cache_keyword, local_folder, returned_cache
+from tracefactory.schemas import CLASS_NAMES, TrajectoryClass
+from tracefactory.valuemodel.config import Precision
 
 logger = logging.getLogger(__name__)
 
-CLASS_NAMES = tuple(c.name.lower() for c in TrajectoryClass)  # index = the class
 WEIGHTS_NAME = "model.safetensors"
 # Files that make a folder's tokenizer loadable; copied from the backbone: the folder is whole.
 TOKENIZER_FILES = (
@@ -59,6 +60,35 @@ def _quiet_transformers() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(before)
+
+
+def _load_backbone(path: Path, dtype: torch.dtype | None, **config_overrides: Any) -> nn.Module:
+    """The backbone of a checkpoint folder, refusing one whose weights lack backbone tensors:
+    transformers would initialise them at random (its warning is silenced with the rest of its
+    load report, since the dropped LM head is expected).
+
+    Raises:
+        ConfigError: naming the folder and the missing tensors.
+    """
+    from transformers import AutoModel
+
+    try:
+        with _quiet_transformers():
+            backbone, info = AutoModel.from_pretrained(
+                path, dtype=dtype or torch.float32, output_loading_info=True, **config_overrides
+            )
+    except (OSError, ValueError, SafetensorError) as e:  # a truncated or foreign weights file
+        raise ConfigError(
+            f"{path}: its weights cannot be loaded ({e}); the file is damaged or incomplete: "
+            f"copy or download the checkpoint again"
+        ) from e
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise ConfigError(
+            f"{path}: its weights lack {len(missing)} backbone tensor(s) (e.g. {missing[:2]}), "
+            f"which would be initialised at random; point at a complete checkpoint folder"
+        )
+    return backbone
 
 
 def head_config(
@@ -129,14 +159,12 @@ class ValueModel(nn.Module):
                 official trainer passes it to ``from_pretrained``); None keeps the config's.
 
         Raises:
-            ConfigError: if ``policy_path`` is not a folder with a config.json.
+            ConfigError: if ``policy_path`` is not a folder with a config.json, or its weights
+                lack backbone tensors.
         """
-        from transformers import AutoModel
-
         policy_path = _existing_folder(policy_path, "policy checkpoint")
         extra = {} if attention_dropout is None else {"attention_dropout": attention_dropout}
-        with _quiet_transformers():
-            backbone = AutoModel.from_pretrained(policy_path, dtype=dtype or torch.float32, **extra)
+        backbone = _load_backbone(policy_path, dtype, **extra)
         model = cls(backbone, head_config(backbone.config.hidden_size, dropout=dropout))
         model.init_head()
         model.to(backbone.dtype)
@@ -148,15 +176,18 @@ class ValueModel(nn.Module):
         """Load a folder saved by ``save_pretrained`` or by the official ``Qwen2ForClassifier``.
 
         Raises:
-            ConfigError: if the folder is missing, or its config describes neither layout.
+            ConfigError: if the folder is missing, its config describes neither layout, or its
+                weights lack backbone tensors.
+            StageInputError: if a file differs from the folder's ``checksums.json``.
         """
-        from transformers import AutoModel
-
         path = _existing_folder(path, "value model")
-        raw = json.loads((path / "config.json").read_text())
+        verify_folder(path, "retrain it (`tracefactory train`) or copy it again")
+        try:
+            raw = json.loads((path / "config.json").read_text())
+        except ValueError as e:
+            raise ConfigError(f"{path / 'config.json'} is not JSON ({e}); copy it again") from e
         head = raw.get("value_head") or _official_head(raw, path)
-        with _quiet_transformers():
-            backbone = AutoModel.from_pretrained(path, dtype=dtype or torch.float32)
+        backbone = _load_backbone(path, dtype)
         model = cls(backbone, head)
         head_state = {k.removeprefix("score."): v for k, v in _load_weights(path, "score.").items()}
         model.score.load_state_dict(head_state)
@@ -283,6 +314,12 @@ class ValueModel(nn.Module):
         return result
 
 
+def weights_dtype(precision: Precision) -> torch.dtype:
+    """The dtype training stores weights in: bfloat16 for the official ``bf16`` (so AdamW and its
+    state run on bfloat16 parameters, as the official trainer), float32 otherwise."""
+    return torch.bfloat16 if precision == Precision.BF16 else torch.float32
+
+
 def pad_right(
     sequences: list[list[int]], pad_id: int = 0, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,19 +334,8 @@ def pad_right(
 
 
 def _existing_folder(path: str | Path, what: str) -> Path:
-    """A local folder as is; a Hub model id (``org/name``) as its snapshot folder.
-
-    Offline (``HF_HUB_OFFLINE=1``) the snapshot comes from the Hub cache, so a model downloaded
-    once loads by its id.
-    """
-    if not Path(path).exists() and str(path).count("/") == 1:
-        from huggingface_hub import snapshot_download
-
-        try:
-            path = snapshot_download(str(path), repo_type="model")
-        except Exception as e:  # huggingface_hub raises many types (offline, missing, auth)
-            raise ConfigError(f"cannot get {what} {str(path)!r} from the Hub: {e}") from e
-    path = Path(path)
+    """A Hugging Face folder (local, or a Hub model id's snapshot) that holds a config.json."""
+    path = local_folder(path, what)
     if not (path / "config.json").is_file():
         raise ConfigError(
             f"{what} folder {path} has no config.json (expected a Hugging Face folder)"

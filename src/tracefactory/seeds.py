@@ -9,6 +9,10 @@ Seeds used by the stages (``run`` is params.yaml ``seed``):
 - its policy: ``unit_interval(run, "policy", problem_id, sample_index)`` against the pool weights
 - its branch points: ``derive_seed(run, "branch", rollin_id)``
 - roll-out sample: ``derive_seed(run, "rollout", rollin_id, cut_index, sample_index)``
+
+Keys hashed as plain strings (``text_seed``): a problem's value-model split
+(``"value-split:<problem_id>"``), the toy task's split bucket (the expression) and its
+per-split generator (``"toyworld/<seed>/<split>"``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,15 @@ def derive_seed(run_seed: int, *parts: str | int) -> int:
 def unit_interval(run_seed: int, *parts: str | int) -> float:
     """A number in [0, 1) drawn from the run seed and the parts (for weighted choices)."""
     return derive_seed(run_seed, *parts) / 2**_SEED_BITS
+
+
+def text_seed(text: str) -> int:
+    """A 64-bit number from SHA-256 of a plain string (its first 8 bytes, big-endian).
+
+    For keys that were hashed as plain text before ``derive_seed`` existed: changing them to the
+    JSON encoding would move every problem's split and every toy problem.
+    """
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 def row_id(*parts: str | int) -> str:

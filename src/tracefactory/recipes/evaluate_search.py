@@ -1,0 +1,83 @@
+"""Evaluate value-guided search against the baselines: the ``evaluate`` stage's recipe.
+
+Run:
+    tracefactory evaluate --params params.yaml [--set evaluate.search_seeds=4 ...]
+    python train/evaluate_search.py --params params.yaml [--set ...]   # the same, from a checkout
+
+Top to bottom: build the engines (policy sampler, value scorer, grader); run the ``evaluate``
+stage on them (``search.stage.EvaluateStage``: every method at every budget on every batch of
+problems, each graded sample kept in ``data/evaluate``; a rerun skips finished shards, so a killed
+run resumes shard by shard); then count every aggregate from that table and write
+``reports/evaluate/{metrics.json, summary.json, run.json, report.md, *.png, plots/accuracy.json}``.
+The components (search algorithms, scorers, votes, statistics) live in ``tracefactory.search``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import polars as pl
+
+from tracefactory.io import TableReader
+from tracefactory.recipes import recipe_args, run_script
+from tracefactory.search.config import EvaluateConfig
+from tracefactory.search.engines import build_engines
+from tracefactory.search.report import write_reports as write_report_files
+from tracefactory.search.samples import summarise
+from tracefactory.search.stage import EvaluateStage
+from tracefactory.search.voting import AnswerGrouper
+from tracefactory.stage import run_stage
+from tracefactory.stats import write_metrics
+from tracefactory.summaries import write_reports
+
+logger = logging.getLogger(__name__)
+
+
+def count_metrics(config: EvaluateConfig, grader) -> dict:
+    """Every benchmark's metrics, counted from the finished sample table."""
+    table = TableReader(config.samples_dir).scan().drop("token_ids")
+    grouper = AnswerGrouper(grader)
+    return {
+        spec.name: summarise(
+            table.filter(pl.col("benchmark") == spec.name).collect(), config, grouper
+        )
+        for spec in config.benchmarks
+    }
+
+
+def evaluate(config: EvaluateConfig, run_seed: int, fresh: bool = False) -> dict:
+    """Generate (or resume) the sample table, count the metrics, write the reports.
+
+    ``fresh`` regenerates every shard of the sample table, finished or not."""
+    started = time.monotonic()
+    with build_engines(config) as engines:
+        stage = EvaluateStage(config, run_seed, engines)
+        samples = run_stage(stage, fresh=fresh)
+        metrics = count_metrics(config, engines.grader)
+        scorer = engines.scorer
+        run = {  # what this run did, beside the metrics (which never depend on it)
+            "shards_run": samples.shards_planned - samples.shards_skipped,
+            "shards_resumed": samples.shards_skipped,
+            "rows": samples.rows,
+            "value_scorer": {
+                "kind": config.scorer,
+                "tokens_processed": scorer.tokens_processed,
+                "peak_cached_tokens": getattr(scorer, "peak_cached_tokens", 0),
+                "uncached_nodes": getattr(scorer, "uncached_nodes", 0),
+            },
+        }
+    run["total_seconds"] = round(time.monotonic() - started, 1)
+    write_reports(config.output_dir, metrics, EvaluateStage.summary(metrics))
+    write_metrics(f"{config.output_dir}/run.json", run)
+    write_report_files(metrics, config.output_dir, config)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = recipe_args(argv, __doc__.splitlines()[0], "evaluate.search_seeds=4", has_table=True)
+    return evaluate(args.params.evaluate, args.params.seed, fresh=args.fresh)
+
+
+if __name__ == "__main__":
+    run_script(main)
