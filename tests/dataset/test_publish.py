@@ -92,3 +92,42 @@ def test_model_push_refuses_a_folder_that_is_not_a_trained_model(tmp_path):
     (tmp_path / "vm" / "config.json").write_text("{}")
     with pytest.raises(HubError, match="no README.md: train the value model first"):
         upload_model(tmp_path / "vm", PublishConfig(model_repo_id="someone/vm"), session)
+
+
+def _built(folder):
+    (folder / "default").mkdir(parents=True)
+    (folder / "README.md").write_text("---\n---\n")
+    return folder
+
+
+def test_a_folder_over_the_hubs_entries_per_folder_fails_before_any_network(tmp_path):
+    from tracefactory.dataset.config import PublishConfig
+    from tracefactory.dataset.publish import HUB_LIMITS, HubError, HubSession, upload_dataset
+
+    folder = _built(tmp_path / "dataset")
+    for i in range(HUB_LIMITS["entries_per_folder"] + 1):
+        (folder / "default" / f"train-{i:05d}.parquet").touch()
+    session = HubSession(token="unused", user="nobody", endpoint=CLOSED_PORT)
+    with pytest.raises(HubError, match=r"default holds 10,001 entries.*rows_per_file"):
+        upload_dataset(folder, PublishConfig(repo_id="someone/traces"), session)
+
+
+def test_a_file_over_the_hubs_file_size_fails_before_any_network(tmp_path):
+    from tracefactory.dataset.config import PublishConfig
+    from tracefactory.dataset.publish import HUB_LIMITS, HubError, HubSession, upload_dataset
+
+    folder = _built(tmp_path / "dataset")
+    with open(folder / "default" / "train-00000-of-00001.parquet", "wb") as file:
+        file.truncate(HUB_LIMITS["file_bytes"] + 1)  # sparse: no disk used
+    session = HubSession(token="unused", user="nobody", endpoint=CLOSED_PORT)
+    with pytest.raises(HubError, match=r"over the Hub's 20 GB per file: lower dataset.file_bytes"):
+        upload_dataset(folder, PublishConfig(repo_id="someone/traces"), session)
+
+
+def test_an_exported_folder_is_within_the_hubs_limits(tmp_path, labelled):
+    from tracefactory.dataset.export import export_dataset
+    from tracefactory.dataset.publish import check_hub_limits
+
+    config = dataset_config(labelled, output_dir=str(tmp_path / "dataset"))
+    export_dataset(config)
+    assert check_hub_limits(tmp_path / "dataset") > 4  # card, provenance, figures, data files

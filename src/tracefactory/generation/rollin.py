@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
@@ -219,7 +220,10 @@ def read_problems(config: RollinConfig) -> list[tuple[str, str]]:
 
 
 def run_rollin(
-    config: RollinConfig, run_seed: int, ray_config: RayConfig | None = None
+    config: RollinConfig,
+    run_seed: int,
+    ray_config: RayConfig | None = None,
+    budget: Budget | None = None,
 ) -> StageRun:
     """Run the rollin stage (on Ray when ``ray_config`` is given, else in this process)."""
-    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config)
+    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config, budget=budget)

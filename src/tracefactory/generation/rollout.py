@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
@@ -243,7 +244,10 @@ class RolloutStage(Stage):
 
 
 def run_rollout(
-    config: RolloutConfig, run_seed: int, ray_config: RayConfig | None = None
+    config: RolloutConfig,
+    run_seed: int,
+    ray_config: RayConfig | None = None,
+    budget: Budget | None = None,
 ) -> StageRun:
     """Run the rollout stage (on Ray when ``ray_config`` is given, else in this process)."""
-    return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config)
+    return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config, budget=budget)
