@@ -4,9 +4,12 @@ Each case runs the real command in a subprocess, so huggingface_hub reads HF_HOM
 HF_ENDPOINT fresh; no test reaches the network (the "Hub" is a closed port on 127.0.0.1).
 """
 
+import http.server
+import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -131,3 +134,49 @@ def test_an_exported_folder_is_within_the_hubs_limits(tmp_path, labelled):
     config = dataset_config(labelled, output_dir=str(tmp_path / "dataset"))
     export_dataset(config)
     assert check_hub_limits(tmp_path / "dataset") > 4  # card, provenance, figures, data files
+
+
+class _FailingHub(http.server.BaseHTTPRequestHandler):
+    """A Hub on loopback that knows the token (``whoami``) and fails every other call with 500."""
+
+    def do_GET(self):  # noqa: N802 - the http.server API
+        if "whoami" in self.path:
+            self._answer(200, {"name": "tester", "auth": {"type": "access_token"}})
+        else:
+            self._answer(500, {"error": "Internal Error"})
+
+    def do_POST(self):  # noqa: N802
+        self._answer(500, {"error": "Internal Error"})
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_hub_server_error_is_named_as_the_hubs_not_as_a_disk_problem(tmp_path, labelled):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FailingHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = _publish(
+            tmp_path,
+            labelled,
+            "publish.repo_id=someone/traces",
+            HF_TOKEN="hf_" + "y" * 30,
+            HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 2, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, result.stderr
+    assert "HTTP 500" in error[0] and "the Hub failed on its side" in error[0]
+    assert "disk" not in error[0]
+    assert (tmp_path / "dataset" / "README.md").is_file()  # the built folder is kept

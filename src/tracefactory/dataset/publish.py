@@ -17,8 +17,10 @@ never printed, logged or put in an error message.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,33 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+@contextlib.contextmanager
+def _hub_call(what: str) -> Iterator[None]:
+    """Turn the Hub's refusals and transport failures during ``what`` into one ``HubError`` line
+    (huggingface_hub's HTTP errors are ``OSError``s, which would otherwise read as a disk problem).
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        yield
+    except HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", "?")
+        advice = (
+            "the Hub failed on its side: retry later"
+            if isinstance(status, int) and status >= 500
+            else "check the repo id, the token's write access and the Hub's message"
+        )
+        raise HubError(
+            f"{what}: the Hub answered HTTP {status} ({str(e).splitlines()[0]}); {advice}. "
+            f"Rerun the same command to resume: files already uploaded are not sent again"
+        ) from None
+    except _network_errors() as e:
+        raise HubError(
+            f"{what}: lost the connection to the Hub ({type(e).__name__}: {e}); rerun the same "
+            f"command to resume"
+        ) from None
+
+
 def connect() -> HubSession:
     """Find the token and check it against the Hub (``whoami``) before any work.
 
@@ -142,26 +171,29 @@ def upload_dataset(folder: str | Path, config: PublishConfig, session: HubSessio
         raise HubError("publish.repo_id is not set: nothing to upload to")
     files = check_hub_limits(folder)
     api = HfApi(endpoint=session.endpoint, token=session.token)
-    url = api.create_repo(
-        config.repo_id, repo_type="dataset", private=config.private, exist_ok=True
-    )
-    logger.info("uploading %s (%d files) to %s as %s", folder, files, config.repo_id, session.user)
-    if hasattr(api, "upload_large_folder"):
-        api.upload_large_folder(
-            repo_id=config.repo_id,
-            folder_path=folder,
-            repo_type="dataset",
-            revision=config.revision,
-            private=config.private,
+    with _hub_call(f"publishing {folder} to dataset repo {config.repo_id}"):
+        url = api.create_repo(
+            config.repo_id, repo_type="dataset", private=config.private, exist_ok=True
         )
-    else:
-        api.upload_folder(
-            repo_id=config.repo_id,
-            folder_path=folder,
-            repo_type="dataset",
-            revision=config.revision,
-            commit_message=config.commit_message,
+        logger.info(
+            "uploading %s (%d files) to %s as %s", folder, files, config.repo_id, session.user
         )
+        if hasattr(api, "upload_large_folder"):
+            api.upload_large_folder(
+                repo_id=config.repo_id,
+                folder_path=folder,
+                repo_type="dataset",
+                revision=config.revision,
+                private=config.private,
+            )
+        else:
+            api.upload_folder(
+                repo_id=config.repo_id,
+                folder_path=folder,
+                repo_type="dataset",
+                revision=config.revision,
+                commit_message=config.commit_message,
+            )
     return str(url)
 
 
@@ -188,15 +220,16 @@ def upload_model(folder: str | Path, config: PublishConfig, session: HubSession)
     if not config.model_repo_id:
         raise HubError("publish.model_repo_id is not set: nothing to upload the model to")
     api = HfApi(endpoint=session.endpoint, token=session.token)
-    url = api.create_repo(
-        config.model_repo_id, repo_type="model", private=config.private, exist_ok=True
-    )
-    logger.info("uploading %s to %s as %s", folder, config.model_repo_id, session.user)
-    api.upload_folder(
-        repo_id=config.model_repo_id,
-        folder_path=folder,
-        repo_type="model",
-        revision=config.revision,
-        commit_message="Upload value model trained by tracefactory",
-    )
+    with _hub_call(f"publishing {folder} to model repo {config.model_repo_id}"):
+        url = api.create_repo(
+            config.model_repo_id, repo_type="model", private=config.private, exist_ok=True
+        )
+        logger.info("uploading %s to %s as %s", folder, config.model_repo_id, session.user)
+        api.upload_folder(
+            repo_id=config.model_repo_id,
+            folder_path=folder,
+            repo_type="model",
+            revision=config.revision,
+            commit_message="Upload value model trained by tracefactory",
+        )
     return str(url)
