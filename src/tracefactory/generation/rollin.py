@@ -29,7 +29,7 @@ from tracefactory.generation.provenance import generation_metadata
 from tracefactory.generation.templates import encode_prompt
 from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
-from tracefactory.models import load_tokenizer, model_fingerprint, tokenizer_hash
+from tracefactory.models import load_tokenizer, model_fingerprint, require_model, tokenizer_hash
 from tracefactory.seeds import derive_seed, row_id, unit_interval
 from tracefactory.stage import Shard, ShardResult, Stage, StageRun, run_stage
 
@@ -108,6 +108,8 @@ class RollinStage(Stage):
                 "policies": {"__all__": {"workers", "batch_size", "model"}},
             },
         )
+        for i, policy in enumerate(self.config.policies):
+            require_model(policy.model, f"rollin.policies[{i}].model")
         return [
             self.run_seed,
             TableReader(self.config.problems_dir).fingerprint,

@@ -33,6 +33,7 @@ from tracefactory.io import TableReader
 from tracefactory.models import (
     load_tokenizer,
     model_fingerprint,
+    require_model,
     require_same_tokenizer,
     tokenizer_hash,
 )
@@ -129,6 +130,7 @@ class RolloutStage(Stage):
                 "policy": {"workers", "batch_size", "model"},
             },
         )
+        require_model(self.config.policy.model, "rollout.policy.model")
         return [
             self.run_seed,
             self.rollins.fingerprint,
