@@ -63,6 +63,9 @@ PEAK_BF16_TFLOPS = {"h100": 989.0, "a100": 312.0}  # dense bf16, NVIDIA datashee
 TRAIN_MFU = 0.35  # assumed model-FLOPs utilisation of the value model's training
 ROW_BYTES = 64  # ids, seeds, reasons of a row, compressed (measured on the simulated profile)
 DEFAULT_BYTES_PER_TOKEN = 2.0  # int32 ids of a 150K vocabulary, zstd (assumption; --pilot measures)
+# The dataset's `text` config, decoded: ~4 characters a token for English and LaTeX, zstd ~3.3x
+# (assumption; on the simulated profile it is measured by decoding with its tokenizer).
+DEFAULT_TEXT_BYTES_PER_TOKEN = 1.2
 PAPER_PROMPT_TOKENS = 120  # R1 template plus a competition problem (assumption; --pilot measures)
 SAMPLES = 4000  # Monte Carlo roll-ins per policy
 
@@ -150,6 +153,15 @@ def bytes_per_token(vocabulary: np.ndarray, rng: np.random.Generator) -> float:
     return sink.tell() / (50 * 4000)
 
 
+def text_bytes_per_token(vocabulary: np.ndarray, tokenizer, rng: np.random.Generator) -> float:
+    """Bytes per token of the same traces decoded to text, stored as the ``text`` config is."""
+    rows = [vocabulary[rng.integers(0, len(vocabulary), size=4000)].tolist() for _ in range(50)]
+    sink = io.BytesIO()
+    table = pa.table({"text": pa.array(tokenizer.batch_decode(rows), type=pa.string())})
+    pq.write_table(table, sink, compression="zstd")
+    return sink.tell() / (50 * 4000)
+
+
 def count_train_problems(params: Params, train_problems: int | None = None) -> tuple[int, int]:
     """(train problems, all problems): ``train_problems`` if given (plus the configured val and
     test), else from the problems table if it exists, else the counts of synthetic sources.
@@ -202,6 +214,7 @@ def make_plan(
     simulated = rollin.policies[0].simulation or rollout.policy.simulation
     lengths = LengthSource(simulated or SimulationConfig(), pilot_lengths)
     simulated_only = all(p.backend == "simulated" for p in [*rollin.policies, rollout.policy])
+    text_bpt = DEFAULT_TEXT_BYTES_PER_TOKEN
     if pilot_bytes_per_token is not None:
         bpt = pilot_bytes_per_token
     elif simulated_only:
@@ -210,6 +223,7 @@ def make_plan(
         tokenizer = load_tokenizer(rollout.policy.model)
         vocabulary = np.array(tokenizer.encode(FILLER, add_special_tokens=False))
         bpt = bytes_per_token(vocabulary, rng)
+        text_bpt = text_bytes_per_token(vocabulary, tokenizer, rng)
     else:
         bpt = DEFAULT_BYTES_PER_TOKEN
     if prompt_tokens is None:
@@ -286,12 +300,13 @@ def make_plan(
             "tokens": round(rollout_tokens * label_share),
             "disk_bytes": round(label_input_tokens * bpt + label_rows * ROW_BYTES),
         },
-        # Two configs (default and openr1_vm) of the labelled traces: twice the labels' bytes,
-        # the ratio measured on the simulated profile.
+        # Two configs of token ids (default and openr1_vm) of the labelled traces, twice the
+        # labels' bytes (the ratio measured on the simulated profile), and the `text` config, the
+        # same traces decoded.
         "dataset": {
             "rows": label_rows,
             "tokens": round(rollout_tokens * label_share),
-            "disk_bytes": round(2 * label_input_tokens * bpt),
+            "disk_bytes": round(label_input_tokens * (2 * bpt + text_bpt)),
         },
     }
     tables["verdicts"]["disk_bytes"] = tables["verdicts"]["rows"] * 40
@@ -428,17 +443,17 @@ def run_plan(
     Raises:
         ConfigError: for invalid params, a bad throughput file, or an unplannable source.
     """
-    from pydantic import ValidationError
-
-    from tracefactory.config import deep_merge, format_validation_error, read_yaml
+    from tracefactory.config import deep_merge, read_yaml
+    from tracefactory.params import KeySources, validate_params
 
     data = read_yaml(params_path)
+    sources = KeySources()
+    sources.add(data, str(params_path))
     if profile is not None:
-        data = deep_merge(data, read_yaml(profile))
-    try:
-        params = Params.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(str(profile or params_path), e)) from None
+        overlay = read_yaml(profile)
+        data = deep_merge(data, overlay)
+        sources.add(overlay, str(profile))
+    params = validate_params(data, sources)
     table = THROUGHPUT
     if throughput_file is not None:
         try:
