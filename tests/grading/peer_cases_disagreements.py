@@ -13,10 +13,6 @@ Kinds of reasons:
 
 _LAST_BOX = "deliberate: the answer is the last box; "
 _ORDER = "deliberate: a bare list of values is unordered (docs/grading.md, Order)"
-_SOLUTION_SET = (
-    "limitation: equations with the same solutions (scaled, factored) are not proven equal; "
-    "equations are compared up to rearrangement"
-)
 _PERCENT = "deliberate: a percent is its number, 10% is 10, not 0.1 (docs/grading.md, Percent)"
 _CASE = "limitation: math-verify reads variable names case-insensitively (X is x)"
 
@@ -36,16 +32,8 @@ DISAGREEMENTS: dict[str, str] = {
     "p235": _ORDER,
     "p249": _CASE,
     "p251": _CASE,
-    "p265": "limitation: floats inside a symbolic expression are not proven equal to its "
-    "rational form",
-    "p299": "limitation: sympy does not prove the two cube roots equal (the radicands are equal "
-    "only after expanding)",
     "p328": "limitation: a trigonometric identity sympy's simplify does not prove",
     "p351": "deliberate: an assignment x = 1 equals its value 1 (docs/grading.md, Equations)",
-    "p370": _SOLUTION_SET,
-    "p386": _SOLUTION_SET,
-    "p416": "limitation: an inequality in two variables is not solved (the solution-set rule "
-    "needs one variable)",
     "p481": _PERCENT,
     "p499": "deliberate: 1 vs 1.0001: a decimal must be less than one unit of its last place "
     "from the exact value (the peer accepts a relative 1e-4)",

@@ -230,6 +230,103 @@ def _same_solution_set(parsed_gold: list, parsed_answer: list) -> bool:
         return False
 
 
+_MAX_EXPANDED_POWER = 64  # an integer power above this is not expanded (size grows with it)
+
+
+def _difference_form(relation: object) -> tuple[str, object] | None:
+    """An equation as ``("=", lhs - rhs)``, an inequality as ``("<", d)`` or ``("<=", d)`` with
+    the relation reading ``d < 0`` (``a > b`` is ``b - a < 0``); None for anything else."""
+    import sympy
+
+    if isinstance(relation, sympy.Eq):
+        return "=", relation.lhs - relation.rhs
+    if isinstance(relation, sympy.StrictLessThan | sympy.LessThan):
+        kind = "<" if isinstance(relation, sympy.StrictLessThan) else "<="
+        return kind, relation.lhs - relation.rhs
+    if isinstance(relation, sympy.StrictGreaterThan | sympy.GreaterThan):
+        kind = "<" if isinstance(relation, sympy.StrictGreaterThan) else "<="
+        return kind, relation.rhs - relation.lhs
+    return None
+
+
+def _same_variables(gold: object, answer: object) -> tuple[object, object] | None:
+    """`gold` and `answer` over the same sympy symbols, or None if their variables differ.
+
+    A symbol is matched by name (the two parses may give ``x`` different assumptions), and ``i``
+    is the imaginary unit when only one side uses it: it is not one of the answer's variables
+    then (``(1+i)(x+y) = 0`` against ``y = -x``)."""
+    import sympy
+
+    names_gold = {s.name for s in gold.free_symbols}
+    names_answer = {s.name for s in answer.free_symbols}
+    if "i" in names_gold ^ names_answer:
+        gold, answer = (
+            side.subs({s: sympy.I for s in side.free_symbols if s.name == "i"})
+            for side in (gold, answer)
+        )
+        names_gold.discard("i")
+        names_answer.discard("i")
+    if not names_gold or names_gold != names_answer:
+        return None
+    by_name = {s.name: s for s in gold.free_symbols}
+    return gold, answer.xreplace({s: by_name[s.name] for s in answer.free_symbols})
+
+
+def _exact_decimals(expression: object) -> object:
+    """`expression` with each decimal read as the exact number it writes (``0.1`` is 1/10)."""
+    import sympy
+
+    return expression.xreplace({f: sympy.Rational(str(f)) for f in expression.atoms(sympy.Float)})
+
+
+def _proportional_relations(parsed_gold: list, parsed_answer: list) -> bool:
+    """Whether two equations, or two inequalities of the same kind, are one another times a
+    constant (positive for an inequality), so that they have the same solutions: ``y = -x`` and
+    ``(1+i)(x+y) = 0``, ``x^2 = -a`` and ``(x - i\\sqrt{a})(x + i\\sqrt{a}) = 0``,
+    ``x^2 - 3a < 0`` and ``3x^2 < 9a``. The variables must be the same: a renamed variable is a
+    different answer."""
+    import sympy
+
+    gold = _difference_form(_first_expression(parsed_gold))
+    answer = _difference_form(_first_expression(parsed_answer))
+    if gold is None or answer is None or gold[0] != answer[0]:
+        return False
+    same = _same_variables(gold[1], answer[1])
+    if same is None:
+        return False
+    gold_difference, answer_difference = same
+    ratio = sympy.simplify(gold_difference / answer_difference)
+    if not ratio.is_number or not ratio.is_finite or ratio.is_zero is not False:
+        return False
+    return gold[0] == "=" or bool(ratio.is_positive)  # a complex factor scales an equation only
+
+
+def _same_expression_expanded(parsed_gold: list, parsed_answer: list) -> bool:
+    """Whether two expressions in variables are equal once decimals are read as the exact
+    numbers they write and products are expanded, also inside roots:
+    ``((x+3)(x^2+6x+9))^{1/3}`` and ``((x+3)^2 (x+3))^{1/3}``, ``0.1 (2.0 s^2 - 25.0)/s`` and
+    ``(2s^2 - 25)/(10s)``, and, with Fu's trigonometric rules, ``\\sin(x/2)\\cos x`` and
+    ``\\sin(x/2)/(1 + \\tan x \\tan(x/2))`` (math-verify's simplify proves none of them).
+    Exact, so stricter than the float tolerance; numbers without variables are left to
+    math-verify."""
+    import sympy
+
+    gold, answer = _first_expression(parsed_gold), _first_expression(parsed_answer)
+    if not (isinstance(gold, sympy.Expr) and isinstance(answer, sympy.Expr)):
+        return False
+    same = _same_variables(gold, answer)
+    if same is None:
+        return False
+    difference = _exact_decimals(same[0] - same[1])
+    powers = [p.exp for p in difference.atoms(sympy.Pow) if p.exp.is_Integer]
+    if any(abs(exponent) > _MAX_EXPANDED_POWER for exponent in powers):
+        return False
+    if sympy.expand(difference) == 0 or sympy.simplify(difference) == 0:
+        return True
+    trigonometric = difference.has(sympy.functions.elementary.trigonometric.TrigonometricFunction)
+    return trigonometric and sympy.fu(difference) == 0  # Fu's rules prove what simplify misses
+
+
 def _imaginary(parsed: list) -> list:
     """`parsed` with the symbol ``i`` (whatever its assumptions) as the imaginary unit."""
     import sympy
@@ -358,7 +455,11 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
         return Reason.MISMATCH if tolerated else Reason.MATCH
     if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer):
         return Reason.MATCH
-    if _same_solution_set(parsed_gold, parsed_answer):
+    if _same_solution_set(parsed_gold, parsed_answer) or _proportional_relations(
+        parsed_gold, parsed_answer
+    ):
+        return Reason.MATCH
+    if _same_expression_expanded(parsed_gold, parsed_answer):
         return Reason.MATCH
     if not _has_expression(parsed_gold):
         logger.warning("gold answer %r parses to no expression", gold[:200])
