@@ -19,8 +19,6 @@ _CASE = "limitation: math-verify reads variable names case-insensitively (X is x
 DISAGREEMENTS: dict[str, str] = {
     "p005": "deliberate: a comma is a thousands or list separator, never a decimal comma",
     "p006": "deliberate: a comma is a thousands or list separator, never a decimal comma",
-    "p090": "limitation: the decimal-rounding rule covers a single number, not interval "
-    "endpoints (2.6667 for 8/3)",
     "p107": _LAST_BOX + "the final answer of this response is unboxed text",
     "p146": _LAST_BOX + "words ('for part (a) and') stand between the two boxes",
     "p156": _LAST_BOX + "labels ('y_2 =') stand between the two boxes",
@@ -32,7 +30,6 @@ DISAGREEMENTS: dict[str, str] = {
     "p235": _ORDER,
     "p249": _CASE,
     "p251": _CASE,
-    "p328": "limitation: a trigonometric identity sympy's simplify does not prove",
     "p351": "deliberate: an assignment x = 1 equals its value 1 (docs/grading.md, Equations)",
     "p481": _PERCENT,
     "p499": "deliberate: 1 vs 1.0001: a decimal must be less than one unit of its last place "

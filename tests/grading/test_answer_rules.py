@@ -59,6 +59,8 @@ CLASS_MATCHES = [
     (r"\frac{1}{3}", "0.3334"),
     (r"\pi", "3.1416"),
     (r"\frac{2}{7}", "0.2857142857142857"),
+    (r"(\frac{3}{5}, \frac{8}{3}]", "(0.6, 2.6667]"),  # and so does each end of an interval
+    (r"[0, \pi]", "[0, 3.1416]"),
     ("10", r"10\%"),  # choice: a percent is its number
     ("1, 2", "2, 1"),  # choice: a list of values is unordered
     (r"((x+3)(x^2+6x+9))^{1/3}", r"((x+3)^2 (x+3))^{1/3}"),  # equal once expanded
@@ -75,6 +77,8 @@ CLASS_MISMATCHES = [
     (r"\frac{1}{3}", "0.33"),  # two significant digits: not a rounding we accept
     (r"\frac{1}{3}", "0.3336"),  # beyond one unit of the last place
     (r"\pi", "3.14"),
+    (r"(\frac{3}{5}, \frac{8}{3}]", "(0.6, 2.67]"),
+    (r"(\frac{3}{5}, \frac{8}{3}]", "(0.6, 2.6667)"),  # the brackets must agree
     ("0.1", r"10\%"),  # choice: a percent is not its fraction
     ("(1, 2)", "(2, 1)"),  # choice: a tuple (parentheses) is ordered
     ("(3, 1)", r"\{1, 3\}"),  # and never a set in braces

@@ -97,15 +97,17 @@ class ComparisonTimeout(BaseException):
     (which turns any error into ``False``) cannot swallow it and call a timeout a mismatch."""
 
 
-def _parse(latex: str) -> list:
-    """math-verify parse of one bare answer, its own timeout off (the worker's alarm bounds it)."""
+def _parse(latex: str, raise_on_error: bool = True) -> list:
+    """math-verify parse of one bare answer, its own timeout off (the worker's alarm bounds it).
+    `raise_on_error` False for a part we cut out ourselves: a part that does not parse is then
+    no expression, not a crash."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
     return parse(
         f"${latex}$",
         extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
         parsing_timeout=None,
-        raise_on_error=True,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -238,6 +240,10 @@ def _difference_form(relation: object) -> tuple[str, object] | None:
     the relation reading ``d < 0`` (``a > b`` is ``b - a < 0``); None for anything else."""
     import sympy
 
+    if not isinstance(relation, sympy.Rel) or not all(
+        isinstance(side, sympy.Expr) for side in relation.args
+    ):  # a set or tuple on one side (``n = 1, 2, 3``) is not a relation between values
+        return None
     if isinstance(relation, sympy.Eq):
         return "=", relation.lhs - relation.rhs
     if isinstance(relation, sympy.StrictLessThan | sympy.LessThan):
@@ -407,6 +413,52 @@ def _decimal_rounds(
     return False
 
 
+# An interval or pair: an opening bracket, two parts, a closing bracket (``\\left``/``\\right``).
+_BRACKETED = re.compile(r"^(?:\\left)?([(\[])(.+?)(?:\\right)?([)\]])$")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """`text` split at the commas outside any brackets or braces."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    return [*parts, text[start:].strip()]
+
+
+def _endpoints_round(gold_text: str, answer_text: str) -> bool:
+    """Whether two intervals (or pairs) with the same brackets have, end for end, equal numbers
+    or a decimal that rounds the other's exact number (`_decimal_rounds`): ``(0.6, 2.6667]``
+    for ``(\\frac{3}{5}, \\frac{8}{3}]``."""
+    import sympy
+
+    gold, answer = _BRACKETED.match(gold_text), _BRACKETED.match(answer_text)
+    if gold is None or answer is None or (gold[1], gold[3]) != (answer[1], answer[3]):
+        return False
+    gold_ends, answer_ends = _split_top_level(gold[2]), _split_top_level(answer[2])
+    if len(gold_ends) != 2 or len(answer_ends) != 2:
+        return False
+    for gold_end, answer_end in zip(gold_ends, answer_ends, strict=True):
+        parsed_gold = _parse(gold_end, raise_on_error=False)
+        parsed_answer = _parse(answer_end, raise_on_error=False)
+        if _decimal_rounds(gold_end, parsed_gold, answer_end, parsed_answer):
+            continue
+        exact_gold = _first_expression(parsed_gold)
+        exact_answer = _first_expression(parsed_answer)
+        if not (isinstance(exact_gold, sympy.Expr) and isinstance(exact_answer, sympy.Expr)):
+            return False
+        if not (exact_gold.is_number and exact_answer.is_number):
+            return False
+        if sympy.simplify(exact_gold - exact_answer) != 0:
+            return False
+    return True
+
+
 def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Reason:
     """Compare an extracted answer with the gold answer, symmetrically.
 
@@ -453,7 +505,9 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
     ):
         tolerated = _numbers_differ(gold_text, parsed_gold, answer_text, parsed_answer)
         return Reason.MISMATCH if tolerated else Reason.MATCH
-    if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer):
+    if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer) or _endpoints_round(
+        gold_text, answer_text
+    ):
         return Reason.MATCH
     if _same_solution_set(parsed_gold, parsed_answer) or _proportional_relations(
         parsed_gold, parsed_answer
