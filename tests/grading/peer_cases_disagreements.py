@@ -14,7 +14,6 @@ Kinds of reasons:
 _LAST_BOX = "deliberate: the answer is the last box; "
 _ORDER = "deliberate: a bare list of values is unordered (docs/grading.md, Order)"
 _PERCENT = "deliberate: a percent is its number, 10% is 10, not 0.1 (docs/grading.md, Percent)"
-_CASE = "limitation: math-verify reads variable names case-insensitively (X is x)"
 
 DISAGREEMENTS: dict[str, str] = {
     "p005": "deliberate: a comma is a thousands or list separator, never a decimal comma",
@@ -28,8 +27,6 @@ DISAGREEMENTS: dict[str, str] = {
     "letter as an answer",
     "p229": _ORDER,
     "p235": _ORDER,
-    "p249": _CASE,
-    "p251": _CASE,
     "p351": "deliberate: an assignment x = 1 equals its value 1 (docs/grading.md, Equations)",
     "p481": _PERCENT,
     "p499": "deliberate: 1 vs 1.0001: a decimal must be less than one unit of its last place "

@@ -87,6 +87,10 @@ CLASS_MISMATCHES = [
     ("5", "5.001"),  # one unit of the last place is not a rounding
     ("1, 2", "1, 2, 3"),
     ("(x+1)^{200}", "(x+1)^{201}"),
+    ("x", "X"),  # variables are case-sensitive (math-verify alone reads X as x)
+    ("y = 1 + x", "Y = 1 + X"),
+    ("0", "4 0/0"),  # 0/0 is undefined, equal to nothing
+    ("0", "0 0/0"),
     (r"\sin(x)\cos(x)", r"\sin(2x)"),
     (r"\frac{x}{3}", "0.333x"),  # exact inside an expression: no rounding tolerance there
 ]

@@ -64,4 +64,4 @@ def test_every_disagreement_with_peer_suites_is_explained():
         logger.info("%s: %d/%d agree", source, count - missed[source], count)
     explained = disagreeing - set(TIME_BOUND)
     assert explained == set(DISAGREEMENTS), "new or vanished disagreements: update the list"
-    assert 1 - len(disagreeing) / len(rows) > 0.965  # 509 of 525 (96.95%), docs/grading.md
+    assert 1 - len(disagreeing) / len(rows) >= 0.97  # 511 of 525 (97.3%), docs/grading.md

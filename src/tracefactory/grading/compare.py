@@ -459,6 +459,21 @@ def _endpoints_round(gold_text: str, answer_text: str) -> bool:
     return True
 
 
+# Text that names no variable: a command (``\\sin``, ``\\pi``), or a ``\\text{...}``-like argument.
+_NOT_VARIABLES = re.compile(r"\\(?:text\w*|mathrm|operatorname|mbox)\s*\{[^{}]*\}|\\[A-Za-z]+")
+_SINGLE_LETTER = re.compile(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])")
+
+
+def _variables_differ_in_case(gold_text: str, answer_text: str) -> bool:
+    """Whether the two answers use the same single-letter variables but in a different case
+    (``X`` for ``x``, ``Y = 1 + X`` for ``y = 1 + x``): math-verify reads names
+    case-insensitively, but ``X`` and ``x`` are different variables. Words (``Yes``) and text
+    are not variables."""
+    gold = set(_SINGLE_LETTER.findall(_NOT_VARIABLES.sub(" ", gold_text)))
+    answer = set(_SINGLE_LETTER.findall(_NOT_VARIABLES.sub(" ", answer_text)))
+    return gold != answer and {v.lower() for v in gold} == {v.lower() for v in answer}
+
+
 def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Reason:
     """Compare an extracted answer with the gold answer, symmetrically.
 
@@ -504,7 +519,8 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
         parsed_answer, parsed_gold, **options
     ):
         tolerated = _numbers_differ(gold_text, parsed_gold, answer_text, parsed_answer)
-        return Reason.MISMATCH if tolerated else Reason.MATCH
+        renamed = _variables_differ_in_case(gold_text, answer_text)
+        return Reason.MISMATCH if tolerated or renamed else Reason.MATCH
     if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer) or _endpoints_round(
         gold_text, answer_text
     ):
@@ -551,6 +567,8 @@ def _numbers_differ(
     answer_value = _exact_number(answer_text, parsed_answer)
     if gold_value is None or answer_value is None:
         return False
+    if gold_value.has(sympy.nan) or answer_value.has(sympy.nan):  # 0/0 is undefined: equal to
+        return True  # nothing (math-verify may call 4 0/0 equal to 0, depending on its cache)
     if gold_value.is_Rational and answer_value.is_Rational:
         return gold_value != answer_value
     gold_n, answer_n = sympy.N(gold_value, _EXACT_DIGITS), sympy.N(answer_value, _EXACT_DIGITS)
