@@ -29,7 +29,10 @@ Known math-verify failure modes and what we do (each covered in tests/grading):
   general equation never equals a bare value (``x + y = 1`` vs ``1``: math-verify compares the
   value with the right-hand side); only an assignment ``x = 3`` equals its value.
 - clock times (``20:34`` vs ``8:34 PM``), a complex gold (``i`` is the imaginary unit), a long
-  decimal against an exact number: handled here, rules in docs/grading.md.
+  decimal against an exact number (also end for end in an interval), relations scaled by a
+  constant, expressions equal once expanded (or by Fu's trigonometric rules), variable names
+  that differ only in case (math-verify lowercases them), ``0/0``: handled here, rules in
+  docs/grading.md.
 - math-verify's ``parse`` turns any exception into "no expression" (a crash would read as an
   unparseable, i.e. wrong, answer); we call it with ``raise_on_error`` so that the worker answers
   ``error`` instead, as it does for a crash anywhere in our own code. ``verify`` keeps its own
