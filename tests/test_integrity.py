@@ -596,3 +596,24 @@ def test_a_finished_model_whose_weights_changed_is_trained_again(tmp_path):
     assert finished_run(cfg, identity) == {"accuracy": 1.0}  # nothing to do
     _flip_byte(model / "model.safetensors", 4000)  # e.g. an embedding zeroed by hand
     assert finished_run(cfg, identity) is None
+
+
+def test_a_missing_local_policy_path_is_named_by_its_key_not_as_a_hub_id(labelled, tmp_path):
+    from tracefactory.errors import ConfigError
+    from tracefactory.generation.config import PolicyConfig, RollinConfig, RolloutConfig
+    from tracefactory.generation.rollin import RollinStage
+    from tracefactory.generation.rollout import RolloutStage
+
+    missing = str(tmp_path / "checkpoints" / "policy")
+    rollin = RollinConfig(
+        problems_dir=str(labelled / "problems"),
+        policies=[PolicyConfig(), PolicyConfig(name="mine", model=missing)],
+        use_ray=False,
+    )
+    with pytest.raises(ConfigError, match=r"rollin\.policies\[1\]\.model .*no such model folder"):
+        RollinStage(rollin, 0).metadata()
+    rollout = RolloutConfig(
+        rollins_dir=str(labelled / "rollins"), policy=PolicyConfig(model=missing), use_ray=False
+    )
+    with pytest.raises(ConfigError, match=r"rollout\.policy\.model .*no such model folder"):
+        RolloutStage(rollout, 0).metadata()

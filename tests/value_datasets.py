@@ -42,9 +42,10 @@ def export_labels(labels: Path, folder: Path, rows_per_file: int = 200) -> Path:
     """Export a labels table as the dataset folder (``default`` and ``openr1_vm`` configs)."""
     shutil.rmtree(folder, ignore_errors=True)
     table = TableReader(labels)
+    config = DatasetConfig(rows_per_file=rows_per_file, problems_per_file=rows_per_file)
     files = {
-        "default": write_default(table, folder / "default", rows_per_file).close()[0],
-        "openr1_vm": write_openr1_vm(table, folder / "openr1_vm", rows_per_file).close()[0],
+        "default": write_default(table, folder / "default", config).close()[0],
+        "openr1_vm": write_openr1_vm(table, folder / "openr1_vm", config).close()[0],
     }
     (folder / "README.md").write_text(front_matter(files, table.num_rows, DatasetConfig()))
     return folder

@@ -83,12 +83,16 @@ def run_table_stage(
 ) -> None:
     """What every table stage's subcommand does: load the params, build the stage, run it (on
     Ray when its section says ``use_ray``), write its reports and side outputs."""
+    from tracefactory.budget import Budget
     from tracefactory.stage import run_stage
     from tracefactory.stages import STAGES
 
     config = load_params(params, overrides or [])
     stage = STAGES[name].from_params(config)
-    run = run_stage(stage, ray_config=config.ray if stage.use_ray else None, fresh=fresh)
+    # The spending limits (params `run`) apply to the generation stages.
+    budget = Budget(config.run, name) if name in ("rollin", "rollout") else None
+    ray_config = config.ray if stage.use_ray else None
+    run = run_stage(stage, ray_config=ray_config, fresh=fresh, budget=budget)
     report = stage.report(run)
     write_reports(reports, report, stage.summary(report), run.side)
 
@@ -418,6 +422,25 @@ def init(
     from tracefactory.init import init_project
 
     print("\n".join(init_project(folder)))
+
+
+@app.command()
+def plan(
+    params: ParamsPath = Path("params.yaml"),
+    profile: Annotated[Path | None, typer.Option(help="Profile applied over params.")] = None,
+    gpu: Annotated[str, typer.Option(help="GPU kind of the throughput table.")] = "h100",
+    nodes: Annotated[int, typer.Option(min=1, help="Nodes of the cluster.")] = 1,
+    gpus_per_node: Annotated[int, typer.Option(min=1, help="GPUs per node.")] = 8,
+    throughput: Annotated[Path | None, typer.Option(help="JSON overriding throughputs.")] = None,
+    pilot: Annotated[int | None, typer.Option(min=1, help="Measure lengths on N problems.")] = None,
+    problems: Annotated[int | None, typer.Option(min=1, help="Train problems.")] = None,
+    reports: Annotated[Path, typer.Option(help="Folder of plan.json.")] = REPORTS / "plan",
+) -> None:
+    """Print what a profile will cost (rows, tokens, GPU-hours, wall time, disk) before it runs;
+    write reports/plan/plan.json. Sources and assumptions: docs/scale.md."""
+    from tracefactory.plan import run_plan
+
+    run_plan(params, profile, gpu, nodes, gpus_per_node, throughput, pilot, reports, problems)
 
 
 def _fail(message: str, code: int) -> None:

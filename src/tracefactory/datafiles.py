@@ -30,15 +30,26 @@ _DATASET_FORMATS = {
 
 
 class SplitFileWriter:
-    """Parquet files of one dataset config, rotated every ``rows_per_file`` rows, one sequence per
-    split, named as the Hub expects (``<split>-00000-of-00002.parquet``) when closed.
+    """Parquet files of one dataset config, rotated every ``rows_per_file`` rows (and, with
+    ``max_file_bytes``, before a write would take a file past that many Arrow bytes), one sequence
+    per split, named as the Hub expects (``<split>-00000-of-00002.parquet``) when closed. Each
+    ``write`` is one row group per file it lands in: callers bound row groups by what they pass.
 
     For published dataset folders, which ``datasets.load_dataset`` reads; stage tables use
     ``ShardWriter``. Every write is validated against ``schema``.
     """
 
-    def __init__(self, folder: Path, schema: TableSchema, metadata: dict, rows_per_file: int):
+    def __init__(
+        self,
+        folder: Path,
+        schema: TableSchema,
+        metadata: dict,
+        rows_per_file: int,
+        max_file_bytes: int | None = None,
+    ):
         self.folder, self.schema, self.rows_per_file = folder, schema, rows_per_file
+        self.max_file_bytes = max_file_bytes
+        self.file_bytes: dict[str, int] = {}
         self.arrow = schema.arrow.with_metadata(metadata)
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.in_file: dict[str, int] = {}
@@ -48,12 +59,20 @@ class SplitFileWriter:
 
     def write(self, split: str, table: pa.Table) -> None:
         table = self.schema.validate(table).replace_schema_metadata(self.arrow.metadata)
+        if (
+            self.max_file_bytes is not None
+            and self.in_file.get(split)
+            and self.file_bytes[split] + table.nbytes > self.max_file_bytes
+        ):
+            self.in_file[split] = self.rows_per_file  # full: the next _writer starts a file
         while table.num_rows:
             writer = self._writer(split)
             room = self.rows_per_file - self.in_file[split]
-            writer.write_table(table.slice(0, room))
+            part = table.slice(0, room)
+            writer.write_table(part)
             taken = min(room, table.num_rows)
             self.in_file[split] += taken
+            self.file_bytes[split] += part.nbytes
             self.rows[split] = self.rows.get(split, 0) + taken
             table = table.slice(taken)
 
@@ -65,7 +84,7 @@ class SplitFileWriter:
         paths = self.paths.setdefault(split, [])
         paths.append(self.folder / f"{split}-{len(paths):05d}.parquet")
         self.writers[split] = pq.ParquetWriter(paths[-1], self.arrow, compression="zstd")
-        self.in_file[split] = 0
+        self.in_file[split] = self.file_bytes[split] = 0
         return self.writers[split]
 
     def close(self) -> tuple[dict[str, list[str]], dict[str, int]]:

@@ -59,6 +59,23 @@ def resolve_model(model: str) -> str:
     return str(folder)
 
 
+def require_model(model: str, what: str) -> None:
+    """Check that ``model`` can name a model at all: a shipped name, an existing folder, or a
+    string of the Hub id form (whether the Hub has it is found out when it is loaded).
+
+    Raises:
+        ConfigError: naming ``what`` (the params key) for a missing local path, which would
+            otherwise be reported by transformers as a malformed Hub repo id.
+    """
+    if model.startswith(_SHIPPED_PREFIX):
+        resolve_model(model)
+    elif not Path(model).is_dir() and (Path(model).exists() or not _HUB_ID.fullmatch(model)):
+        raise ConfigError(
+            f"{what} {model!r}: no such model folder, and not a Hub id like org/name; point it "
+            f"at a folder holding config.json and the weights, or at a Hub id"
+        )
+
+
 def local_folder(
     reference: str | Path, what: str, repo_type: str = "model", revision: str | None = None
 ) -> Path:

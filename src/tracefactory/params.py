@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 from ruamel.yaml import YAML, CommentedMap, CommentedSeq
 
+from tracefactory.budget import RunConfig
 from tracefactory.config import (
     RayConfig,
     Section,
@@ -45,6 +46,7 @@ class Params(Section):
     """run seed: every sampling seed, the value model's data order and initialisation derive from it
     """
     ray: RayConfig = RayConfig()
+    run: RunConfig = RunConfig()  # spending limits of the generation stages
     problems: ProblemsConfig = ProblemsConfig()
     rollin: RollinConfig = RollinConfig()
     rollout: RolloutConfig = RolloutConfig()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import polars as pl
 import pyarrow as pa
 
+from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, Section, WorkerConfig, params_hash
 from tracefactory.errors import ShardError, TracefactoryError
 from tracefactory.io import ShardWriter
@@ -165,6 +166,7 @@ def run_stage(
     output_dir: str | Path | None = None,
     ray_config: RayConfig | None = None,
     fresh: bool = False,
+    budget: Budget | None = None,
 ) -> StageRun:
     """Run every unfinished shard of ``stage`` and finalize its table.
 
@@ -183,6 +185,8 @@ def run_stage(
             on disk; a run that fails before its first shard leaves the table (stale shards and
             manifest included) as it was.
         TableLockedError: another process is writing the same table.
+        BudgetExhaustedError: ``budget`` ran out; no new shard was started after that, and the
+            finished ones are kept (the table is left unfinalized, a rerun continues).
     """
     output_dir = Path(output_dir if output_dir is not None else stage.output_dir)
     side = _SideOutputs(stage, output_dir)
@@ -200,7 +204,7 @@ def run_stage(
             "%s: %d shards planned, %d already complete%s",
             stage.name, len(plan), skipped, " (--fresh: recomputing all)" if fresh else "",
         )  # fmt: skip
-        _run_pools(stage, todo, writer, side, ray_config)
+        _run_pools(stage, todo, writer, side, ray_config, budget)
         manifest = writer.finalize(expected=set(names))
     stats = manifest.counts
     _check_counters(stage, stats, f"{output_dir}'s shards of earlier runs (rerun with --fresh)")
@@ -255,7 +259,9 @@ class _SideOutputs:
         }
 
 
-def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, side, ray_config) -> None:
+def _run_pools(
+    stage: Stage, todo: list[Shard], writer: ShardWriter, side, ray_config, budget
+) -> None:
     pools = stage.pools()
     unknown = {s.pool for s in todo} - pools.keys()
     if unknown:
@@ -265,11 +271,15 @@ def _run_pools(stage: Stage, todo: list[Shard], writer: ShardWriter, side, ray_c
         pool_todo = [s for s in todo if s.pool == pool]
         if not pool_todo:
             continue
+        if budget is not None and budget.exhausted():
+            break
         if ray_config is None:
-            _run_local(stage, pool, pool_todo, writer, side, progress)
+            _run_local(stage, pool, pool_todo, writer, side, progress, budget)
         else:
-            _run_on_ray(stage, pool, pool_todo, writer, side, progress, workers, ray_config)
+            _run_on_ray(stage, pool, pool_todo, writer, side, progress, workers, ray_config, budget)
     progress.close()
+    if budget is not None and budget.exhausted() and budget.shards < len(todo):
+        raise budget.stopped(len(todo) - budget.shards)
 
 
 def _record(stage: Stage, writer: ShardWriter, side, shard: Shard, result: ShardResult, progress):
@@ -289,15 +299,21 @@ def _read(stage: Stage, shard: Shard) -> Any:
         raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: reading input: {e}") from e
 
 
-def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, side, progress) -> None:
+def _run_local(stage: Stage, pool: str, todo: list[Shard], writer, side, progress, budget) -> None:
     stage.setup(pool)
+    gpus = stage.pools()[pool].num_gpus
     for shard in todo:
+        if budget is not None and budget.exhausted():
+            return
+        started = time.monotonic()
         inputs = _read(stage, shard)
         try:
             result = stage.process(shard, inputs)
         except Exception as e:
             raise ShardError(f"stage {stage.name!r}, shard {shard.name!r}: {e}") from e
         _record(stage, writer, side, shard, result, progress)
+        if budget is not None:
+            budget.spend(result.counts, time.monotonic() - started, gpus)
 
 
 class _StageWorker:
@@ -317,7 +333,9 @@ class _StageWorker:
         return f"pid {os.getpid()} on node {ray.util.get_node_ip_address()}"
 
 
-def _run_on_ray(stage, pool, todo, writer, side, progress, workers: WorkerConfig, ray_config):
+def _run_on_ray(
+    stage, pool, todo, writer, side, progress, workers: WorkerConfig, ray_config, budget
+) -> None:
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
@@ -334,8 +352,8 @@ def _run_on_ray(stage, pool, todo, writer, side, progress, workers: WorkerConfig
     try:
         locations = _wait_until_ready(where, actors, workers, ray_config.start_timeout_s)
         idle = list(actors)
-        while queue or pending:
-            while idle and queue:
+        while pending or (queue and not (budget and budget.exhausted())):
+            while idle and queue and not (budget and budget.exhausted()):
                 actor = idle.pop()
                 shard, attempt = queue.popleft()
                 inputs = _read(stage, shard)
@@ -345,7 +363,7 @@ def _run_on_ray(stage, pool, todo, writer, side, progress, workers: WorkerConfig
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
             if not ready:
                 raise ShardError(_stuck_message(where, pending, locations, timeout))
-            actor, shard, attempt, _ = pending.pop(ready[0])
+            actor, shard, attempt, started = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
             except RayActorError as e:
@@ -363,6 +381,8 @@ def _run_on_ray(stage, pool, todo, writer, side, progress, workers: WorkerConfig
             except RayTaskError as e:
                 raise ShardError(f"{where}, shard {shard.name!r}: {e}") from e
             _record(stage, writer, side, shard, result, progress)
+            if budget is not None:
+                budget.spend(result.counts, time.monotonic() - started, workers.num_gpus)
             idle.append(actor)
     finally:
         for actor in actors:

@@ -154,6 +154,31 @@ def test_two_runs_give_bit_identical_weights(tmp_path):
         assert torch.equal(tensor, second[key]), key
 
 
+def test_train_seed_changes_the_weights_and_not_the_data(tmp_path):
+    params = make_run(tmp_path, 30, max_steps=4, eval_every=0, checkpoint_every=0)
+    runs = {}
+    for name, seed in (("unset", None), ("run_seed", 1234), ("other", 7)):
+        sets = [f"train.out_dir={tmp_path / name}", f"train.reports_dir={tmp_path / name / 'r'}"]
+        sets += [] if seed is None else [f"train.seed={seed}"]
+        argv = ["--params", str(params), *(arg for s in sets for arg in ("--set", s))]
+        runs[name] = train_value_model.main(argv)
+    unset, other = _weights(tmp_path / "unset"), _weights(tmp_path / "other")
+    same = _weights(tmp_path / "run_seed")
+    assert all(torch.equal(unset[k], same[k]) for k in unset)  # default: the run seed (1234)
+    assert not all(torch.equal(unset[k], other[k]) for k in unset)
+    # The same data: the same rows trained on, the same validation rows and baseline.
+    data_keys = ("rows", "baseline_loss", "val_success_rate", "train_success_rate")
+    assert {k: runs["unset"]["val"][k] for k in data_keys} == {
+        k: runs["other"]["val"][k] for k in data_keys
+    }
+    counts = {k: v for k, v in runs["unset"]["train"].items() if k.startswith(("rows", "dropped"))}
+    assert counts == {k: runs["other"]["train"][k] for k in counts}
+    # And no stage that makes data depends on the train section.
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage in ("problems", "rollin", "rollout", "verify", "label", "dataset"):
+        assert "train" not in stages[stage].get("params", []), stage
+
+
 def test_changed_data_starts_fresh_and_a_finished_run_is_not_redone(tmp_path, caplog):
     params = make_run(tmp_path, 30, max_steps=4, eval_every=0, checkpoint_every=2)
     train_value_model.main(["--params", str(params)])

@@ -146,7 +146,7 @@ def test_rollins_record_the_too_long_prompt_as_failed_rows(chain):
     generated = rollins.filter(pl.col("problem_id") != LONG_PROBLEM)
     assert set(generated["finish_reason"]) <= {"stop", "length"}
     assert (generated["token_ids"].list.len() > 0).all()
-    counts = TableReader(params.rollin.output_dir).manifest["counts"]
+    counts = TableReader(params.rollin.output_dir).manifest.counts
     assert counts["failed_prompt_too_long"] == 2 and counts["samples"] == 26
 
 
@@ -165,7 +165,7 @@ def test_rollouts_fail_exactly_where_the_context_does_not_fit(chain):
     fits = generated["prompt"] + generated["cut_position"] + generated["token_ids"].list.len()
     assert (fits <= ROLLOUT_CONTEXT).all()
     assert LONG_PROBLEM not in set(rollouts["problem_id"])  # nothing to cut in an empty roll-in
-    counts = TableReader(params.rollout.output_dir).manifest["counts"]
+    counts = TableReader(params.rollout.output_dir).manifest.counts
     assert counts["failed_prompt_too_long"] == failed.height
     assert counts["samples"] == rollouts.height
 
@@ -204,7 +204,7 @@ def test_driver_killed_mid_rollout_then_rerun_gives_the_uninterrupted_table(chai
         }
     )
     output = Path(run.rollout.output_dir)
-    planned = TableReader(params.rollout.output_dir).manifest["shards"]
+    planned = TableReader(params.rollout.output_dir).manifest.shards
     first = stage_cli.start("rollout", run, tmp_path)
     try:
         stage_cli.wait_for_shards(output, 1, first)

@@ -22,6 +22,11 @@ class DatasetConfig(Section):
     """default config: labels rows per Parquet file"""
     problems_per_file: int = Field(1_000, ge=1)
     """openr1_vm config: problem rows per file"""
+    row_group_bytes: int = Field(128 * 2**20, ge=2**20)
+    """Parquet row groups at most this many (Arrow, uncompressed) bytes: the Hub's viewer refuses
+    row groups over about 300 MB"""
+    file_bytes: int = Field(2**30, ge=2**20)
+    """a file ends before a write takes it past this many (Arrow) bytes"""
     pretty_name: str = "tracefactory value-model traces"
     """card title"""
     license: str = "apache-2.0"

@@ -19,6 +19,7 @@ built under ``<folder>.incomplete`` and renamed into place only when whole (as `
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,15 +58,40 @@ def _hub_split(frame: pl.DataFrame, split: str) -> pa.Table:
     return frame.filter(pl.col("split") == split).to_arrow()
 
 
-def write_default(labels: TableReader, folder: Path, rows_per_file: int) -> SplitFileWriter:
-    """Stream the labels table into the ``default`` config, one file sequence per split."""
-    files = SplitFileWriter(folder, load_schema("labels"), labels.metadata, rows_per_file)
-    for batch in labels.iter_batches(batch_size=2048):
-        frame = pl.from_arrow(pa.Table.from_batches([batch]))
-        for split, hub_split in SPLIT_NAMES.items():
-            part = _hub_split(frame, split)
-            if part.num_rows:
-                files.write(hub_split, part)
+def byte_bounded(table: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
+    """Consecutive slices of ``table`` of at most ``max_bytes`` Arrow bytes each (a single row
+    larger than that is a slice of its own): each becomes one Parquet row group, so a reader (the
+    Hub's viewer, ``datasets``) never holds more than that at once, whatever the row sizes."""
+    if table.num_rows <= 1 or table.nbytes <= max_bytes:
+        if table.num_rows:
+            yield table
+        return
+    rows = max(1, table.num_rows * max_bytes // table.nbytes)
+    for start in range(0, table.num_rows, rows):
+        part = table.slice(start, rows)
+        if part.nbytes > max_bytes and part.num_rows > 1:  # rows longer than the average
+            half = part.num_rows // 2
+            yield from byte_bounded(part.slice(0, half), max_bytes)
+            yield from byte_bounded(part.slice(half), max_bytes)
+        else:
+            yield part
+
+
+def _write_splits(files: SplitFileWriter, frame: pl.DataFrame, max_bytes: int) -> None:
+    for split, hub_split in SPLIT_NAMES.items():
+        for part in byte_bounded(_hub_split(frame, split), max_bytes):
+            files.write(hub_split, part)
+
+
+def write_default(labels: TableReader, folder: Path, config: DatasetConfig) -> SplitFileWriter:
+    """Write the labels table into the ``default`` config, one file sequence per split, one
+    labels shard at a time: memory follows the label stage's shard size, not the table's (a
+    dataset scan reads several files ahead, which at paper row sizes is gigabytes)."""
+    files = SplitFileWriter(
+        folder, load_schema("labels"), labels.metadata, config.rows_per_file, config.file_bytes
+    )
+    for name in labels.shard_names:
+        _write_splits(files, labels.scan_shard(name).collect(), config.row_group_bytes)
     return files
 
 
@@ -88,7 +114,7 @@ def openr1_vm_rows(labels: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -> SplitFileWriter:
+def write_openr1_vm(labels: TableReader, folder: Path, config: DatasetConfig) -> SplitFileWriter:
     """Write the ``openr1_vm`` config shard by shard (the label stage keeps a problem in one shard).
 
     Raises:
@@ -96,7 +122,11 @@ def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -
             label stage), so grouping shard by shard would split it.
     """
     files = SplitFileWriter(
-        folder, load_schema("dataset_openr1_vm"), labels.metadata, problems_per_file
+        folder,
+        load_schema("dataset_openr1_vm"),
+        labels.metadata,
+        config.problems_per_file,
+        config.file_bytes,
     )
     seen: set[str] = set()
     for name in labels.shard_names:
@@ -108,10 +138,7 @@ def write_openr1_vm(labels: TableReader, folder: Path, problems_per_file: int) -
                 f"also appear in an earlier labels shard"
             )
         seen.update(grouped["problem_id"].to_list())
-        for split, hub_split in SPLIT_NAMES.items():
-            part = _hub_split(grouped, split)
-            if part.num_rows:
-                files.write(hub_split, part)
+        _write_splits(files, grouped, config.row_group_bytes)
     return files
 
 
@@ -128,7 +155,7 @@ TEXT_SOURCE_COLUMNS = [
 
 
 def write_text(
-    labels: TableReader, problems: TableReader, folder: Path, rows_per_file: int
+    labels: TableReader, problems: TableReader, folder: Path, config: DatasetConfig
 ) -> SplitFileWriter:
     """Write the ``text`` config: each ``default`` row decoded, beside its problem and gold answer,
     so a person and the Hub's viewer can read the data (schemas/dataset_text.yaml).
@@ -140,7 +167,8 @@ def write_text(
     metadata = labels.metadata
     tokenizer = labels.tokenizer()
     gold = problems.scan().select("problem_id", "problem", gold_answer="answer").collect()
-    files = SplitFileWriter(folder, load_schema("dataset_text"), metadata, rows_per_file)
+    schema = load_schema("dataset_text")
+    files = SplitFileWriter(folder, schema, metadata, config.rows_per_file, config.file_bytes)
     start = pl.col("supervised_start")
     for batch in labels.iter_batches(columns=TEXT_SOURCE_COLUMNS, batch_size=2048):
         frame = pl.from_arrow(pa.Table.from_batches([batch])).join(
@@ -158,19 +186,25 @@ def write_text(
             roll_in=pl.Series(tokenizer.batch_decode(roll_in), dtype=pl.String),
             roll_out=pl.Series(tokenizer.batch_decode(roll_out), dtype=pl.String),
         )
-        for split, hub_split in SPLIT_NAMES.items():
-            part = _hub_split(frame, split)
-            if part.num_rows:
-                files.write(hub_split, part.select(load_schema("dataset_text").arrow.names))
+        _write_splits(files, frame.select(schema.arrow.names), config.row_group_bytes)
     return files
 
 
 def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> str | None:
     """The first validation row (else the first row) as text, for the card; None when the
     tokenizer cannot be loaded here (the card then shows only how to decode)."""
-    frame = labels.scan().sort(pl.col("split") != "val", "rollout_id").head(1).collect()
-    if frame.is_empty() or not tokenizer:
+    # The row's id from the light columns first: sorting the whole table would read (and hold)
+    # every token list, which at paper scale is the dataset's size in memory.
+    first = (
+        labels.scan()
+        .select("rollout_id", "split")
+        .sort(pl.col("split") != "val", "rollout_id")
+        .head(1)
+        .collect()
+    )
+    if first.is_empty() or not tokenizer:
         return None
+    frame = labels.scan().filter(pl.col("rollout_id") == first["rollout_id"][0]).collect()
     try:
         decode = labels.tokenizer().decode
     except (OSError, ValueError, TracefactoryError) as e:
@@ -206,11 +240,9 @@ def _export(final: Path, config: DatasetConfig, params: Params | None) -> Export
     summary = ExportSummary(folder=final)
     with atomic_folder(final) as staging:
         writers = {
-            "default": write_default(labels, staging / "default", config.rows_per_file),
-            "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config.problems_per_file),
-            "text": write_text(
-                labels, TableReader(config.problems_dir), staging / "text", config.rows_per_file
-            ),
+            "default": write_default(labels, staging / "default", config),
+            "openr1_vm": write_openr1_vm(labels, staging / "openr1_vm", config),
+            "text": write_text(labels, TableReader(config.problems_dir), staging / "text", config),
         }
         for name, writer in writers.items():
             summary.files[name], summary.rows[name] = writer.close()

