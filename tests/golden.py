@@ -22,7 +22,7 @@ GOLDEN = {
     "problems": (1, "e097a4ace9a957d0"),
     "rollin": (1, "acbc3b63de6993f3"),
     "rollout": (1, "8286ddd5367efdcd"),
-    "verify": (2, "b00d764d52ceeaee"),
+    "verify": (3, "c6ca294b1d2cbce8"),  # grader 4: only grader_version changed
     "label": (1, "5cac6588827ecf29"),
     "evaluate": (2, "162f031620cc4912"),
 }

@@ -17,6 +17,11 @@ EQUATION_MATCHES = [
     ("AB = 4", "4"),  # a segment
     ("x > 1", "2 < 2x"),  # inequalities with the same solutions
     (r"x^2 \ge 4", r"x^4 \ge 16"),
+    ("x + y = 1", "2x + 2y = 2"),  # relations scaled by a constant (positive for an inequality)
+    ("y = -x", "(1+i)(x+y) = 0"),
+    (r"x^2 = -a", r"(x - i\sqrt{a})(x + i\sqrt{a}) = 0"),
+    ("x^2 - 3a < 0", "3x^2 < 9a"),
+    ("x < 1", "-2x > -2"),
 ]
 EQUATION_MISMATCHES = [
     ("x + y = 1", "1"),  # math-verify alone reads only the right-hand side here
@@ -25,6 +30,10 @@ EQUATION_MISMATCHES = [
     ("x + y = 1, x - y = 3", "1, 3"),
     ("x + y = 1", "x = 1"),
     ("x > 1", "x > 2"),
+    ("x < 1", "-2x < -2"),  # a negative factor flips an inequality
+    ("x = 0", "x^2 = 0"),  # a factor with a variable is not a scaling
+    ("x + y = 1", "x + z = 1"),  # a renamed variable is a different answer
+    ("y = x", "y = ix"),
 ]
 CLASS_MATCHES = [
     ("10", "10 weeks"),  # unit words after a number
@@ -50,8 +59,13 @@ CLASS_MATCHES = [
     (r"\frac{1}{3}", "0.3334"),
     (r"\pi", "3.1416"),
     (r"\frac{2}{7}", "0.2857142857142857"),
+    (r"(\frac{3}{5}, \frac{8}{3}]", "(0.6, 2.6667]"),  # and so does each end of an interval
+    (r"[0, \pi]", "[0, 3.1416]"),
     ("10", r"10\%"),  # choice: a percent is its number
     ("1, 2", "2, 1"),  # choice: a list of values is unordered
+    (r"((x+3)(x^2+6x+9))^{1/3}", r"((x+3)^2 (x+3))^{1/3}"),  # equal once expanded
+    (r"\frac{2s^2+6s-25}{10s}", r"\frac{0.1(2.0s^2+6.0s-25.0)}{s}"),  # decimals read exactly
+    (r"\sin(x/2)\cos(x)", r"\frac{\sin(x/2)}{1+\tan(x)\tan(x/2)}"),  # a trigonometric identity
     (r"\frac{1}{2}", r"\frac{2}{4}"),  # choice: an unsimplified fraction is its value
 ]
 CLASS_MISMATCHES = [
@@ -63,6 +77,8 @@ CLASS_MISMATCHES = [
     (r"\frac{1}{3}", "0.33"),  # two significant digits: not a rounding we accept
     (r"\frac{1}{3}", "0.3336"),  # beyond one unit of the last place
     (r"\pi", "3.14"),
+    (r"(\frac{3}{5}, \frac{8}{3}]", "(0.6, 2.67]"),
+    (r"(\frac{3}{5}, \frac{8}{3}]", "(0.6, 2.6667)"),  # the brackets must agree
     ("0.1", r"10\%"),  # choice: a percent is not its fraction
     ("(1, 2)", "(2, 1)"),  # choice: a tuple (parentheses) is ordered
     ("(3, 1)", r"\{1, 3\}"),  # and never a set in braces
@@ -70,6 +86,13 @@ CLASS_MISMATCHES = [
     ("1.22", "1,22"),  # choice: no decimal comma
     ("5", "5.001"),  # one unit of the last place is not a rounding
     ("1, 2", "1, 2, 3"),
+    ("(x+1)^{200}", "(x+1)^{201}"),
+    ("x", "X"),  # variables are case-sensitive (math-verify alone reads X as x)
+    ("y = 1 + x", "Y = 1 + X"),
+    ("0", "4 0/0"),  # 0/0 is undefined, equal to nothing
+    ("0", "0 0/0"),
+    (r"\sin(x)\cos(x)", r"\sin(2x)"),
+    (r"\frac{x}{3}", "0.333x"),  # exact inside an expression: no rounding tolerance there
 ]
 
 

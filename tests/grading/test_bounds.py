@@ -1,6 +1,6 @@
 """Every grading call is bounded: extraction runs in the workers, in linear time; a worker has a
 memory limit; a worker that hits it, dies or crashes gives a verdict with its reason, never a
-crashed stage, and is replaced."""
+crashed stage, and is replaced; a task whose worker died runs once more on a fresh one."""
 
 import importlib
 import io
@@ -8,9 +8,11 @@ import json
 import os
 import signal
 import threading
+import time
 
 from tracefactory.grading import Grader, Reason
 from tracefactory.grading.compare import ComparisonSettings
+from tracefactory.grading.pool import WorkerPool
 from tracefactory.grading.worker import serve
 from tracefactory.schemas import TrajectoryClass
 
@@ -47,15 +49,52 @@ def test_memory_limit_gives_a_verdict_and_a_fresh_worker():
         assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
 
 
-def test_worker_killed_mid_comparison_is_an_error_not_a_wrong_answer():
-    with Grader(workers=1, timeout_s=20.0, cache_size=0) as grader:
+SLOW_COMPARISON = (r"</think>\boxed{10^{10^{9}}}", "3")  # runs until the worker's own alarm
+
+
+def _kill_workers_holding_a_task(pool: WorkerPool, kills: int) -> threading.Thread:
+    """Start a thread that SIGKILLs the pool's first worker as soon as it holds a task, `kills`
+    times (each time the fresh worker that replaced the last one), as an outside kill would."""
+
+    def kill() -> None:
+        killed: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(killed) < kills and time.monotonic() < deadline:
+            worker = pool._workers[0]
+            if worker.task is not None and worker.process.pid not in killed:
+                os.kill(worker.process.pid, signal.SIGKILL)
+                killed.add(worker.process.pid)
+            time.sleep(0.005)  # polls for the state; the test asserts on verdicts, not time
+
+    killer = threading.Thread(target=kill, daemon=True)
+    killer.start()
+    return killer
+
+
+def test_worker_killed_mid_comparison_gives_the_uninterrupted_verdict():
+    """Issue 27 class 10: a worker killed while comparing does not leave an ``error`` verdict
+    (which resumes would keep forever); the task runs again on a fresh worker."""
+    with Grader(workers=1, timeout_s=3.0, cache_size=0) as grader:
+        uninterrupted = grader.grade(*SLOW_COMPARISON).reason
+        replaced = grader.replaced_workers
+        killer = _kill_workers_holding_a_task(grader._pool, kills=1)
+        verdict = grader.grade(*SLOW_COMPARISON)
+        killer.join()
+        assert verdict.reason is uninterrupted is Reason.TIMEOUT  # the soft alarm's verdict
+        assert grader.replaced_workers == replaced + 1  # the killed worker was replaced
+        assert grader.errors == 0
+        assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
+
+
+def test_worker_killed_on_every_try_is_an_error_not_a_wrong_answer():
+    with Grader(workers=1, timeout_s=3.0, cache_size=0) as grader:
         grader.grade(r"</think>\boxed{1}", "1")
-        pid = grader._pool._workers[0].process.pid
-        threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
-        verdict = grader.grade(r"</think>\boxed{10^{10^{9}}}", "3")  # busy for seconds
+        killer = _kill_workers_holding_a_task(grader._pool, kills=2)
+        verdict = grader.grade(*SLOW_COMPARISON)
+        killer.join()
         assert (verdict.label, verdict.reason) == (None, Reason.ERROR)
         assert verdict.to_dict()["label"] is None
-        assert grader.replaced_workers >= 1  # the worker at fault was replaced
+        assert grader.replaced_workers >= 2  # both workers at fault were replaced
         assert grader.errors == 1
         assert grader.grade(r"</think>\boxed{3}", "3").reason is Reason.MATCH
 

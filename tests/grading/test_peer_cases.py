@@ -1,14 +1,22 @@
 """Agreement with the answer-equivalence test suites of other graders and harnesses.
 
-peer_cases.jsonl transcribes (as data, never their code) 504 cases from the public test suites of
-huggingface/Math-Verify, NVIDIA/NeMo-Skills, hendrycks/math, QwenLM/Qwen2.5-Math, rllm-org/rllm,
-volcengine/verl, huggingface/open-r1, a MindSpeed-RL fork and the STACK CAS's answer tests
-(maths/moodle-qtype_stack, Maxima written as LaTeX); each row names its repository and file. A
-row has a ``gold`` and either a bare ``answer`` (graded as ``\\boxed{answer}``) or a whole
-``response``, and the peer's ``expected`` verdict. Cases the peer wrote for other contracts
-were left out: free-text answers without a box, golds that are not a bare answer, multiple-choice
-letters, settings we do not use (non-strict variables). Every disagreement is explained in
-peer_cases_disagreements.py.
+peer_cases.jsonl transcribes (as data, never their code) 525 cases from the public test suites of
+huggingface/Math-Verify (including its mixed-number tests), NVIDIA/NeMo-Skills, hendrycks/math,
+QwenLM/Qwen2.5-Math, rllm-org/rllm, volcengine/verl, huggingface/open-r1, a MindSpeed-RL fork
+and the STACK CAS's answer tests (maths/moodle-qtype_stack, Maxima written as LaTeX); each row
+names its repository and file. A row has a ``gold`` and either a bare ``answer`` (graded as
+``\\boxed{answer}``) or a whole ``response``, and the peer's ``expected`` verdict. Cases the peer
+wrote for other contracts were left out: free-text answers without a box, golds that are not a
+bare answer, multiple-choice letters, settings we do not use (non-strict variables). Every
+disagreement is explained in peer_cases_disagreements.py.
+
+Dropped STACK cases (ids kept, rows removed; `DROPPED` there gives each reason): 17 whose STACK
+verdict rests on a convention of the CAS's answer test, not on answer equivalence: variables
+assumed positive (p272, p284, p290, p295, p297, p321, p329, p331, p332), set elements compared
+unsimplified (p348, p349, p427), floats compared strictly or with float arithmetic (p258, p267),
+equations told apart by root multiplicity or domain (p380, p383), a renamed variable accepted
+(p417). A math-answer grader compares real-valued answers and simplified values, so these say
+nothing about it.
 """
 
 import json
@@ -16,7 +24,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from peer_cases_disagreements import DISAGREEMENTS, TIME_BOUND
+from peer_cases_disagreements import DISAGREEMENTS, DROPPED, TIME_BOUND
 
 from tracefactory.grading import Grader
 from tracefactory.schemas import TrajectoryClass
@@ -37,6 +45,7 @@ def test_every_case_names_its_source_and_one_graded_text():
         assert row["source"].count(" ") >= 1 and "/" in row["source"].split()[0], row["id"]
         assert isinstance(row["expected"], bool) and isinstance(row["gold"], str), row["id"]
         assert ("answer" in row) != ("response" in row), row["id"]
+    assert not set(DROPPED) & {row["id"] for row in rows}, "a dropped case is back"
 
 
 def test_every_disagreement_with_peer_suites_is_explained():
@@ -55,4 +64,4 @@ def test_every_disagreement_with_peer_suites_is_explained():
         logger.info("%s: %d/%d agree", source, count - missed[source], count)
     explained = disagreeing - set(TIME_BOUND)
     assert explained == set(DISAGREEMENTS), "new or vanished disagreements: update the list"
-    assert 1 - len(disagreeing) / len(rows) > 0.92
+    assert 1 - len(disagreeing) / len(rows) >= 0.97  # 511 of 525 (97.3%), docs/grading.md

@@ -50,6 +50,7 @@ CANARIES: tuple[Canary, ...] = (
     Canary(r"\boxed{0}", "a + 3z = 0", _X, _M),
     Canary(r"\boxed{x = 3}", "3", _M, _M),
     Canary(r"\boxed{1 = x + y}", "x + y = 1", _M, _M),
+    Canary(r"\boxed{(1+i)(x+y) = 0}", "y = -x", _M, _X),  # an equation times a constant
     Canary(r"\boxed{\frac{1}{2006!}}", r"\frac{1}{2004!}", _X, _M),  # both round to 0
     Canary(r"\boxed{0.3333}", r"\frac{1}{3}", _M, _X),
     Canary(r"\boxed{0.33}", r"\frac{1}{3}", _X, _X),

@@ -29,7 +29,10 @@ Known math-verify failure modes and what we do (each covered in tests/grading):
   general equation never equals a bare value (``x + y = 1`` vs ``1``: math-verify compares the
   value with the right-hand side); only an assignment ``x = 3`` equals its value.
 - clock times (``20:34`` vs ``8:34 PM``), a complex gold (``i`` is the imaginary unit), a long
-  decimal against an exact number: handled here, rules in docs/grading.md.
+  decimal against an exact number (also end for end in an interval), relations scaled by a
+  constant, expressions equal once expanded (or by Fu's trigonometric rules), variable names
+  that differ only in case (math-verify lowercases them), ``0/0``: handled here, rules in
+  docs/grading.md.
 - math-verify's ``parse`` turns any exception into "no expression" (a crash would read as an
   unparseable, i.e. wrong, answer); we call it with ``raise_on_error`` so that the worker answers
   ``error`` instead, as it does for a crash anywhere in our own code. ``verify`` keeps its own
@@ -97,15 +100,17 @@ class ComparisonTimeout(BaseException):
     (which turns any error into ``False``) cannot swallow it and call a timeout a mismatch."""
 
 
-def _parse(latex: str) -> list:
-    """math-verify parse of one bare answer, its own timeout off (the worker's alarm bounds it)."""
+def _parse(latex: str, raise_on_error: bool = True) -> list:
+    """math-verify parse of one bare answer, its own timeout off (the worker's alarm bounds it).
+    `raise_on_error` False for a part we cut out ourselves: a part that does not parse is then
+    no expression, not a crash."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
     return parse(
         f"${latex}$",
         extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
         parsing_timeout=None,
-        raise_on_error=True,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -230,6 +235,107 @@ def _same_solution_set(parsed_gold: list, parsed_answer: list) -> bool:
         return False
 
 
+_MAX_EXPANDED_POWER = 64  # an integer power above this is not expanded (size grows with it)
+
+
+def _difference_form(relation: object) -> tuple[str, object] | None:
+    """An equation as ``("=", lhs - rhs)``, an inequality as ``("<", d)`` or ``("<=", d)`` with
+    the relation reading ``d < 0`` (``a > b`` is ``b - a < 0``); None for anything else."""
+    import sympy
+
+    if not isinstance(relation, sympy.Rel) or not all(
+        isinstance(side, sympy.Expr) for side in relation.args
+    ):  # a set or tuple on one side (``n = 1, 2, 3``) is not a relation between values
+        return None
+    if isinstance(relation, sympy.Eq):
+        return "=", relation.lhs - relation.rhs
+    if isinstance(relation, sympy.StrictLessThan | sympy.LessThan):
+        kind = "<" if isinstance(relation, sympy.StrictLessThan) else "<="
+        return kind, relation.lhs - relation.rhs
+    if isinstance(relation, sympy.StrictGreaterThan | sympy.GreaterThan):
+        kind = "<" if isinstance(relation, sympy.StrictGreaterThan) else "<="
+        return kind, relation.rhs - relation.lhs
+    return None
+
+
+def _same_variables(gold: object, answer: object) -> tuple[object, object] | None:
+    """`gold` and `answer` over the same sympy symbols, or None if their variables differ.
+
+    A symbol is matched by name (the two parses may give ``x`` different assumptions), and ``i``
+    is the imaginary unit when only one side uses it: it is not one of the answer's variables
+    then (``(1+i)(x+y) = 0`` against ``y = -x``)."""
+    import sympy
+
+    names_gold = {s.name for s in gold.free_symbols}
+    names_answer = {s.name for s in answer.free_symbols}
+    if "i" in names_gold ^ names_answer:
+        gold, answer = (
+            side.subs({s: sympy.I for s in side.free_symbols if s.name == "i"})
+            for side in (gold, answer)
+        )
+        names_gold.discard("i")
+        names_answer.discard("i")
+    if not names_gold or names_gold != names_answer:
+        return None
+    by_name = {s.name: s for s in gold.free_symbols}
+    return gold, answer.xreplace({s: by_name[s.name] for s in answer.free_symbols})
+
+
+def _exact_decimals(expression: object) -> object:
+    """`expression` with each decimal read as the exact number it writes (``0.1`` is 1/10)."""
+    import sympy
+
+    return expression.xreplace({f: sympy.Rational(str(f)) for f in expression.atoms(sympy.Float)})
+
+
+def _proportional_relations(parsed_gold: list, parsed_answer: list) -> bool:
+    """Whether two equations, or two inequalities of the same kind, are one another times a
+    constant (positive for an inequality), so that they have the same solutions: ``y = -x`` and
+    ``(1+i)(x+y) = 0``, ``x^2 = -a`` and ``(x - i\\sqrt{a})(x + i\\sqrt{a}) = 0``,
+    ``x^2 - 3a < 0`` and ``3x^2 < 9a``. The variables must be the same: a renamed variable is a
+    different answer."""
+    import sympy
+
+    gold = _difference_form(_first_expression(parsed_gold))
+    answer = _difference_form(_first_expression(parsed_answer))
+    if gold is None or answer is None or gold[0] != answer[0]:
+        return False
+    same = _same_variables(gold[1], answer[1])
+    if same is None:
+        return False
+    gold_difference, answer_difference = same
+    ratio = sympy.simplify(gold_difference / answer_difference)
+    if not ratio.is_number or not ratio.is_finite or ratio.is_zero is not False:
+        return False
+    return gold[0] == "=" or bool(ratio.is_positive)  # a complex factor scales an equation only
+
+
+def _same_expression_expanded(parsed_gold: list, parsed_answer: list) -> bool:
+    """Whether two expressions in variables are equal once decimals are read as the exact
+    numbers they write and products are expanded, also inside roots:
+    ``((x+3)(x^2+6x+9))^{1/3}`` and ``((x+3)^2 (x+3))^{1/3}``, ``0.1 (2.0 s^2 - 25.0)/s`` and
+    ``(2s^2 - 25)/(10s)``, and, with Fu's trigonometric rules, ``\\sin(x/2)\\cos x`` and
+    ``\\sin(x/2)/(1 + \\tan x \\tan(x/2))`` (math-verify's simplify proves none of them).
+    Exact, so stricter than the float tolerance; numbers without variables are left to
+    math-verify."""
+    import sympy
+
+    gold, answer = _first_expression(parsed_gold), _first_expression(parsed_answer)
+    if not (isinstance(gold, sympy.Expr) and isinstance(answer, sympy.Expr)):
+        return False
+    same = _same_variables(gold, answer)
+    if same is None:
+        return False
+    difference = _exact_decimals(same[0] - same[1])
+    powers = [p.exp for p in difference.atoms(sympy.Pow) if p.exp.is_Integer]
+    if any(abs(exponent) > _MAX_EXPANDED_POWER for exponent in powers):
+        return False
+    if sympy.expand(difference) == 0 or sympy.simplify(difference) == 0:
+        return True
+    trigonometric = difference.has(sympy.functions.elementary.trigonometric.TrigonometricFunction)
+    return trigonometric and sympy.fu(difference) == 0  # Fu's rules prove what simplify misses
+
+
 def _imaginary(parsed: list) -> list:
     """`parsed` with the symbol ``i`` (whatever its assumptions) as the imaginary unit."""
     import sympy
@@ -310,6 +416,67 @@ def _decimal_rounds(
     return False
 
 
+# An interval or pair: an opening bracket, two parts, a closing bracket (``\\left``/``\\right``).
+_BRACKETED = re.compile(r"^(?:\\left)?([(\[])(.+?)(?:\\right)?([)\]])$")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """`text` split at the commas outside any brackets or braces."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    return [*parts, text[start:].strip()]
+
+
+def _endpoints_round(gold_text: str, answer_text: str) -> bool:
+    """Whether two intervals (or pairs) with the same brackets have, end for end, equal numbers
+    or a decimal that rounds the other's exact number (`_decimal_rounds`): ``(0.6, 2.6667]``
+    for ``(\\frac{3}{5}, \\frac{8}{3}]``."""
+    import sympy
+
+    gold, answer = _BRACKETED.match(gold_text), _BRACKETED.match(answer_text)
+    if gold is None or answer is None or (gold[1], gold[3]) != (answer[1], answer[3]):
+        return False
+    gold_ends, answer_ends = _split_top_level(gold[2]), _split_top_level(answer[2])
+    if len(gold_ends) != 2 or len(answer_ends) != 2:
+        return False
+    for gold_end, answer_end in zip(gold_ends, answer_ends, strict=True):
+        parsed_gold = _parse(gold_end, raise_on_error=False)
+        parsed_answer = _parse(answer_end, raise_on_error=False)
+        if _decimal_rounds(gold_end, parsed_gold, answer_end, parsed_answer):
+            continue
+        exact_gold = _first_expression(parsed_gold)
+        exact_answer = _first_expression(parsed_answer)
+        if not (isinstance(exact_gold, sympy.Expr) and isinstance(exact_answer, sympy.Expr)):
+            return False
+        if not (exact_gold.is_number and exact_answer.is_number):
+            return False
+        if sympy.simplify(exact_gold - exact_answer) != 0:
+            return False
+    return True
+
+
+# Text that names no variable: a command (``\\sin``, ``\\pi``), or a ``\\text{...}``-like argument.
+_NOT_VARIABLES = re.compile(r"\\(?:text\w*|mathrm|operatorname|mbox)\s*\{[^{}]*\}|\\[A-Za-z]+")
+_SINGLE_LETTER = re.compile(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])")
+
+
+def _variables_differ_in_case(gold_text: str, answer_text: str) -> bool:
+    """Whether the two answers use the same single-letter variables but in a different case
+    (``X`` for ``x``, ``Y = 1 + X`` for ``y = 1 + x``): math-verify reads names
+    case-insensitively, but ``X`` and ``x`` are different variables. Words (``Yes``) and text
+    are not variables."""
+    gold = set(_SINGLE_LETTER.findall(_NOT_VARIABLES.sub(" ", gold_text)))
+    answer = set(_SINGLE_LETTER.findall(_NOT_VARIABLES.sub(" ", answer_text)))
+    return gold != answer and {v.lower() for v in gold} == {v.lower() for v in answer}
+
+
 def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Reason:
     """Compare an extracted answer with the gold answer, symmetrically.
 
@@ -355,10 +522,17 @@ def compare_answers(gold: str, answer: str, settings: ComparisonSettings) -> Rea
         parsed_answer, parsed_gold, **options
     ):
         tolerated = _numbers_differ(gold_text, parsed_gold, answer_text, parsed_answer)
-        return Reason.MISMATCH if tolerated else Reason.MATCH
-    if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer):
+        renamed = _variables_differ_in_case(gold_text, answer_text)
+        return Reason.MISMATCH if tolerated or renamed else Reason.MATCH
+    if _decimal_rounds(gold_text, parsed_gold, answer_text, parsed_answer) or _endpoints_round(
+        gold_text, answer_text
+    ):
         return Reason.MATCH
-    if _same_solution_set(parsed_gold, parsed_answer):
+    if _same_solution_set(parsed_gold, parsed_answer) or _proportional_relations(
+        parsed_gold, parsed_answer
+    ):
+        return Reason.MATCH
+    if _same_expression_expanded(parsed_gold, parsed_answer):
         return Reason.MATCH
     if not _has_expression(parsed_gold):
         logger.warning("gold answer %r parses to no expression", gold[:200])
@@ -396,6 +570,8 @@ def _numbers_differ(
     answer_value = _exact_number(answer_text, parsed_answer)
     if gold_value is None or answer_value is None:
         return False
+    if gold_value.has(sympy.nan) or answer_value.has(sympy.nan):  # 0/0 is undefined: equal to
+        return True  # nothing (math-verify may call 4 0/0 equal to 0, depending on its cache)
     if gold_value.is_Rational and answer_value.is_Rational:
         return gold_value != answer_value
     gold_n, answer_n = sympy.N(gold_value, _EXACT_DIGITS), sympy.N(answer_value, _EXACT_DIGITS)

@@ -3,8 +3,12 @@
 Each worker is a fresh interpreter (`_Worker` says why not multiprocessing) running
 `worker.serve` under an address-space limit. Each task has a hard deadline, after which the worker
 is killed and replaced and the task's reply is ``timeout``. A worker that answers ``memory_limit``
-exits, and is replaced at once; one that exits holding a task (killed, aborted) is replaced and
-its task's reply is ``error``: nothing says the answer was at fault.
+exits, and is replaced at once. One that exits holding a task (killed from outside, the system's
+out-of-memory killer, a crash in native code) is replaced and its task is run once more on a fresh
+worker: nothing says the answer was at fault, and an ``error`` verdict would stay in the table
+forever (resumes keep finished shards), unlike an uninterrupted run's. A task whose worker dies
+on both tries is answered ``error``: a death that repeats is the task's own, and retrying more
+would only spend workers on it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import select
 import subprocess
 import sys
 import time
+from collections import Counter, deque
 from pathlib import Path
 
 import tracefactory
@@ -28,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 _WORKER_START_TIMEOUT_S = 120.0  # a spawned worker imports sympy + math-verify (~1-3 s idle)
 _SOFT_TIMEOUT_FRACTION = 0.8  # the worker's own alarm fires first, sparing a respawn
+_TRIES_PER_TASK = 2  # a task whose worker died is run again once on a fresh worker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,29 +157,39 @@ class WorkerPool:
 
     def run(self, tasks: list[dict]) -> list[dict]:
         """The reply to every task, in order; ``{"reason": ...}`` alone for a task whose worker
-        was killed at its deadline (``timeout``) or exited while holding it (``error``)."""
+        was killed at its deadline (``timeout``) or died holding it on every try (``error``)."""
         if self.closed:
             raise RuntimeError("Grader is closed; create a new one")
         replies: dict[int, dict] = {}
-        next_task = 0
+        queue = deque(range(len(tasks)))
+        deaths: Counter[int] = Counter()
         while len(replies) < len(tasks):
             for index, worker in enumerate(self._workers):
-                if worker.ready and worker.task is None and next_task < len(tasks):
+                if worker.ready and worker.task is None and queue:
                     try:
-                        worker.send(next_task, tasks[next_task], self.settings.timeout_s)
+                        worker.send(queue[0], tasks[queue[0]], self.settings.timeout_s)
                     except (OSError, ValueError):  # died while idle (pipe broken or closed):
                         # replace it; the task waits for the next idle worker
-                        self._replace(index, replies, Reason.ERROR, why="worker process died")
+                        self._replace(index, why="worker process died while idle")
                         continue
-                    next_task += 1
-            self._wait_and_collect(replies)
+                    queue.popleft()
+            for task in self._wait_and_collect(replies):
+                deaths[task] += 1
+                if deaths[task] < _TRIES_PER_TASK:
+                    logger.warning("grader task %d: its worker died; running it again", task)
+                    queue.appendleft(task)
+                else:
+                    logger.warning("grader task %d: its worker died on every try; error", task)
+                    replies[task] = {"reason": str(Reason.ERROR)}
         reasons = [reply.get("reason") for reply in replies.values()]
         self.timeouts += reasons.count(Reason.TIMEOUT)
         self.errors += reasons.count(Reason.ERROR)
         return [replies[index] for index in range(len(tasks))]
 
-    def _wait_and_collect(self, replies: dict[int, dict]) -> None:
-        """Wait for the next message or deadline; record replies; replace dead or stuck workers."""
+    def _wait_and_collect(self, replies: dict[int, dict]) -> list[int]:
+        """Wait for the next message or deadline; record replies; replace dead or stuck workers.
+        Returns the tasks whose worker died holding them (no reply says why)."""
+        orphaned = []
         now = time.monotonic()
         deadlines = [w.task[1] for w in self._workers if w.task is not None]
         deadlines += [w.started_at + _WORKER_START_TIMEOUT_S for w in self._workers if not w.ready]
@@ -187,8 +203,9 @@ class WorkerPool:
                         "grader worker exited while starting (is math-verify importable in a "
                         "spawned process, and is the memory limit above its ~100 MB?)"
                     ) from error
-                # Exited holding a task: no reply says why, so it is not a verdict on the answer.
-                self._replace(index, replies, Reason.ERROR, why="worker process died")
+                task = self._replace(index, why="worker process died")
+                if task is not None:
+                    orphaned.append(task)
                 continue
             for message in messages:
                 if message["id"] == "ready":
@@ -197,32 +214,36 @@ class WorkerPool:
                 replies[message.pop("id")] = message
                 worker.task = None
                 if message.get("reason") == Reason.MEMORY_LIMIT:  # the worker exits after saying so
-                    self._replace(index, replies, Reason.ERROR, why="it hit its memory limit")
+                    self._replace(index, why="it hit its memory limit")
                     break
             else:
                 self._enforce_deadline(index, replies)
+        return orphaned
 
     def _enforce_deadline(self, index: int, replies: dict[int, dict]) -> None:
         worker = self._workers[index]
         now = time.monotonic()
         if worker.task is not None and now >= worker.task[1]:
-            self._replace(index, replies, Reason.TIMEOUT, why="task passed the hard timeout")
+            task = self._replace(index, why="task passed the hard timeout")
+            replies[task] = {"reason": str(Reason.TIMEOUT)}
         elif not worker.ready and now >= worker.started_at + _WORKER_START_TIMEOUT_S:
             raise GraderError(
                 f"grader worker did not start within {_WORKER_START_TIMEOUT_S:.0f} s "
                 "(is math-verify importable in a spawned process?)"
             )
 
-    def _replace(self, index: int, replies: dict[int, dict], reason: Reason, why: str) -> None:
-        """Kill worker `index` and start a fresh one; its task (if any) gets `reason`."""
+    def _replace(self, index: int, why: str) -> int | None:
+        """Kill worker `index` and start a fresh one; returns the task it held, if any."""
         worker = self._workers[index]
-        if worker.task is not None:
-            replies[worker.task[0]] = {"reason": str(reason)}
-            logger.warning(
-                "grader worker pid %s: %s; task answered %s", worker.process.pid, why, reason
-            )
-        else:
-            logger.info("replacing idle grader worker pid %s: %s", worker.process.pid, why)
+        task = None if worker.task is None else worker.task[0]
+        logger.log(
+            logging.INFO if task is None else logging.WARNING,
+            "replacing grader worker pid %s (task %s): %s",
+            worker.process.pid,
+            task,
+            why,
+        )
         worker.kill()
         self._workers[index] = _Worker(self.settings)
         self.replaced_workers += 1
+        return task

@@ -54,7 +54,8 @@ class VerifyStage(Stage):
 
     name = "verify"
     output_schema = "verdicts"
-    version = 2  # 2: grader 3 (equation rule, peer classes); grader_version names the identity
+    version = 3  # 3: grader 4 (scaled relations, expanded expressions); 2: grader 3 (equation
+    # rule, peer classes); grader_version names the identity
     counters = VerifyCount
     rate_counts = (VerifyCount.TRACES,)
 

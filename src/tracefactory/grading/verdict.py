@@ -15,7 +15,7 @@ from tracefactory.schemas import TrajectoryClass
 
 # Bump when extraction or comparison rules change: cached and stored verdicts name the version
 # that produced them (the full version string also carries math-verify's version and precision).
-GRADER_VERSION = "3"
+GRADER_VERSION = "4"
 
 
 class Reason(StrEnum):
