@@ -515,6 +515,10 @@ def test_absurd_sizes_and_alias_bombs_are_refused_when_params_load(tmp_path):
     params.write_text("rollin:\n  samples_per_problem: 4\n")
     with pytest.raises(ConfigError, match="rollin.samples_per_problem"):
         load_params(params, ["rollin.samples_per_problem=1000000000"])
+    with pytest.raises(ConfigError, match=r"evaluate.budgets\[1\]"):
+        load_params(params, ["evaluate.budgets=[4, 1000000000]"])
+    with pytest.raises(ConfigError, match="evaluate.search_seeds"):
+        load_params(params, ["evaluate.search_seeds=1000000000"])
     bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]  # each line refers to the one above 8 times
     names = "abcdefghi"
     bomb += [

@@ -4,13 +4,17 @@ settings validated once here for every beam search the evaluation runs."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from tracefactory.config import BenchmarkConfig, Section
 from tracefactory.generation.config import PolicyConfig, SamplingConfig
 from tracefactory.grading.grader import GraderConfig
+
+# A sample budget N: bounded so a mistyped size fails when the params load instead of spinning
+# (the paper's largest is 256).
+Budget = Annotated[int, Field(ge=1, le=4096)]
 
 
 class Selection(StrEnum):
@@ -112,16 +116,16 @@ class EvaluateConfig(Section):
     """the searched policy (paper: 1.5B)"""
     sampling: SamplingConfig = SamplingConfig()
     """the paper: 0.6, 0.95, 16,384 tokens"""
-    budgets: list[int] = Field([4, 8, 16], min_length=1)
+    budgets: list[Budget] = Field([4, 8, 16], min_length=1)
     """N of pass@N/MV/BoN/WMV (one pool of max(budgets) samples)"""
-    search_budgets: list[int] = Field([16], min_length=1)
+    search_budgets: list[Budget] = Field([16], min_length=1)
     """N of one search: VGS and random@N"""
     search: SearchConfig = SearchConfig()
-    search_seeds: int = Field(1, ge=1)
+    search_seeds: int = Field(1, ge=1, le=1024)
     """repeated searches per budget (trials of the CIs)"""
     dvts_budget: int | None = Field(None, ge=1)
     """per-search N of DVTS (one of search_budgets)"""
-    dvts_searches: list[int] = []
+    dvts_searches: list[Annotated[int, Field(ge=1, le=1024)]] = []
     """R values swept: dvts@(dvts_budget * R); each divides max(R)"""
     random_control: bool = True
     """also run the search with random selection (random@N)"""
@@ -138,7 +142,7 @@ class EvaluateConfig(Section):
     """answer classes of the votes (official: first_member)"""
     bon_ties: BonTies = BonTies.AVERAGE
     """best-of-N among equal values (official: first)"""
-    bootstrap_resamples: int = Field(2000, ge=100)
+    bootstrap_resamples: int = Field(2000, ge=100, le=1_000_000)
     """bootstrap CI over problems"""
     num_threads: int = Field(1, ge=1)
     """torch CPU threads"""
