@@ -2,9 +2,8 @@
 init``, a profile applied, and DVC running the stages there.
 
 The venv reuses this environment's installed dependencies (a ``.pth`` line to its site-packages)
-and gets only the wheel itself (``--no-deps``), so the test stays offline and fast. The full
-``dvc repro`` needs the recipes (train, evaluate) inside the package (``tracefactory.recipes``,
-issue 21 part A); until that lands the test runs the data stages that need no recipe.
+and gets only the wheel itself (``--no-deps``), so the test stays offline and fast. ``dvc repro``
+runs every stage there, train and evaluate through the recipes inside the package.
 """
 
 from __future__ import annotations
@@ -52,9 +51,7 @@ def test_a_wheel_in_a_fresh_venv_inits_a_project_that_dvc_runs(tmp_path):
         p.name for p in project.iterdir()
     }
     _run(["tracefactory", "params", "apply", "smoke"], project, env)
-    recipes = subprocess.run(["python", "-c", "import tracefactory.recipes"], env=env).returncode
-    targets = [] if recipes == 0 else ["label"]  # everything, once the recipes are packaged
-    _run(["dvc", "repro", *targets], project, env)
+    _run(["dvc", "repro"], project, env)
     assert (project / "data/labels/_manifest.json").is_file()
-    if recipes == 0:
-        assert (project / "reports/evaluate/summary.json").is_file()
+    assert (project / "models/value_model/model.safetensors").is_file()
+    assert (project / "reports/evaluate/summary.json").is_file()
