@@ -235,7 +235,7 @@ class Manifest:
 
     def write(self, directory: Path) -> None:
         """Write ``_manifest.json`` atomically (temporary file, fsync, rename)."""
-        _write_atomically(directory / MANIFEST_NAME, self.to_json())
+        write_atomically(directory / MANIFEST_NAME, self.to_json())
 
 
 class ResumeRecord:
@@ -265,7 +265,7 @@ class ResumeRecord:
     def start(self, metadata: Mapping[str, str], entries: Iterable[ShardEntry]) -> None:
         lines = [json.dumps({"metadata": dict(metadata)})]
         lines += [json.dumps(e.as_json()) for e in entries]
-        _write_atomically(self.path, "\n".join(lines) + "\n")
+        write_atomically(self.path, "\n".join(lines) + "\n")
 
     def add(self, entry: ShardEntry) -> None:
         with open(self.path, "a") as f:
@@ -380,7 +380,7 @@ def record_folder(folder: Path, suffixes: tuple[str, ...]) -> None:
         if path.is_file() and path.name.endswith(suffixes) and path.name != FOLDER_RECORD_NAME
     }
     text = json.dumps({"checksum": CHECKSUM_ALGORITHM, "files": files}, indent=1) + "\n"
-    _write_atomically(folder / FOLDER_RECORD_NAME, text)
+    write_atomically(folder / FOLDER_RECORD_NAME, text)
 
 
 def verify_folder(folder: Path, fix: str) -> bool:
@@ -449,7 +449,8 @@ def clear_staging(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: temporary file, fsync, rename."""
     tmp = path.with_name(f".tmp-{path.name}")
     with open(tmp, "w") as f:
         f.write(text)

@@ -34,13 +34,19 @@ from tracefactory.datafiles import (
     read_benchmark,
     read_dataset,
 )
-from tracefactory.integrity import MANIFEST_NAME, clear_staging, package_versions
+from tracefactory.integrity import (
+    MANIFEST_NAME,
+    clear_staging,
+    package_versions,
+    write_atomically,
+)
 from tracefactory.tablereader import TableReader
 from tracefactory.tablewriter import ShardWriter
 
 __all__ = [
     "MANIFEST_NAME",
     "ShardWriter",
+    "SideFiles",
     "SplitFileWriter",
     "TableReader",
     "atomic_folder",
@@ -65,3 +71,35 @@ def atomic_folder(final: str | Path) -> Iterator[Path]:
     yield staging
     shutil.rmtree(final, ignore_errors=True)
     os.replace(staging, final)
+
+
+class SideFiles:
+    """A table's side outputs (a stage's drop log), one JSON-lines file per side output and
+    shard, kept beside the table (``data/.<table>.side/<output>/<shard>.jsonl``) so a rerun that
+    skips a shard still has them. Each file is written whole (fsync, rename), before its shard:
+    a shard is complete only with its side files."""
+
+    def __init__(self, table_dir: str | Path, names: tuple[str, ...]) -> None:
+        table_dir = Path(table_dir)
+        self.names = names
+        self.folder = table_dir.parent / f".{table_dir.name}.side"
+
+    def _path(self, output: str, shard: str) -> Path:
+        return self.folder / output / f"{shard}.jsonl"
+
+    def complete(self, shard: str) -> bool:
+        return all(self._path(output, shard).is_file() for output in self.names)
+
+    def store(self, shard: str, frames: dict) -> None:
+        """Write each side output's polars frame of ``shard``."""
+        for output, frame in frames.items():
+            path = self._path(output, shard)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, frame.write_ndjson())
+
+    def collect(self, shards: list[str]) -> dict[str, bytes]:
+        """Each side output: its shards' files joined in plan order."""
+        return {
+            output: b"".join(self._path(output, shard).read_bytes() for shard in shards)
+            for output in self.names
+        }

@@ -31,7 +31,7 @@ import pyarrow as pa
 from tracefactory.budget import Budget
 from tracefactory.config import RayConfig, Section, WorkerConfig, params_hash
 from tracefactory.errors import ShardError, TracefactoryError
-from tracefactory.io import ShardWriter
+from tracefactory.io import ShardWriter, SideFiles
 from tracefactory.stats import Progress
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def run_stage(
             finished ones are kept (the table is left unfinalized, a rerun continues).
     """
     output_dir = Path(output_dir if output_dir is not None else stage.output_dir)
-    side = _SideOutputs(stage, output_dir)
+    side = SideFiles(output_dir, stage.side_outputs)
     with ShardWriter(output_dir, stage.output_schema, stage.metadata()) as writer:
         plan = stage.plan()
         names = [s.name for s in plan]
@@ -223,40 +223,13 @@ def _check_counters(stage: Stage, counts: dict[str, int], where: str) -> None:
         )
 
 
-class _SideOutputs:
-    """A stage's side outputs, one JSON-lines file per side output and shard, kept beside the
-    table (``data/.<table>.side/<output>/<shard>.jsonl``) so a rerun that skips a shard still has
-    them; a shard whose side files are missing is not complete."""
-
-    def __init__(self, stage: Stage, output_dir: Path) -> None:
-        self.names = stage.side_outputs
-        self.folder = output_dir.parent / f".{output_dir.name}.side"
-
-    def _path(self, output: str, shard: str) -> Path:
-        return self.folder / output / f"{shard}.jsonl"
-
-    def complete(self, shard: str) -> bool:
-        return all(self._path(output, shard).is_file() for output in self.names)
-
-    def store(self, stage: Stage, shard: Shard, result: ShardResult) -> None:
-        if set(result.side) != set(self.names):
-            raise ShardError(
-                f"stage {stage.name!r}, shard {shard.name!r}: side outputs "
-                f"{sorted(result.side)}, expected {sorted(self.names)}"
-            )
-        for output, frame in result.side.items():
-            path = self._path(output, shard.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            frame.write_ndjson(tmp)
-            os.replace(tmp, path)
-
-    def collect(self, shards: list[str]) -> dict[str, bytes]:
-        """Each side output: its shards' files joined in plan order."""
-        return {
-            output: b"".join(self._path(output, shard).read_bytes() for shard in shards)
-            for output in self.names
-        }
+def _store_side(stage: Stage, side: SideFiles, shard: Shard, result: ShardResult) -> None:
+    if set(result.side) != set(side.names):
+        raise ShardError(
+            f"stage {stage.name!r}, shard {shard.name!r}: side outputs "
+            f"{sorted(result.side)}, expected {sorted(side.names)}"
+        )
+    side.store(shard.name, result.side)
 
 
 def _run_pools(
@@ -284,7 +257,7 @@ def _run_pools(
 
 def _record(stage: Stage, writer: ShardWriter, side, shard: Shard, result: ShardResult, progress):
     _check_counters(stage, result.counts, f"shard {shard.name!r}")
-    side.store(stage, shard, result)  # first: a shard is complete only with its side outputs
+    _store_side(stage, side, shard, result)  # first: a shard is complete only with its side outputs
     # stored in the background while the next shard is produced; finalize waits for it
     writer.submit(shard.name, result.rows, result.counts)
     progress.advance(**{k: v for k, v in result.counts.items() if k in stage.rate_counts})
