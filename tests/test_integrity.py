@@ -441,15 +441,11 @@ def test_the_same_policy_at_another_path_keeps_the_rollins_params_hash(labelled,
 
 
 def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
-    from types import SimpleNamespace
-
     from tracefactory.search.config import EvaluateConfig
     from tracefactory.search.stage import EvaluateStage
 
     bench = tmp_path / "bench.jsonl"
     _write_jsonl(bench, [{"problem": "What is 1 plus 1?", "answer": "2"}])
-    engines = SimpleNamespace(tokenizer="tiny", tokenizer_hash="h")  # what metadata reads
-
     def params_hash_with(**fields) -> str:
         config = EvaluateConfig(
             value_model=str(SHIPPED_MODELS["tiny"]),
@@ -457,7 +453,7 @@ def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
             benchmarks=[BenchmarkConfig(name="local", path=str(bench))],
             **fields,
         )
-        return EvaluateStage(config, 0, engines).metadata()["params_hash"]
+        return EvaluateStage(config, 0).metadata()["params_hash"]
 
     first = params_hash_with()
     assert params_hash_with(value_batch_tokens=128) != first

@@ -80,7 +80,7 @@ def test_value_model_with_another_vocabulary_is_refused(tmp_path, policy_dir, va
 
 def test_engines_run_the_value_model_in_bfloat16(tmp_path, policy_dir, value_model_dir):
     from tracefactory.search.config import EvaluateConfig
-    from tracefactory.search.engines import build_engines
+    from tracefactory.search.engines import build_engines, policy_vocabulary
     from tracefactory.search.interfaces import ScoreItem
 
     config = EvaluateConfig(
@@ -93,6 +93,6 @@ def test_engines_run_the_value_model_in_bfloat16(tmp_path, policy_dir, value_mod
         assert scorer.max_cache_tokens == 32
         values = scorer.score([ScoreItem(1, 0, 3, (5, 6, 7, 8)), ScoreItem(2, 0, 3, (5, 6, 7, 9))])
         assert all(0.0 < v < 1.0 for v in values)
-        assert engines.tokenizer_hash == check_tokenizers(
-            str(policy_dir), load_tokenizer(str(policy_dir)), str(value_model_dir)
-        )
+    assert policy_vocabulary(config) == check_tokenizers(
+        str(policy_dir), load_tokenizer(str(policy_dir)), str(value_model_dir)
+    )

@@ -4,10 +4,11 @@ Run:
     tracefactory evaluate --params params.yaml [--set evaluate.search_seeds=4 ...]
     python train/evaluate_search.py --params params.yaml [--set ...]   # the same, from a checkout
 
-Top to bottom: build the engines (policy sampler, value scorer, grader); run the ``evaluate``
-stage on them (``search.stage.EvaluateStage``: every method at every budget on every batch of
-problems, each graded sample kept in ``data/evaluate``; a rerun skips finished shards, so a killed
-run resumes shard by shard); then count every aggregate from that table and write
+Top to bottom: run the ``evaluate`` stage (``search.stage.EvaluateStage``: every method at every
+budget on every batch of problems, on ``evaluate.workers`` Ray actors that each build their own
+engines (policy sampler, value scorer, grader); each graded sample kept in ``data/evaluate``; a
+rerun skips finished shards, so a killed run resumes shard by shard); then count every aggregate
+from that table and write
 ``reports/evaluate/{metrics.json, summary.json, run.json, report.md, *.png, plots/accuracy.json}``.
 The components (search algorithms, scorers, votes, statistics) live in ``tracefactory.search``.
 """
@@ -19,10 +20,11 @@ import time
 
 import polars as pl
 
+from tracefactory.config import RayConfig
+from tracefactory.grading import Grader
 from tracefactory.io import TableReader
 from tracefactory.recipes import recipe_args, run_script
 from tracefactory.search.config import EvaluateConfig
-from tracefactory.search.engines import build_engines
 from tracefactory.search.report import write_reports as write_report_files
 from tracefactory.search.samples import summarise
 from tracefactory.search.stage import EvaluateStage
@@ -46,28 +48,29 @@ def count_metrics(config: EvaluateConfig, grader) -> dict:
     }
 
 
-def evaluate(config: EvaluateConfig, run_seed: int, fresh: bool = False) -> dict:
+def evaluate(
+    config: EvaluateConfig, run_seed: int, ray_config: RayConfig | None, fresh: bool = False
+) -> dict:
     """Generate (or resume) the sample table, count the metrics, write the reports.
 
-    ``fresh`` regenerates every shard of the sample table, finished or not."""
+    ``ray_config`` None runs every shard in this process; ``fresh`` regenerates every shard of the
+    sample table, finished or not."""
     started = time.monotonic()
-    with build_engines(config) as engines:
-        stage = EvaluateStage(config, run_seed, engines)
-        samples = run_stage(stage, fresh=fresh)
-        metrics = count_metrics(config, engines.grader)
-        scorer = engines.scorer
-        run = {  # what this run did, beside the metrics (which never depend on it)
-            "shards_run": samples.shards_planned - samples.shards_skipped,
-            "shards_resumed": samples.shards_skipped,
-            "rows": samples.rows,
-            "value_scorer": {
-                "kind": config.scorer,
-                "tokens_processed": scorer.tokens_processed,
-                "peak_cached_tokens": getattr(scorer, "peak_cached_tokens", 0),
-                "uncached_nodes": getattr(scorer, "uncached_nodes", 0),
-            },
-        }
-    run["total_seconds"] = round(time.monotonic() - started, 1)
+    stage = EvaluateStage(config, run_seed)
+    try:
+        samples = run_stage(stage, ray_config=ray_config, fresh=fresh)
+    finally:
+        stage.close()  # the engines of a run in this process
+    with Grader(config.grader) as grader:
+        metrics = count_metrics(config, grader)
+    run = {  # what this run did, beside the metrics (which never depend on it)
+        "shards_run": samples.shards_planned - samples.shards_skipped,
+        "shards_resumed": samples.shards_skipped,
+        "rows": samples.rows,
+        "scorer": config.scorer,
+        "table_counts": samples.stats,  # every shard's, this run's and earlier ones
+        "total_seconds": round(time.monotonic() - started, 1),
+    }
     write_reports(config.output_dir, metrics, EvaluateStage.summary(metrics))
     write_metrics(f"{config.output_dir}/run.json", run)
     write_report_files(metrics, config.output_dir, config)
@@ -76,7 +79,9 @@ def evaluate(config: EvaluateConfig, run_seed: int, fresh: bool = False) -> dict
 
 def main(argv: list[str] | None = None) -> dict:
     args = recipe_args(argv, __doc__.splitlines()[0], "evaluate.search_seeds=4", has_table=True)
-    return evaluate(args.params.evaluate, args.params.seed, fresh=args.fresh)
+    params = args.params
+    ray_config = params.ray if params.evaluate.use_ray else None
+    return evaluate(params.evaluate, params.seed, ray_config, fresh=args.fresh)
 
 
 if __name__ == "__main__":

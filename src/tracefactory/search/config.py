@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from tracefactory.config import BenchmarkConfig, Section
+from tracefactory.config import BenchmarkConfig, Section, WorkerConfig
 from tracefactory.generation.config import PolicyConfig, SamplingConfig
 from tracefactory.grading.grader import GraderConfig
 
@@ -117,7 +117,11 @@ class EvaluateConfig(Section):
     sampling: SamplingConfig = SamplingConfig()
     """the paper: 0.6, 0.95, 16,384 tokens"""
     budgets: list[Budget] = Field([4, 8, 16], min_length=1)
-    """N of pass@N/MV/BoN/WMV (one pool of max(budgets) samples)"""
+    """N of pass@N/MV/BoN/WMV (from one pool of independent samples per problem)"""
+    independent_samples: Budget | None = None
+    """samples per problem of that pool (None: max(budgets)); each budget N is averaged over the
+    pool's disjoint groups of N, so a pool of 4N gives MV@N four trials: the paired differences
+    against MV then carry less of MV's own sampling noise, for the cost of sampling only"""
     search_budgets: list[Budget] = Field([16], min_length=1)
     """N of one search: VGS and random@N"""
     search: SearchConfig = SearchConfig()
@@ -145,12 +149,23 @@ class EvaluateConfig(Section):
     bootstrap_resamples: int = Field(2000, ge=100, le=1_000_000)
     """bootstrap CI over problems"""
     num_threads: int = Field(1, ge=1)
-    """torch CPU threads"""
+    """torch CPU threads per worker"""
+    workers: WorkerConfig = WorkerConfig()
+    """the evaluation's workers (Ray actors), each with its own policy engine, value model and
+    grader; shards (a method on a batch of problems) go to whichever is free. On GPUs, one per GPU
+    (`num_gpus: 1`): vLLM and the value model share it"""
+    use_ray: bool = True
+    """False: run in this process (debugging)"""
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> EvaluateConfig:
         if min(self.budgets) < 1:
             raise ValueError(f"budgets must be positive, got {self.budgets}")
+        if self.independent_pool < max(self.budgets):
+            raise ValueError(
+                f"independent_samples {self.independent_samples} is below the largest budget "
+                f"{max(self.budgets)}: the pool must hold at least one group of each budget"
+            )
         for budget in self.search_budgets:
             self.search_settings(budget)
         if self.dvts_searches and self.dvts_budget not in self.search_budgets:
@@ -166,6 +181,11 @@ class EvaluateConfig(Section):
                     f"max(R)={most} (e.g. 2, 4, 8, 16)"
                 )
         return self
+
+    @property
+    def independent_pool(self) -> int:
+        """Samples per problem of the independent pool."""
+        return self.independent_samples or max(self.budgets)
 
     def repetitions(self, budget: int) -> int:
         """Searches run per problem at per-search ``budget``: ``search_seeds``, times max(R) at

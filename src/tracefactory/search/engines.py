@@ -51,6 +51,18 @@ def check_tokenizers(policy_model: str, policy_tokenizer, value_path: str) -> st
     return expected
 
 
+def policy_vocabulary(config: EvaluateConfig) -> str:
+    """The hash of the policy's vocabulary, once the value model is found and checked to share it.
+
+    Raises:
+        ConfigError: the value model cannot be found or its tokenizer is not the policy's.
+    """
+    from tracefactory.models import load_tokenizer, local_folder
+
+    value_path = str(local_folder(config.value_model, "evaluate.value_model"))
+    return check_tokenizers(config.policy.model, load_tokenizer(config.policy.model), value_path)
+
+
 @contextlib.contextmanager
 def build_engines(config: EvaluateConfig) -> Iterator:
     """The policy's block sampler, the value scorer and a grader, closed on exit.
@@ -74,7 +86,7 @@ def build_engines(config: EvaluateConfig) -> Iterator:
     policy = config.policy
     tokenizer = load_tokenizer(policy.model)
     value_path = str(local_folder(config.value_model, "evaluate.value_model"))
-    vocabulary = check_tokenizers(policy.model, tokenizer, value_path)
+    check_tokenizers(policy.model, tokenizer, value_path)
     value_model = ValueModel.from_pretrained(value_path, dtype=getattr(torch, config.value_dtype))
     value_model = value_model.to(config.value_device).eval()
     if config.scorer == "incremental":
@@ -97,6 +109,4 @@ def build_engines(config: EvaluateConfig) -> Iterator:
             scorer=scorer,
             grader=grader,
             policy_shape=shape,
-            tokenizer=policy.model,
-            tokenizer_hash=vocabulary,
         )

@@ -75,8 +75,6 @@ class Engines:
     scorer: object  # ValueScorer
     grader: object  # tracefactory.grading.Grader
     policy_shape: ModelShape
-    tokenizer: str = ""  # the policy's tokenizer (its model name), for table metadata
-    tokenizer_hash: str = ""  # hash of its vocabulary (tracefactory.models.tokenizer_hash)
 
 
 @dataclass
@@ -91,7 +89,7 @@ class MethodRun:
 
 def method_plan(config: EvaluateConfig) -> list[tuple[str, int]]:
     """Every (method, budget) the evaluation runs on each batch, in order."""
-    plan = [(INDEPENDENT, max(config.budgets))]
+    plan = [(INDEPENDENT, config.independent_pool)]
     methods = [VGS] + ([RANDOM] if config.random_control else [])
     plan += [(method, budget) for budget in config.search_budgets for method in methods]
     return plan

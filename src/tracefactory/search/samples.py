@@ -130,7 +130,7 @@ def _votes(traces: list[Trace], bon_ties: BonTies) -> dict[str, float]:
 
 
 def _independent(frame, config: EvaluateConfig, trials: dict, compute: dict) -> None:
-    pool = max(config.budgets)
+    pool = config.independent_pool
     runs = _runs(frame, INDEPENDENT, pool)
     problems = sorted(runs)
     samples = [runs[p][0] for p in problems]

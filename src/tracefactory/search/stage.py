@@ -2,21 +2,27 @@
 graded sample kept in ``data/evaluate`` (``schemas/evaluate_samples.yaml``).
 
 One shard is one method at one budget on one batch of a benchmark's problems, so a killed run
-resumes shard by shard. It runs in the recipe's process, on the engines the recipe built (the
-policy's sampler, the value scorer, the grader), which are too heavy to build twice. The metrics,
-figures and report are counted from the finished table afterwards (``samples.summarise``).
+resumes shard by shard. Shards go to ``evaluate.workers`` Ray actors, each of which builds its own
+engines once (the policy's sampler, the value scorer, the grader): one per core here, one per GPU on
+a cluster. A shard's samples depend only on the shard (every sample has its own seed; the scorer's
+and the sampler's caches end with the shard), so the table is the same whichever worker ran what.
+The metrics, figures and report are counted from the finished table afterwards
+(``samples.summarise``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from tracefactory.config import WorkerConfig
 from tracefactory.io import TableReader, dataset_fingerprint
 from tracefactory.models import model_fingerprint
 from tracefactory.search.config import EvaluateConfig
+from tracefactory.search.engines import build_engines, policy_vocabulary
 from tracefactory.search.evaluate import Engines, Problem, load_benchmark, method_plan, run_method
 from tracefactory.search.samples import sample_rows, shard_name
 from tracefactory.stage import Shard, ShardResult, Stage
@@ -30,7 +36,7 @@ logger = logging.getLogger(__name__)
 # stay in: they change values in their last bits and the token and FLOPs counts.
 NOT_HASHED = {"output_dir": True, "samples_dir": True, "bootstrap_resamples": True,
               "num_threads": True, "problems_dir": True, "value_model": True,
-              "policy": {"model"}}  # fmt: skip
+              "workers": True, "use_ray": True, "policy": {"model"}}  # fmt: skip
 
 
 class EvaluateCount(StrEnum):
@@ -38,6 +44,8 @@ class EvaluateCount(StrEnum):
 
     SAMPLES = "samples"  # graded responses
     TOKENS = "tokens"  # tokens the policy generated
+    VALUE_TOKENS = "value_tokens"  # tokens the value model encoded
+    UNCACHED_VALUE_NODES = "uncached_value_nodes"  # beams over value_cache_tokens, not cached
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,10 @@ class EvaluateStage(Stage):
     Args:
         config: the ``evaluate`` section of params.yaml.
         run_seed: the run seed (every search's seed derives from it).
-        engines: the engines the methods run on (``search.engines.build_engines``).
+
+    Raises:
+        ConfigError: (at construction, before any worker starts) the value model cannot be found,
+            or its tokenizer is not the policy's.
     """
 
     name = "evaluate"
@@ -66,8 +77,18 @@ class EvaluateStage(Stage):
     rate_counts = (EvaluateCount.SAMPLES, EvaluateCount.TOKENS)
     summary = staticmethod(evaluate_summary)  # of the metrics counted from the finished table
 
-    def __init__(self, config: EvaluateConfig, run_seed: int, engines: Engines) -> None:
-        self.config, self.run_seed, self.engines = config, run_seed, engines
+    def __init__(self, config: EvaluateConfig, run_seed: int) -> None:
+        self.config, self.run_seed = config, run_seed
+        self.tokenizer_hash = policy_vocabulary(config)
+        self._engines: Engines | None = None  # built per worker, in setup
+        self._closing = contextlib.ExitStack()
+
+    def __getstate__(self) -> dict:  # a worker gets the config, and builds its own engines
+        return {"config": self.config, "run_seed": self.run_seed,
+                "tokenizer_hash": self.tokenizer_hash}  # fmt: skip
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _engines=None, _closing=contextlib.ExitStack())
 
     @property
     def output_dir(self) -> Path:
@@ -101,13 +122,31 @@ class EvaluateStage(Stage):
         return [hashed, self.run_seed, *inputs]
 
     def table_metadata(self) -> dict[str, str]:
-        return {"tokenizer": self.engines.tokenizer, "tokenizer_hash": self.engines.tokenizer_hash}
+        return {"tokenizer": self.config.policy.model, "tokenizer_hash": self.tokenizer_hash}
+
+    def pools(self) -> dict[str, WorkerConfig]:
+        return {"": self.config.workers}
+
+    def setup(self, pool: str) -> None:
+        self._engines = self._closing.enter_context(build_engines(self.config))
+
+    def close(self) -> None:
+        """Close this process's engines (the grader's worker processes), if it built them."""
+        self._closing.close()
+        self._engines = None
 
     def process(self, shard: Shard, inputs: None) -> ShardResult:
         work: Work = shard.payload
+        scorer = self._engines.scorer
+        tokens, uncached = scorer.tokens_processed, getattr(scorer, "uncached_nodes", 0)
         run = run_method(
-            work.problems, work.method, work.budget, self.config, self.engines, self.run_seed
+            work.problems, work.method, work.budget, self.config, self._engines, self.run_seed
         )
         rows = sample_rows(work.benchmark, work.problems, run)
-        counts = {EvaluateCount.SAMPLES: len(rows), EvaluateCount.TOKENS: run.tally.gen_tokens}
+        counts = {
+            EvaluateCount.SAMPLES: len(rows),
+            EvaluateCount.TOKENS: run.tally.gen_tokens,
+            EvaluateCount.VALUE_TOKENS: scorer.tokens_processed - tokens,
+            EvaluateCount.UNCACHED_VALUE_NODES: getattr(scorer, "uncached_nodes", 0) - uncached,
+        }
         return ShardResult(rows, counts)
