@@ -446,6 +446,7 @@ def test_evaluation_samples_follow_benchmark_files_and_value_settings(tmp_path):
 
     bench = tmp_path / "bench.jsonl"
     _write_jsonl(bench, [{"problem": "What is 1 plus 1?", "answer": "2"}])
+
     def params_hash_with(**fields) -> str:
         config = EvaluateConfig(
             value_model=str(SHIPPED_MODELS["tiny"]),

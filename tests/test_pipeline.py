@@ -47,7 +47,12 @@ MINIATURE = {
         "eval_every": 3,
         "checkpoint_every": 3,
     },
-    "evaluate": {"max_problems": 6, "budgets": [2, 4], "search_budgets": [4]},
+    "evaluate": {
+        "max_problems": 6,
+        "budgets": [2, 4],
+        "independent_samples": 8,
+        "search_budgets": [4],
+    },
 }
 
 

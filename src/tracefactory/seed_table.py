@@ -95,7 +95,7 @@ def table_block(runs: list[SeedRun], benchmark: str) -> str:
     """The README block: a row per run, then the mean and range of each column, then how many
     runs have each paired difference's CI above zero."""
     if not runs:
-        raise StageInputError("no finished run has both reports/train and reports/evaluate summaries")
+        raise StageInputError("no finished run has both the train and the evaluate summaries")
     header = ["run seed", "train seed", "pair ordering (%)", "AUROC", "VGS@N (%)",
               *(f"{p.replace('-', ' − ').upper()} (points, 95% CI)" for p in PAIRS)]  # fmt: skip
     lines = [
@@ -136,8 +136,9 @@ def table_block(runs: list[SeedRun], benchmark: str) -> str:
     lines += [
         "",
         "CI above zero in "
-        + ", ".join(f"{above[p]} of {len(runs)} runs for {p.replace('-', ' − ').upper()}"
-                    for p in PAIRS)  # fmt: skip
+        + ", ".join(
+            f"{above[p]} of {len(runs)} runs for {p.replace('-', ' − ').upper()}" for p in PAIRS
+        )  # fmt: skip
         + ".",
         "",
         END,

@@ -142,8 +142,13 @@ def test_trains_from_the_openr1_vm_config_of_a_copied_folder(tmp_path):
     assert (tmp_path / "out" / "model" / "calibration.png").is_file()
 
 
-def test_two_runs_give_bit_identical_weights(tmp_path):
-    params = make_run(tmp_path, 30, max_steps=6, eval_every=3, checkpoint_every=0)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_two_runs_give_bit_identical_weights(tmp_path, threads):
+    """Also with two torch threads (the embedded default's training uses both cores): a fixed
+    thread count splits every kernel's work the same way each time."""
+    params = make_run(
+        tmp_path, 30, max_steps=6, eval_every=3, checkpoint_every=0, num_threads=threads
+    )
     for name in ("a", "b"):
         train_value_model.main(
             ["--params", str(params), "--set", f"train.out_dir={tmp_path / name}"]

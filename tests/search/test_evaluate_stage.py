@@ -105,9 +105,7 @@ def test_an_independent_pool_smaller_than_a_budget_is_rejected():
 def test_a_larger_independent_pool_gives_each_budget_more_trials(
     tmp_path, policy_dir, value_model_dir, problems_dir
 ):
-    config = mini_config(
-        tmp_path, policy_dir, value_model_dir, problems_dir, independent_samples=8
-    )
+    config = mini_config(tmp_path, policy_dir, value_model_dir, problems_dir, independent_samples=8)
     methods = evaluate_search.evaluate(config, run_seed=7, ray_config=None)["synthetic_test"]
     assert methods["pass@1"]["trials"] == 8
     assert methods["mv@2"]["trials"] == 4 and methods["mv@4"]["trials"] == 2

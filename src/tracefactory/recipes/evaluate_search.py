@@ -15,37 +15,17 @@ The components (search algorithms, scorers, votes, statistics) live in ``tracefa
 
 from __future__ import annotations
 
-import logging
 import time
 
-import polars as pl
-
 from tracefactory.config import RayConfig
-from tracefactory.grading import Grader
-from tracefactory.io import TableReader
 from tracefactory.recipes import recipe_args, run_script
 from tracefactory.search.config import EvaluateConfig
 from tracefactory.search.report import write_reports as write_report_files
-from tracefactory.search.samples import summarise
+from tracefactory.search.samples import count_metrics
 from tracefactory.search.stage import EvaluateStage
-from tracefactory.search.voting import AnswerGrouper
 from tracefactory.stage import run_stage
 from tracefactory.stats import write_metrics
 from tracefactory.summaries import write_reports
-
-logger = logging.getLogger(__name__)
-
-
-def count_metrics(config: EvaluateConfig, grader) -> dict:
-    """Every benchmark's metrics, counted from the finished sample table."""
-    table = TableReader(config.samples_dir).scan().drop("token_ids")
-    grouper = AnswerGrouper(grader)
-    return {
-        spec.name: summarise(
-            table.filter(pl.col("benchmark") == spec.name).collect(), config, grouper
-        )
-        for spec in config.benchmarks
-    }
 
 
 def evaluate(
@@ -61,8 +41,7 @@ def evaluate(
         samples = run_stage(stage, ray_config=ray_config, fresh=fresh)
     finally:
         stage.close()  # the engines of a run in this process
-    with Grader(config.grader) as grader:
-        metrics = count_metrics(config, grader)
+    metrics = count_metrics(config)
     run = {  # what this run did, beside the metrics (which never depend on it)
         "shards_run": samples.shards_planned - samples.shards_skipped,
         "shards_resumed": samples.shards_skipped,

@@ -140,8 +140,8 @@ def configuration_lines(config) -> list[str]:
         f"{config.scorer} scorer)",
         f"- sampling: temperature {config.sampling.temperature}, top-p {config.sampling.top_p}, "
         f"at most {config.sampling.max_response_tokens} response tokens",
-        f"- independent budgets {config.budgets} (one pool of {config.independent_pool} samples per "
-        f"problem, disjoint subsets as trials); search budgets {config.search_budgets}",
+        f"- independent budgets {config.budgets} (one pool of {config.independent_pool} samples "
+        f"per problem, disjoint subsets as trials); search budgets {config.search_budgets}",
         f"- search: beam width {search.beam_width}, blocks of {search.block_tokens} tokens"
         f"{' or one line' if search.line_blocks else ''}, at most "
         f"{search.max_children_per_parent or 'any'} kept beams per parent; "

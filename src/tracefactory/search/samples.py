@@ -14,6 +14,8 @@ import math
 import polars as pl
 
 from tracefactory.errors import StageInputError
+from tracefactory.grading import Grader
+from tracefactory.io import TableReader
 from tracefactory.search import stats
 from tracefactory.search.config import BonTies, EvaluateConfig, Grouping
 from tracefactory.search.evaluate import INDEPENDENT, RANDOM, VGS, MethodRun, Problem
@@ -81,6 +83,20 @@ def with_groups(
         schema={"problem_id": pl.String, "answer": pl.List(pl.String), "group": pl.List(pl.Int64)},
     ).explode("answer", "group")
     return frame.join(mapping, on=["problem_id", "answer"], how="left", nulls_equal=False)
+
+
+def count_metrics(config: EvaluateConfig) -> dict:
+    """Every benchmark's metrics, counted from the finished sample table (answer classes by a
+    grader of this process's own: the workers' are gone)."""
+    table = TableReader(config.samples_dir).scan().drop("token_ids")
+    with Grader(config.grader) as grader:
+        grouper = AnswerGrouper(grader)
+        return {
+            spec.name: summarise(
+                table.filter(pl.col("benchmark") == spec.name).collect(), config, grouper
+            )
+            for spec in config.benchmarks
+        }
 
 
 def _runs(frame: pl.DataFrame, method: str, budget: int) -> dict[str, list[list[Trace]]]:
