@@ -175,7 +175,7 @@ def problems(
     """Load, clean, dedupe, decontaminate and split the problem sources.
 
     Writes data/problems (schemas/problems.yaml), reports/problems/metrics.json (counts per
-    source, drop reason, benchmark and split), summary.json and dropped.jsonl (every dropped
+    source, drop reason, benchmark and split), summary.json and dropped.json (every dropped
     row with its reason and what it matched). Params: problems, seed. Runs in this process.
     """
     run_table_stage("problems", params, overrides, reports, fresh)
