@@ -108,13 +108,13 @@ def test_a_resumed_stage_records_the_same_reports_and_keeps_its_drop_log(tmp_pat
     reports = tmp_path / "reports" / "problems"
     assert _cli("problems", cwd=tmp_path).returncode == 0
     first = {name: (reports / name).read_bytes() for name in ("metrics.json", "summary.json")}
-    dropped = (reports / "dropped.jsonl").read_bytes()
+    dropped = (reports / "dropped.json").read_bytes()
     assert b"shards_skipped" not in first["metrics.json"]
-    (reports / "dropped.jsonl").unlink()
+    (reports / "dropped.json").unlink()
     rerun = _cli("problems", cwd=tmp_path)
     assert rerun.returncode == 0 and "1 already complete" in rerun.stderr
     assert {name: (reports / name).read_bytes() for name in first} == first
-    assert (reports / "dropped.jsonl").read_bytes() == dropped
+    assert (reports / "dropped.json").read_bytes() == dropped
 
 
 def test_the_recipes_run_outside_a_checkout(tmp_path):

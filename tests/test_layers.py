@@ -23,6 +23,7 @@ CORE = (
     "models",
     "ray_cluster",
     "seeds",
+    "codeversion",
 )
 STAGES = (
     "problems",

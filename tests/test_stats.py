@@ -1,6 +1,7 @@
 """Logging and progress lines: one timestamped format, counters by name, each line once."""
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -56,3 +57,21 @@ def test_every_line_warnings_included_has_the_one_timestamped_format():
     starts = [line for line in lines if LOG_LINE.match(line)]
     assert len(starts) == 3, result.stderr
     assert "py.warnings" in starts[1] and "DeprecationWarning: an old call" in starts[1]
+
+
+def test_reading_a_local_file_with_datasets_draws_no_progress_bar(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"problem": "1+1", "answer": "2"}\n')
+    script = (
+        "from tracefactory.stats import setup_logging\n"
+        "setup_logging()\n"
+        "from tracefactory.datafiles import read_dataset\n"
+        "print(read_dataset('rows.jsonl', None, 'train', ['problem']).num_rows)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if "PROGRESS_BARS" not in k}
+    env |= {"HF_DATASETS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == "1"
+    assert "Generating train split" not in result.stderr and "it/s" not in result.stderr

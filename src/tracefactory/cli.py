@@ -37,7 +37,7 @@ from tracefactory.params import (
     resolve_profile,
 )
 from tracefactory.recipes import FRESH_HELP
-from tracefactory.stats import setup_logging
+from tracefactory.stats import setup_logging, write_metrics
 from tracefactory.summaries import dataset_summary, write_reports
 from tracefactory.toyworld.cli import tiny_policy_app
 
@@ -175,7 +175,7 @@ def problems(
     """Load, clean, dedupe, decontaminate and split the problem sources.
 
     Writes data/problems (schemas/problems.yaml), reports/problems/metrics.json (counts per
-    source, drop reason, benchmark and split), summary.json and dropped.jsonl (every dropped
+    source, drop reason, benchmark and split), summary.json and dropped.json (every dropped
     row with its reason and what it matched). Params: problems, seed. Runs in this process.
     """
     run_table_stage("problems", params, overrides, reports, fresh)
@@ -245,11 +245,16 @@ def label(
 
 
 def export(config: Params, reports: Path) -> None:
-    """Build the dataset folder and write its reports (rows per config and split)."""
+    """Build the dataset folder and write its reports (rows per config and split) and its run
+    record (``run.json``: when, from which commit; not a DVC output, so a rebuild by hand leaves
+    ``dvc status`` clean)."""
     from tracefactory.dataset.export import export_dataset
+    from tracefactory.dataset.provenance import RUN_RECORD, run_record
 
-    report = {"rows": export_dataset(config.dataset, config).rows}
+    built = export_dataset(config.dataset, config)
+    report = {"rows": built.rows}
     write_reports(reports, report, dataset_summary(report))
+    write_metrics(reports / RUN_RECORD, run_record(built.code, config.dataset.output_dir))
 
 
 @app.command()

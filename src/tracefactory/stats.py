@@ -30,6 +30,8 @@ def setup_logging(level: str | None = None) -> None:
     logging.captureWarnings(True)
     # Offline by default: the Hub is reached only by commands that are asked to (publish, a Hub id).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # datasets draws its own bars ("Generating train split"); read when it is imported.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

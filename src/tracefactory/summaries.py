@@ -117,9 +117,20 @@ def write_reports(
     folder: str | Path, report: dict, summary: dict, side: dict[str, bytes] | None = None
 ) -> None:
     """Write a step's reports: the detailed ``metrics.json``, the short ``summary.json`` DVC shows,
-    and each side output as ``<name>.jsonl``."""
+    and each side output as ``<name>.json`` (see `side_output_document`)."""
     folder = Path(folder)
     write_metrics(folder / METRICS_NAME, report)
     write_metrics(folder / SUMMARY_NAME, summary)
     for name, content in (side or {}).items():
-        (folder / f"{name}.jsonl").write_bytes(content)
+        (folder / f"{name}.json").write_bytes(side_output_document(content))
+
+
+def side_output_document(json_lines: bytes) -> bytes:
+    """A side output's JSON lines as one JSON array, one row per line (``[]`` when it has none).
+
+    Never an empty file: DVC warns "'<file>' is empty" for every empty output on every run, and
+    a run that drops nothing is the common case. One row per line keeps it readable with grep and
+    diff; ``json.load``, ``pl.read_json`` and ``pandas.read_json`` read it whole.
+    """
+    rows = json_lines.splitlines()
+    return b"[\n" + b",\n".join(rows) + b"\n]\n" if rows else b"[]\n"

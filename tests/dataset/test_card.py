@@ -110,3 +110,19 @@ def test_card_declares_class_labels_decodes_a_row_and_cites_the_paper(labelled, 
     assert {f["name"]: f for f in infos["openr1_vm"]}["labels"]["list"]["class_label"]
     assert "One validation row, decoded:" in card and "load_tokenizer" in card
     assert "## Limitations" in card and "2505.17373" in card.split("## Citation")[1]
+
+
+def test_with_one_rollout_per_branch_point_the_card_never_calls_branch_value_less_noisy():
+    from tracefactory.dataset.card import _branch_value_note
+    from tracefactory.dataset.notes import limitations_section
+    from tracefactory.dataset.stats import DatasetStats
+
+    def stats(branch_count: int) -> DatasetStats:
+        rows = pl.DataFrame({"source": ["synthetic"] * 2, "rollout_policy": ["tiny"] * 2,
+                             "branch_count": [1, branch_count]})  # fmt: skip
+        return DatasetStats(rows=rows, verdicts=pl.DataFrame())
+
+    single = _branch_value_note(stats(1)) + limitations_section(stats(1))
+    assert "less noisy" not in single and "lower-variance target than" not in single
+    assert "equals the outcome" in limitations_section(stats(1))
+    assert "less noisy" in limitations_section(stats(4))

@@ -56,3 +56,18 @@ def test_token_counts_are_binned_on_whole_tokens():
         assert sum(p.get_height() for p in ax.patches) == values.size
     finally:
         plt.close(figure)
+
+
+def test_a_few_repeated_lengths_over_a_wide_range_get_visible_bars():
+    """The toy world's roll-ins: four lengths carry nearly every row, one outlier sets the range;
+    one bar per distinct value would be a hairline 1/200 of the axis wide."""
+    values = np.array([29] * 50 + [42] * 60 + [57] * 60 + [74] * 40 + [58, 75, 224])
+    figure, ax = _axes()
+    try:
+        _histogram(ax, values, "blue", integer=True)
+        spread = values.max() - values.min()
+        assert min(p.get_width() for p in ax.patches) >= spread / 40
+        assert all(float(p.get_x() + 0.5).is_integer() for p in ax.patches)
+        assert sum(p.get_height() for p in ax.patches) == values.size
+    finally:
+        plt.close(figure)

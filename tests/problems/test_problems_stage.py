@@ -96,7 +96,7 @@ def run_cli(params: Path, reports: Path) -> tuple[dict, pl.DataFrame, pl.DataFra
     output_dir = load_params(params).problems.output_dir
     table = pl.from_arrow(TableReader(output_dir).read())
     metrics = json.loads((reports / "metrics.json").read_text())
-    return metrics, table, pl.read_ndjson(reports / "dropped.jsonl")
+    return metrics, table, pl.read_json(reports / "dropped.json")
 
 
 def test_planted_duplicates_and_contaminated_items_are_exactly_what_is_removed(tmp_path):

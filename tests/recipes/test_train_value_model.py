@@ -330,3 +330,13 @@ def test_the_official_settings_train_bf16_weights_on_adjacent_pairs_keeping_empt
     assert moments and all(m.dtype == torch.bfloat16 for m in moments)  # AdamW on bf16 params
     curve = json.loads((tmp_path / "out" / "reports" / "curve.json").read_text())
     assert curve[-1]["step"] == 4 and curve[-1]["lr"] == pytest.approx(1e-4)  # exactly min_lr
+
+
+def test_training_logs_one_line_per_interval_with_its_eta(tmp_path, caplog):
+    params = make_run(tmp_path, 30, max_steps=6, log_every=2, eval_every=0, checkpoint_every=0)
+    caplog.set_level("INFO")
+    train_value_model.main(["--params", str(params)])
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [line.split(" |")[0] for line in steps] == ["step 2/6", "step 4/6", "step 6/6"]
+    assert all(" | eta " in line for line in steps) and steps[-1].count("eta 0:00:00") == 1
+    assert not [r for r in caplog.records if r.name == "tracefactory.stats"]  # no second line

@@ -68,3 +68,41 @@ def test_plot_rows_are_in_percent_with_pass_at_1_apart():
     vgs = next(r for r in rows if r["method"] == "vgs")
     assert vgs["accuracy"] == pytest.approx(67.1) and vgs["budget"] == 16
     assert {r["method"] for r in rows} == {"pass@1", "mv", "vgs", "random"}
+
+
+def test_figure_parts_voting_from_search_and_keeps_methods_apart():
+    """Seven methods at three budgets with overlapping intervals stay readable: voting and search
+    in two panels on one scale, methods at one budget side by side, legends under the panels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    from tracefactory.search.report import accuracy_figure
+
+    bench = {"pass@1": interval(0.5, 16), "paired": {}}
+    for method in ("mv", "wmv", "bon", "vgs", "vgs_bon", "random"):
+        bench |= {f"{method}@{n}": interval(0.6) for n in (4, 16)}
+    figure = accuracy_figure(plot_rows({"b": bench}), "budget", "b")
+    try:
+        voting, search = figure.axes[:2]
+        figure.canvas.draw()
+
+        def methods(ax) -> dict[str, list[float]]:
+            return {
+                c.get_label(): list(c.lines[0].get_xdata())
+                for c in ax.containers
+                if isinstance(c, ErrorbarContainer)
+            }
+
+        assert set(methods(voting)) == {"MV", "WMV", "BoN"}
+        drawn = methods(search)
+        assert set(drawn) == {"VGS (WMV over beams)", "VGS, BoN over beams",
+                              "random control (same search)"}  # fmt: skip
+        at_16 = [xs[-1] for xs in drawn.values()]
+        assert len(set(at_16)) == 3 and all(2**-0.2 < x / 16 < 2**0.2 for x in at_16)
+        assert voting.get_ylim() == search.get_ylim()
+        renderer = figure.canvas.get_renderer()
+        for ax in (voting, search):
+            legend = ax.get_legend().get_window_extent(renderer)
+            assert legend.y1 <= ax.get_window_extent(renderer).y0
+    finally:
+        plt.close(figure)

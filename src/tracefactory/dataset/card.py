@@ -277,7 +277,7 @@ more the roll-in's own outcome shows through.
 def _branch_value_note(stats: DatasetStats) -> str:
     """What ``branch_value`` is worth in this dataset: with one roll-out per branch point it is
     the roll-out's own outcome, not a lower-variance target."""
-    most = int(stats.rows["branch_count"].max() or 0)
+    most = stats.rollouts_per_branch_point
     if most <= 1:
         return (
             "`branch_value` is the mean success of the roll-outs sharing a branch point; here "

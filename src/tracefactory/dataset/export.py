@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
+from tracefactory.codeversion import CodeVersion, code_version
 from tracefactory.dataset.card import SPLIT_LABELS, render_card
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.figures import draw_figures
@@ -50,6 +51,7 @@ class ExportSummary:
     """What the export wrote: files and rows per (config, Hub split)."""
 
     folder: Path
+    code: CodeVersion
     files: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -237,7 +239,7 @@ def export_dataset(config: DatasetConfig, params: Params | None = None) -> Expor
 
 def _export(final: Path, config: DatasetConfig, params: Params | None) -> ExportSummary:
     labels = TableReader(config.labels_dir)
-    summary = ExportSummary(folder=final)
+    summary = ExportSummary(folder=final, code=code_version())
     with atomic_folder(final) as staging:
         writers = {
             "default": write_default(labels, staging / "default", config),
@@ -255,7 +257,9 @@ def _export(final: Path, config: DatasetConfig, params: Params | None) -> Export
             stats, summary.files, figures, config, hashes, tokenizer, params, example
         )
         (staging / "README.md").write_text(card)
-        (staging / PROVENANCE_FILE).write_text(render_provenance(hashes, config, params))
+        (staging / PROVENANCE_FILE).write_text(
+            render_provenance(hashes, config, params, summary.code)
+        )
         record_folder(staging, (".parquet",))  # training checks the files against it
     logger.info("dataset folder %s: rows %s", final, summary.rows)
     return summary

@@ -60,23 +60,31 @@ def _success_by_group(stats: DatasetStats, ax_row) -> None:
 
 
 def _histogram(ax, values: np.ndarray, color: str, integer: bool = False) -> None:
-    """Bins that follow the data: one bar per value when there are few distinct values (a
-    per-problem mean over n roll-outs takes only n + 1 values), whole-token bins for counts."""
+    """Bins that follow the data and stay visible at any range.
+
+    Few distinct values on a coarse grid (a per-problem mean over n roll-outs takes only n + 1
+    values) get one bar each. Anything else is binned into at most ``_MAX_BARS`` bins (fewer for
+    few rows), whole-token bins for counts: one bar per distinct length would draw hairlines when
+    a few lengths repeat across a wide range (a toy roll-in of 29 to 224 tokens, or 16K at paper
+    scale).
+    """
     values = values[~np.isnan(values)] if values.dtype.kind == "f" else values
     if values.size == 0:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         return
     distinct = np.unique(values)
-    if distinct.size <= _MAX_BARS:
-        gap = np.diff(distinct).min() if distinct.size > 1 else 1.0
+    spread = float(distinct[-1] - distinct[0])
+    bins = int(np.clip(np.ceil(np.sqrt(values.size)), 10, _MAX_BARS))
+    gap = float(np.diff(distinct).min()) if distinct.size > 1 else 1.0
+    if distinct.size <= _MAX_BARS and gap >= spread / _MAX_BARS:
         counts = [(values == v).sum() for v in distinct]
         ax.bar(distinct, counts, width=0.8 * gap, color=color)
     elif integer:
-        width = max(1, int(np.ceil((values.max() - values.min() + 1) / _MAX_BARS)))
-        edges = np.arange(values.min(), values.max() + width + 1, width) - 0.5
+        width = max(1, int(np.ceil((spread + 1) / bins)))
+        edges = np.arange(distinct[0], distinct[-1] + width + 1, width) - 0.5
         ax.hist(values, bins=edges, color=color)
     else:
-        ax.hist(values, bins="auto", color=color)
+        ax.hist(values, bins=bins, color=color)
     ax.set_ylabel("count")
 
 

@@ -66,11 +66,18 @@ def limitations_section(stats: DatasetStats) -> str:
     """What the labels are and are not; numbers from this dataset where they matter."""
     sources = ", ".join(f"`{s}`" for s in sorted(stats.rows["source"].unique().to_list()))
     policies = ", ".join(f"`{p}`" for p in sorted(stats.rows["rollout_policy"].unique().to_list()))
+    if stats.rollouts_per_branch_point > 1:
+        siblings = "`branch_value` averages the siblings of a branch point and is less noisy."
+    else:
+        siblings = (
+            "`branch_value` is no better here: with one roll-out per branch point it equals the "
+            "outcome."
+        )
     return f"""## Limitations
 
 - **Labels are single Monte Carlo samples.** A token's target is the outcome of one roll-out
   from its branch point, an unbiased but noisy estimate of the roll-out policy's success
-  probability; `branch_value` averages the siblings of a branch point and is less noisy.
+  probability; {siblings}
 - **Values belong to the roll-out policy** ({policies or "none"}): a value model trained on
   these rows estimates that policy's chance of finishing correctly, not any other model's.
 - **Grading is automatic.** A math-verify based grader compares the last boxed answer after the

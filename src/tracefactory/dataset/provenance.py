@@ -3,18 +3,24 @@
 The hashes are computed from the input tables while the dataset is built, the way DVC computes
 them, so they equal what ``dvc.lock`` records for the same run. (Reading ``dvc.lock`` instead
 cites the previous run: DVC writes it only after the stage has finished.)
+
+The code is an input too, so the record names it (package version, source commit, uncommitted
+changes: `CodeVersion`). When the build ran is not: the folder is byte-identical for identical
+inputs, so the date goes to the run record beside the stage's reports (`run_record`,
+``reports/dataset/run.json``), which DVC does not track.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import polars as pl
 import yaml
 
-from tracefactory import __version__
+from tracefactory.codeversion import CodeVersion
 from tracefactory.dataset.config import DatasetConfig
 from tracefactory.dataset.markdown import markdown_table
 from tracefactory.errors import StageInputError
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "PROVENANCE.md"
+RUN_RECORD = "run.json"  # beside the dataset stage's reports, not in the dataset folder
 # The sections of params that decide what the rows hold (the rest is where and how fast).
 CITED_SECTIONS = {"seed", "problems", "rollin", "rollout", "verify", "label", "dataset"}
 
@@ -80,8 +87,11 @@ def generation_engines(folders: list[str]) -> list[str]:
     return lines
 
 
-def render_provenance(hashes: dict[str, str], config: DatasetConfig, params: Params | None) -> str:
-    """``PROVENANCE.md``: input hashes, table metadata, and the params that shaped the rows."""
+def render_provenance(
+    hashes: dict[str, str], config: DatasetConfig, params: Params | None, code: CodeVersion
+) -> str:
+    """``PROVENANCE.md``: the code, input hashes, table metadata, and the params that shaped the
+    rows."""
     digests = pl.DataFrame(
         [(f"`{folder}`", f"`{digest}`") for folder, digest in hashes.items()],
         schema=["table", "md5 (as in dvc.lock)"],
@@ -89,7 +99,7 @@ def render_provenance(hashes: dict[str, str], config: DatasetConfig, params: Par
     )
     text = f"""# Provenance of {config.pretty_name}
 
-Built by tracefactory {__version__}.
+Built by {code.describe()}.
 
 ## Input tables
 
@@ -105,3 +115,15 @@ computes them: `dvc.lock` records the same values for the run that produced them
         cited = params.model_dump(mode="json", include=CITED_SECTIONS)
         text += f"\n## Params\n\n```yaml\n{yaml.safe_dump(cited, sort_keys=False)}```\n"
     return text
+
+
+def run_record(code: CodeVersion, folder: str) -> dict:
+    """When and from which checkout a build ran: what the byte-identical folder must not hold."""
+    return {
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": folder,
+        "tracefactory": code.package,
+        "source_commit": code.source_commit,
+        "uncommitted_changes": code.uncommitted_changes,
+        "head_commit": code.head_commit,
+    }

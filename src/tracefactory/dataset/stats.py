@@ -22,7 +22,8 @@ class DatasetStats:
     """Everything the card and its figures say about the data.
 
     ``rows`` has one light row per labels row: problem_id, source, rollin_policy, rollout_policy,
-    split, label, branch_value, rollin_length, context_length, rollout_length, relative_cut.
+    split, label, branch_value, branch_count, rollin_length, context_length, rollout_length,
+    relative_cut.
     """
 
     rows: pl.DataFrame
@@ -43,6 +44,12 @@ class DatasetStats:
     @property
     def context_tokens(self) -> int:
         return int(self.rows["context_length"].sum() or 0)
+
+    @property
+    def rollouts_per_branch_point(self) -> int:
+        """The most roll-outs any branch point has (``branch_count``): at 1, ``branch_value`` is
+        each roll-out's own outcome, no average."""
+        return int(self.rows["branch_count"].max() or 0)
 
     def splits(self) -> pl.DataFrame:
         """Rows, problems and labelled tokens per value-model split."""

@@ -50,7 +50,7 @@ class ProblemsStage(Stage):
         seed: the run seed (drives the synthetic source).
 
     Its side output ``dropped`` holds every dropped row with its reason and what it matched
-    (``reports/problems/dropped.jsonl``).
+    (``reports/problems/dropped.json``, a JSON array, ``[]`` when nothing is dropped).
     """
 
     name = "problems"

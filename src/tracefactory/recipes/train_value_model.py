@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ from tracefactory.models import (
 )
 from tracefactory.recipes import recipe_args, run_script
 from tracefactory.schemas import TrajectoryClass
-from tracefactory.stats import Progress, write_metrics
+from tracefactory.stats import write_metrics
 from tracefactory.summaries import train_summary, write_reports
 from tracefactory.valuemodel import metrics as vm_metrics
 from tracefactory.valuemodel.batching import IGNORE_LABEL, micro_batches, step_sampler
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
     if ddp:
         trained = torch.nn.parallel.DistributedDataParallel(trained)
     model.train()
-    progress = Progress("train", max_steps, unit="steps") if master else None
+    # One log line per log interval, with the loss and the ETA (not a second progress line).
+    run_started, first_step = time.perf_counter(), step
     interval_loss, interval_steps = 0.0, 0
 
     while step < max_steps:
@@ -284,8 +286,6 @@ def main(argv: list[str] | None = None) -> dict:
         totals["padded_tokens"] += padded * world_size
         totals["seconds"] += elapsed
         interval_loss, interval_steps = interval_loss + step_loss, interval_steps + 1
-        if progress is not None:
-            progress.advance(1, tokens=tokens * world_size)
         final = step == max_steps
         evaluating = bool(cfg.eval_every and step % cfg.eval_every == 0) or final
         if master and (step % cfg.log_every == 0 or evaluating):
@@ -296,10 +296,12 @@ def main(argv: list[str] | None = None) -> dict:
                 summary, _ = evaluate(model, val, eval_rows, cfg, rates, autocast)
                 point |= {f"val_{k}": summary[k] for k in ("loss", "brier", "pairwise_accuracy")}
             curve.append(point)
+            run_seconds = time.perf_counter() - run_started
+            eta = run_seconds / (step - first_step) * (max_steps - step)
             logger.info(
-                "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | padding %.1f%%%s",
+                "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | padding %.1f%% | eta %s%s",
                 step, max_steps, point["train_loss"], lr, tokens * world_size / elapsed,
-                100 * (1 - tokens / max(1, padded)),
+                100 * (1 - tokens / max(1, padded)), timedelta(seconds=round(eta)),
                 "".join(f" | {k} {v:.4f}" for k, v in point.items() if k.startswith("val_")),
             )  # fmt: skip
         if master and cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or final):
@@ -315,8 +317,6 @@ def main(argv: list[str] | None = None) -> dict:
         if ddp:
             torch.distributed.barrier()
 
-    if progress is not None:
-        progress.close()
     result: dict = {}
     if master:
         result = finish(

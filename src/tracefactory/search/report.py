@@ -2,9 +2,12 @@
 README's generated headline.
 
 Plots per benchmark, accuracy in percent against budget N and against FLOPs per problem (policy
-+ value model): one line per method with its 95% bootstrap band, VGS and the random control at
-every search budget, DVTS over its sweep of searches, pass@1 as a band across the plot, and the
-legend outside the axes so it never covers data. ``python -m tracefactory.search.report`` rewrites
++ value model), in two panels on one y scale: voting over independent samples (MV, WMV, BoN) and
+the searches (VGS, DVTS, the random control), with MV repeated faintly in the second as the
+reference the searches are judged against. Each method is a line with 95% bootstrap error bars,
+shifted slightly along x so that methods at the same budget do not hide each other; oracles
+(pass@N) are dashed, pass@1 is a dotted line with its band across both panels, and each legend
+sits under its panel so it never covers data. ``python -m tracefactory.search.report`` rewrites
 the marked headline block of a README from ``metrics.json``, so claimed numbers are the run's.
 """
 
@@ -20,18 +23,25 @@ from tracefactory.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# Method families drawn as lines, with their legend labels.
+# Method families drawn as lines, with their legend labels and colours (the same in both panels).
 FAMILIES = {
-    "vgs": "VGS (WMV over beams)",
-    "vgs_bon": "VGS, BoN over beams",
-    "dvts": "DVTS",
-    "random": "random control (same search)",
-    "wmv": "WMV",
-    "mv": "MV",
-    "bon": "BoN",
-    "pass": "pass@N (oracle)",
-    "vgs_pass": "VGS pass@N (oracle)",
+    "vgs": ("VGS (WMV over beams)", "#1f77b4"),
+    "vgs_bon": ("VGS, BoN over beams", "#17becf"),
+    "dvts": ("DVTS", "#9467bd"),
+    "random": ("random control (same search)", "#ff7f0e"),
+    "wmv": ("WMV", "#d62728"),
+    "mv": ("MV", "#2ca02c"),
+    "bon": ("BoN", "#8c564b"),
+    "pass": ("pass@N (oracle)", "#e377c2"),
+    "vgs_pass": ("VGS pass@N (oracle)", "#7f7f7f"),
 }
+ORACLES = ("pass", "vgs_pass")
+# The two panels: their titles, the families each draws, and the one repeated as a reference.
+PANELS = (
+    ("voting over independent samples", ("wmv", "mv", "bon", "pass"), None),
+    ("search guided by the value model", ("vgs", "vgs_bon", "dvts", "random", "vgs_pass"), "mv"),
+)
+DODGE = 0.05  # shift between neighbouring methods, in doublings of x (log axis)
 README_BEGIN = "<!-- evaluate-headline:begin (generated from reports/evaluate/metrics.json) -->"
 README_END = "<!-- evaluate-headline:end -->"
 
@@ -70,6 +80,7 @@ def write_reports(metrics: dict, output_dir: str | Path, config=None) -> list[Pa
     output_dir = Path(output_dir)
     (output_dir / "plots").mkdir(parents=True, exist_ok=True)
     (output_dir / "figures").mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     rows = plot_rows(metrics)
     data_path = output_dir / "plots" / "accuracy.json"
     data_path.write_text(json.dumps(rows, indent=1) + "\n")
@@ -78,33 +89,77 @@ def write_reports(metrics: dict, output_dir: str | Path, config=None) -> list[Pa
         bench_rows = [r for r in rows if r["benchmark"] == benchmark]
         for axis in ("budget", "flops"):
             path = output_dir / "figures" / f"{benchmark}_{axis}.png"
-            _plot(bench_rows, axis, f"{benchmark}: accuracy vs {axis}", path)
+            figure = accuracy_figure(bench_rows, axis, f"{benchmark}: accuracy vs {axis}")
+            figure.savefig(path, dpi=100)
+            plt.close(figure)
             written.append(path)
     report = output_dir / "report.md"
     report.write_text(markdown_report(metrics, config))
     return written + [report]
 
 
-def _plot(rows: list[dict], axis: str, title: str, path: Path) -> None:
+def accuracy_figure(rows: list[dict], axis: str, title: str):
+    """The two panels of one benchmark's accuracy against ``axis`` (``budget`` or ``flops``), from
+    its `plot_rows`; the caller saves and closes the matplotlib figure."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=True, layout="constrained")
+    for ax, (panel, families, reference) in zip(axes, PANELS, strict=True):
+        present = [f for f in families if any(r["method"] == f for r in rows)]
+        for index, family in enumerate(present):
+            _draw_family(ax, rows, axis, family, (index - (len(present) - 1) / 2) * DODGE)
+        if reference and any(r["method"] == reference for r in rows):
+            _draw_reference(ax, rows, axis, reference)
+        _draw_pass_at_1(ax, rows)
+        _style_axes(ax, rows, axis, panel)
+    axes[0].set_ylabel("accuracy (%)")
+    figure.suptitle(title)
+    return figure
+
+
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, whatever display the machine has
     import matplotlib.pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(8.5, 4.5))
-    for family, label in FAMILIES.items():
-        points = sorted((r for r in rows if r["method"] == family), key=lambda r: r[axis])
-        if not points:
-            continue
-        xs = [p[axis] for p in points]
-        style = "--" if family in ("pass", "vgs_pass") else "-"
-        (line,) = ax.plot(xs, [p["accuracy"] for p in points], style, marker="o", label=label)
-        lows, highs = [p["ci_low"] for p in points], [p["ci_high"] for p in points]
-        ax.fill_between(xs, lows, highs, alpha=0.15, color=line.get_color())
+    return plt
+
+
+def _draw_family(ax, rows: list[dict], axis: str, family: str, shift: float) -> None:
+    """One method: its line with 95% error bars, moved ``shift`` doublings along x."""
+    points = sorted((r for r in rows if r["method"] == family), key=lambda r: r[axis])
+    label, color = FAMILIES[family]
+    xs = [p[axis] * 2**shift for p in points]
+    ys = [p["accuracy"] for p in points]
+    bounds = [(p["ci_low"], p["ci_high"]) for p in points]
+    errors = None
+    if all(low is not None and high is not None for low, high in bounds):
+        errors = [[y - low for y, (low, _) in zip(ys, bounds, strict=True)],
+                  [high - y for y, (_, high) in zip(ys, bounds, strict=True)]]  # fmt: skip
+    oracle = family in ORACLES
+    ax.errorbar(
+        xs, ys, yerr=errors, color=color, label=label, marker="o", markersize=4,
+        linestyle="--" if oracle else "-", linewidth=1.2, elinewidth=1, capsize=3,
+        alpha=0.6 if oracle else 1.0,
+    )  # fmt: skip
+
+
+def _draw_reference(ax, rows: list[dict], axis: str, family: str) -> None:
+    points = sorted((r for r in rows if r["method"] == family), key=lambda r: r[axis])
+    label, color = FAMILIES[family]
+    ax.plot([p[axis] for p in points], [p["accuracy"] for p in points], color=color,
+            linewidth=2.5, alpha=0.3, label=f"{label} (reference, left panel)")  # fmt: skip
+
+
+def _draw_pass_at_1(ax, rows: list[dict]) -> None:
     for row in rows:
         if row["method"] == "pass@1":
             ax.axhline(row["accuracy"], color="black", linestyle=":", label="pass@1")
-            ax.axhspan(row["ci_low"], row["ci_high"], color="black", alpha=0.07)
+            if row["ci_low"] is not None and row["ci_high"] is not None:
+                ax.axhspan(row["ci_low"], row["ci_high"], color="black", alpha=0.06)
+
+
+def _style_axes(ax, rows: list[dict], axis: str, panel: str) -> None:
     ax.set_xscale("log", base=2 if axis == "budget" else 10)
     if axis == "budget":  # label the budgets themselves, not powers of two
         budgets = sorted({r["budget"] for r in rows if r["method"] != "pass@1"})
@@ -112,13 +167,15 @@ def _plot(rows: list[dict], axis: str, title: str, path: Path) -> None:
         ax.minorticks_off()
     ax.set_xlabel("budget N (responses per problem)" if axis == "budget"
                   else "FLOPs per problem (policy + value model)")  # fmt: skip
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
+    ax.set_title(panel, fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    from matplotlib.container import ErrorbarContainer
+
+    # The methods first, in drawing order; the reference lines (pass@1, MV) after them.
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(handles)), key=lambda i: not isinstance(handles[i], ErrorbarContainer))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize="small",
+              loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)  # fmt: skip
 
 
 def _pct(value) -> str:
