@@ -14,6 +14,8 @@ import pytest
 
 from tracefactory import seed_table
 
+SEEDS = "reports/seeds.json"  # the runs behind the README's table, as recorded
+
 STAGE = """
 import json, os, sys, yaml
 params = yaml.safe_load(open("params.yaml"))
@@ -99,3 +101,14 @@ def test_runs_without_both_summaries_are_left_out():
     unfinished = {"name": "queued", "data": {"params": {"params.yaml": {"data": {"seed": 3}}},
                                             "metrics": {}}}  # fmt: skip
     assert seed_table.runs_from_exp_show([unfinished], "synthetic_test") == []
+
+
+def test_the_readme_seed_table_is_the_one_generated_from_the_recorded_runs():
+    """The committed README's block is exactly what the committed reports/seeds.json gives:
+    never typed by hand, never stale."""
+    from locations import REPO
+
+    runs = [seed_table.SeedRun(**row) for row in json.loads((REPO / SEEDS).read_text())]
+    readme = (REPO / "README.md").read_text()
+    assert seed_table.table_block(runs, "synthetic_test") in readme
+    assert len(runs) >= 3, "the seed table needs at least 3 run seeds"

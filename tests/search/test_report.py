@@ -106,3 +106,14 @@ def test_figure_parts_voting_from_search_and_keeps_methods_apart():
             assert legend.y1 <= ax.get_window_extent(renderer).y0
     finally:
         plt.close(figure)
+
+
+def test_the_readme_headline_is_the_one_generated_from_the_committed_metrics():
+    """The committed README's headline block is exactly what the committed reference run's
+    reports/evaluate/metrics.json gives."""
+    from locations import REPO
+
+    from tracefactory.search.report import headline_block
+
+    metrics = json.loads((REPO / "reports" / "evaluate" / "metrics.json").read_text())
+    assert headline_block(metrics) in (REPO / "README.md").read_text()

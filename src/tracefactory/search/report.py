@@ -276,7 +276,11 @@ def headline_block(metrics: dict) -> str:
                 f"| {name} | {_pct(m['mean'])} | {_pct(m['ci_low'])}–{_pct(m['ci_high'])} | "
                 f"{_pct(m['ci_within_low'])}–{_pct(m['ci_within_high'])} | {m['trials']} |"
             )
-        paired = {k: v for k, v in methods.get("paired", {}).items() if k.endswith(f"@{budget}")}
+        paired = {
+            k: v
+            for k, v in methods.get("paired", {}).items()
+            if k.partition("-")[0].endswith(f"@{budget}")
+        }
         lines += ["", *paired_table(paired), ""]
     return "\n".join(lines + [README_END])
 

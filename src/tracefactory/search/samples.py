@@ -250,11 +250,16 @@ def _intervals(trials: dict, compute: dict, config: EvaluateConfig) -> dict:
 
 def _pairs(config: EvaluateConfig) -> list[tuple[str, str]]:
     """The reported paired differences: VGS against MV, WMV and the random control; WMV
-    against MV; DVTS against MV at the same total budget."""
+    against MV; VGS@N against WMV over as many answers as its final vote has (its N / w beams),
+    which separates the search's guidance from its having fewer voters than N samples; DVTS
+    against MV at the same total budget."""
     pairs = []
     for n in config.search_budgets:
         pairs += [(f"vgs@{n}", f"mv@{n}"), (f"vgs@{n}", f"random@{n}")]
         pairs += [(f"vgs@{n}", f"wmv@{n}"), (f"wmv@{n}", f"mv@{n}")]
+        voters = n // config.search.beam_width
+        if voters in config.budgets and voters != n:
+            pairs.append((f"vgs@{n}", f"wmv@{voters}"))
     if config.dvts_budget:
         pairs += [(f"dvts@{config.dvts_budget * r}", f"mv@{config.dvts_budget * r}")
                   for r in config.dvts_searches]  # fmt: skip
