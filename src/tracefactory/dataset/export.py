@@ -224,18 +224,23 @@ def token_bounded(frame: pl.DataFrame, max_tokens: int) -> Iterator[pl.DataFrame
 def decoded_example(labels: TableReader, tokenizer: str, chars: int = 600) -> str | None:
     """The first validation row (else the first row) as text, for the card; None when the
     tokenizer cannot be loaded here (the card then shows only how to decode)."""
-    # The row's id from the light columns first: sorting the whole table would read (and hold)
-    # every token list, which at paper scale is the dataset's size in memory.
-    first = (
-        labels.scan()
-        .select("rollout_id", "split")
-        .sort(pl.col("split") != "val", "rollout_id")
-        .head(1)
+    # The row's id and shard from the light columns first, then that shard alone: the ids are
+    # hashes, so no Parquet statistics narrow a filter on them, and filtering the whole table
+    # decodes every token list (8 s at 2% of the paper, linear in the table; now 0.5 s).
+    light = [
+        labels.scan_shard(name).select("rollout_id", "split", shard=pl.lit(name))
+        for name in labels.shard_names
+    ]
+    if not light or not tokenizer:
+        return None
+    first = pl.concat(light).sort(pl.col("split") != "val", "rollout_id").head(1).collect()
+    if first.is_empty():
+        return None
+    frame = (
+        labels.scan_shard(first["shard"][0])
+        .filter(pl.col("rollout_id") == first["rollout_id"][0])
         .collect()
     )
-    if first.is_empty() or not tokenizer:
-        return None
-    frame = labels.scan().filter(pl.col("rollout_id") == first["rollout_id"][0]).collect()
     try:
         decode = labels.tokenizer().decode
     except (OSError, ValueError, TracefactoryError) as e:
