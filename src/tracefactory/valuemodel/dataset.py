@@ -115,7 +115,7 @@ class DatasetSplit:
         """Per token column, the entry each chunk ends at. Computed once: listing a column's
         chunks costs ~0.7 us a chunk, and the chunks grow with the dataset, so per micro-batch it
         made an epoch quadratic in the dataset (2% of the paper: 54 chunks, 31,000 micro-batches;
-        100%: ~2,700 chunks, ~1.6M micro-batches, ~1.5 h an epoch)."""
+        100%: ~2,700 chunks, ~1.6M micro-batches, ~1.7 h an epoch)."""
         return {k: np.cumsum([len(chunk) for chunk in v.chunks]) for k, v in self.columns.items()}
 
     def _fetch(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
