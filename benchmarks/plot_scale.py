@@ -48,9 +48,10 @@ def plot(results: dict[str, dict], out: Path) -> None:
     wall_axes.set_ylabel("wall time (s)")
     wall_axes.set_title("wall time per stage (dashed: linear in the work)")
     wall_axes.legend(fontsize=8)
+    rss_axes.set_ylim(100, 4000)  # a decade and more either side: a flat line reads as flat
     rss_axes.set_ylabel("peak RSS (MB)")
     rss_axes.set_title("peak RSS per stage (flat is the goal)")
-    rss_axes.legend(fontsize=7, ncol=2)
+    rss_axes.legend(fontsize=7, ncol=3, loc="lower center")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
