@@ -3,16 +3,17 @@ writes, with simulated engines on a second node as fast as they go.
 
 Starts a 2-node ``ray.cluster_utils.Cluster`` (the driver's head node and a worker node with
 ``--workers`` CPUs), writes a synthetic problems table, and runs the real rollin stage with the
-simulated engine (paper lengths, 16,384-token cap, 14 roll-ins per problem) on the worker node.
-The stage runs on a quarter of the problems (a warm-up, discarded), again on a quarter and on all
-of them; the rates are the difference (rows, tokens) of the last two over the difference in wall
-time, so the workers' start, the same in both, drops out. They are printed beside what the
-engines alone produce (one engine timed in this process, times the worker count): when the
-stage's rate is well under the engines', the driver (receiving rows, writing zstd Parquet) is what
-limits it. On a loaded machine the start's jitter can swamp the difference; the whole last run's
-rate, start included, is printed too as a lower bound.
+simulated engine (paper lengths, 16,384-token cap, 14 roll-ins per problem, 4 problems a shard) on
+the worker node. The intake is measured in steady state, from the table itself: each shard file
+lands (is renamed into place by the writer) when the driver has received and written it, so the
+rows and tokens of every shard after the first, over the time from the first shard's landing to
+the last's, are what the driver took in and wrote per second once the workers were running. The
+workers' start, before the first shard, drops out. The rate is printed beside what the engines
+alone produce (one engine timed in this process, times the worker count): when the stage's rate
+is well under the engines', the driver (receiving rows, writing zstd Parquet) is what limits it.
+The whole run's rate, start included, is printed too.
 
-Run: python benchmarks/bench_driver_ceiling.py [--problems 160] [--workers 3]
+Run: python benchmarks/bench_driver_ceiling.py [--problems 1280] [--workers 3]
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from tracefactory.config import RayConfig, WorkerConfig
 from tracefactory.generation.config import (
@@ -42,7 +46,7 @@ from tracefactory.stage import run_stage
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--problems", type=int, default=160)
+    parser.add_argument("--problems", type=int, default=1280)
     parser.add_argument("--workers", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -81,37 +85,32 @@ def main() -> None:
 
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
         cluster.add_node(num_cpus=args.workers, resources={"worker_node": args.workers})
-        runs = []
-        # A first, discarded run warms the cluster (worker processes, imports): afterwards each
-        # run's start costs the same, and the difference of the last two is the intake alone.
-        for index, count in enumerate((args.problems // 4, args.problems // 4, args.problems)):
-            sized = config.model_copy(
-                update={"max_problems": count, "output_dir": str(root / f"rollins-{index}")}
-            )
-            started = time.perf_counter()
-            summary = run_stage(
-                RollinStage(sized, run_seed=1234),
-                sized.output_dir,
-                RayConfig(address=cluster.address),
-            )
-            runs.append((summary.rows, summary.stats["tokens"], time.perf_counter() - started))
-            print(
-                f"{count} problems: {runs[-1][0]:,} rows, {runs[-1][1]:,} tokens, "
-                f"{runs[-1][2]:.1f} s"
-            )
-        (rows_a, tokens_a, wall_a), (rows_b, tokens_b, wall_b) = runs[1:]
-        wall = wall_b - wall_a
-        if wall > 0.1 * wall_b:
-            print(
-                f"driver intake: {(rows_b - rows_a) / wall:,.1f} rows/s, "
-                f"{(tokens_b - tokens_a) / wall:,.0f} tokens/s (engines alone: {args.workers} x "
-                f"{engine_rate:,.0f} = {args.workers * engine_rate:,.0f} tokens/s)"
-            )
-        else:
-            print("the start's jitter swamps the difference: raise --problems (or see below)")
+        started, started_at = time.perf_counter(), time.time()
+        summary = run_stage(
+            RollinStage(config, run_seed=1234),
+            config.output_dir,
+            RayConfig(address=cluster.address),
+        )
+        wall = time.perf_counter() - started
+        tokens = summary.stats["tokens"]
+        print(f"{args.problems} problems: {summary.rows:,} rows, {tokens:,} tokens, {wall:.1f} s")
+        landed = sorted(Path(config.output_dir).glob("*.parquet"), key=lambda p: p.stat().st_mtime)
+        first, last = landed[0].stat().st_mtime, landed[-1].stat().st_mtime
+        rows, tokens_after = 0, 0
+        for shard in landed[1:]:
+            ids = pq.read_table(shard, columns=["token_ids"]).column("token_ids")
+            rows += len(ids)
+            tokens_after += int(pc.sum(pc.list_value_length(ids)).as_py())
         print(
-            f"lower bound (the whole last run, workers' start included): {rows_b / wall_b:,.1f} "
-            f"rows/s, {tokens_b / wall_b:,.0f} tokens/s"
+            f"steady-state intake ({len(landed) - 1} shards after the first, "
+            f"{last - first:.1f} s): {rows / (last - first):,.1f} rows/s, "
+            f"{tokens_after / (last - first):,.0f} tokens/s (engines alone: {args.workers} x "
+            f"{engine_rate:,.0f} = {args.workers * engine_rate:,.0f} tokens/s)"
+        )
+        print(
+            f"the whole run, workers' start included ({wall:.1f} s, first shard after "
+            f"{first - started_at:.1f} s): {summary.rows / wall:,.1f} rows/s, "
+            f"{tokens / wall:,.0f} tokens/s"
         )
         print(f"load average: {os.getloadavg()}")
     finally:

@@ -4,7 +4,7 @@ import datasets
 import polars as pl
 from pipeline_tables import dataset_config
 
-from tracefactory.dataset.export import export_dataset
+from tracefactory.dataset.export import export_dataset, token_bounded
 from tracefactory.io import TableReader
 from tracefactory.models import load_tokenizer
 
@@ -33,3 +33,11 @@ def test_the_card_says_what_branch_value_is_worth_here(labelled):
     counts = TableReader(labelled / "labels").scan().select("branch_count").collect()
     assert counts["branch_count"].max() == 2  # two roll-outs per branch point in these tables
     assert "(`branch_count` of them, up to 2 here): a lower-variance target" in card.read_text()
+
+
+def test_token_bounded_slices_keep_every_row_in_order_within_the_bound():
+    lengths = [3, 4, 1, 9, 2, 2, 2, 5]  # 9 alone exceeds the bound: a slice of its own
+    frame = pl.DataFrame({"row": range(len(lengths)), "input_ids": [[7] * n for n in lengths]})
+    parts = list(token_bounded(frame, 6))
+    assert [p["row"].to_list() for p in parts] == [[0], [1, 2], [3], [4, 5, 6], [7]]
+    assert pl.concat(parts).equals(frame)

@@ -22,6 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -109,9 +110,18 @@ class DatasetSplit:
         out["branch_value"] = torch.from_numpy(self.branch_value[rows]).to(device)
         return out
 
+    @cached_property
+    def _chunk_ends(self) -> dict[str, np.ndarray]:
+        """Per token column, the entry each chunk ends at. Computed once: listing a column's
+        chunks costs ~0.7 us a chunk, and the chunks grow with the dataset, so per micro-batch it
+        made an epoch quadratic in the dataset (2% of the paper: 54 chunks, 31,000 micro-batches;
+        100%: ~2,700 chunks, ~1.6M micro-batches, ~1.7 h an epoch)."""
+        return {k: np.cumsum([len(chunk) for chunk in v.chunks]) for k, v in self.columns.items()}
+
     def _fetch(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ids, targets) of ``rows``, truncated; reads only these rows' pages of the table."""
-        taken = {k: _entries(v, self.source[rows]) for k, v in self.columns.items()}
+        indices = self.source[rows]
+        taken = {k: _entries(v, self._chunk_ends[k], indices) for k, v in self.columns.items()}
         fetched = []
         for i, row in enumerate(rows):
             length, start = int(self.lengths[row]), int(self.supervised_start[row])
@@ -126,13 +136,13 @@ class DatasetSplit:
         return fetched
 
 
-def _entries(column: pa.ChunkedArray, indices: np.ndarray) -> list[np.ndarray]:
-    """Entries ``indices`` of a list column as numpy arrays, read chunk by chunk.
+def _entries(column: pa.ChunkedArray, ends: np.ndarray, indices: np.ndarray) -> list[np.ndarray]:
+    """Entries ``indices`` of a list column (whose chunks end at entries ``ends``) as numpy
+    arrays, read chunk by chunk.
 
     ``ChunkedArray.take`` of a list column concatenates every chunk first: a copy of the whole
     column per micro-batch. Indexing each entry's own chunk reads only that entry's pages.
     """
-    ends = np.cumsum([len(chunk) for chunk in column.chunks])
     chunk_of = np.searchsorted(ends, indices, side="right")
     entries = []
     for index, c in zip(indices.tolist(), chunk_of.tolist(), strict=True):
