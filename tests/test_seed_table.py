@@ -48,7 +48,8 @@ def _run(args: list[str], cwd: Path) -> None:
 
 @pytest.fixture
 def experiments(tmp_path) -> Path:
-    """A git + DVC project with the committed run (seed 1) and two queued experiments run."""
+    """A git + DVC project with a committed run (seed 1) and three queued experiments run (seeds
+    1, 2 and 5); the commit's reports are then overwritten by hand, which the table must ignore."""
     _run(["git", "init", "-q"], tmp_path)
     _run(["git", "config", "user.email", "t@example.com"], tmp_path)
     _run(["git", "config", "user.name", "t"], tmp_path)
@@ -59,9 +60,12 @@ def experiments(tmp_path) -> Path:
     _run(["dvc", "repro", "-q"], tmp_path)
     _run(["git", "add", "-A"], tmp_path)
     _run(["git", "commit", "-qm", "run"], tmp_path)
-    for seed in (2, 5):
+    for seed in (1, 2, 5):
         _run(["dvc", "exp", "run", "--queue", "-S", f"seed={seed}"], tmp_path)
     _run(["dvc", "exp", "run", "--run-all"], tmp_path)
+    (tmp_path / "reports" / "train" / "summary.json").write_text(
+        json.dumps({"auroc": 0.5, "brier": 0.2, "pairwise": 1.0})
+    )  # the workspace's reports, of no experiment
     return tmp_path
 
 

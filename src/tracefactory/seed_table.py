@@ -49,18 +49,16 @@ class SeedRun:
 
 
 def runs_from_exp_show(entries: list[dict], benchmark: str) -> list[SeedRun]:
-    """Every finished run in ``dvc exp show --json`` output (commits and their experiments) that
-    has both summaries, one per (seed, train seed): the first listed wins."""
+    """Every finished experiment in ``dvc exp show --json`` output that has both summaries, one
+    per (seed, train seed): the first listed wins. Only experiments: the workspace and the commits
+    hold whatever reports were last committed, which need not be the run of their params."""
     found: dict[tuple[int, int], SeedRun] = {}
     for entry in entries:
-        candidates = [(entry.get("name") or entry.get("rev", ""), entry.get("data"))]
         for experiment in entry.get("experiments") or []:
             for rev in experiment.get("revs") or []:
-                candidates.append((rev.get("name") or rev.get("rev", ""), rev.get("data")))
-        for name, data in candidates:
-            run = _run(name, data, benchmark)
-            if run is not None:
-                found.setdefault((run.seed, run.train_seed), run)
+                run = _run(rev.get("name") or rev.get("rev", ""), rev.get("data"), benchmark)
+                if run is not None:
+                    found.setdefault((run.seed, run.train_seed), run)
     return sorted(found.values(), key=lambda r: (r.seed, r.train_seed))
 
 
