@@ -33,6 +33,7 @@ END = "<!-- seed-table:end -->"
 TRAIN_SUMMARY = f"reports/train/{SUMMARY_NAME}"
 EVALUATE_SUMMARY = f"reports/evaluate/{SUMMARY_NAME}"
 PAIRS = ("vgs-mv", "vgs-random", "vgs-wmv")  # headline paired differences, in points
+LABELS = {"vgs-mv": "VGS − MV", "vgs-random": "VGS − random", "vgs-wmv": "VGS − WMV"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def table_block(runs: list[SeedRun], benchmark: str) -> str:
     if not runs:
         raise StageInputError("no finished run has both the train and the evaluate summaries")
     header = ["run seed", "train seed", "pair ordering (%)", "AUROC", "VGS@N (%)",
-              *(f"{p.replace('-', ' − ').upper()} (points, 95% CI)" for p in PAIRS)]  # fmt: skip
+              *(f"{LABELS[p]} (points, 95% CI)" for p in PAIRS)]  # fmt: skip
     lines = [
         BEGIN,
         "",
@@ -134,9 +135,7 @@ def table_block(runs: list[SeedRun], benchmark: str) -> str:
     lines += [
         "",
         "CI above zero in "
-        + ", ".join(
-            f"{above[p]} of {len(runs)} runs for {p.replace('-', ' − ').upper()}" for p in PAIRS
-        )  # fmt: skip
+        + ", ".join(f"{above[p]} of {len(runs)} runs for {LABELS[p]}" for p in PAIRS)
         + ".",
         "",
         END,
