@@ -30,19 +30,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from bench_value_memory import PeakAnonymousMemory  # benchmarks/ is the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def anonymous_mib() -> float:
-    """Anonymous resident memory: what the process owns, without mapped file pages."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(spec: dict) -> dict:
@@ -54,14 +47,7 @@ def child(spec: dict) -> dict:
     from tracefactory.valuemodel.config import Sampler
     from tracefactory.valuemodel.dataset import open_dataset
 
-    peak_anon = [0.0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak_anon[0] = max(peak_anon[0], anonymous_mib())
-
-    threading.Thread(target=sample, daemon=True).start()
+    anonymous = PeakAnonymousMemory()
     started = time.perf_counter()
     train, _, stats, _ = open_dataset(
         spec["dataset"], "default", None, spec["max_length"], (1, 0), spec["cache"]
@@ -93,10 +79,9 @@ def child(spec: dict) -> dict:
             "tokens_per_s": tokens / epoch,
             "row_tokens_mean": float(np.mean(train.lengths)),
         }
-    done.set()
     out |= {
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_anonymous_mib": peak_anon[0],
+        "peak_anonymous_mib": anonymous.stop(),
     }
     return out
 

@@ -109,6 +109,25 @@ def anonymous_mib() -> float:
     return float("nan")
 
 
+class PeakAnonymousMemory:
+    """The peak of this process's anonymous memory, sampled every 10 ms by a thread from
+    construction until ``stop``."""
+
+    def __init__(self) -> None:
+        self.peak_mib = 0.0
+        self._done = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.01):
+            self.peak_mib = max(self.peak_mib, anonymous_mib())
+
+    def stop(self) -> float:
+        """Stop sampling; the peak seen."""
+        self._done.set()
+        return self.peak_mib
+
+
 def child(params: Path, prepare_only: bool) -> None:
     """In a fresh process: convert the dataset (prepare) or train on it; print peak RSS (MiB).
 
@@ -120,15 +139,7 @@ def child(params: Path, prepare_only: bool) -> None:
     from tracefactory.recipes import train_value_model
     from tracefactory.valuemodel.dataset import open_dataset
 
-    peak_anon = [0.0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak_anon[0] = max(peak_anon[0], anonymous_mib())
-
-    threading.Thread(target=sample, daemon=True).start()
-
+    anonymous = PeakAnonymousMemory()
     if prepare_only:
         section = json.loads(params.read_text())["train"]
         open_dataset(
@@ -136,9 +147,9 @@ def child(params: Path, prepare_only: bool) -> None:
         )
     else:
         train_value_model.main(["--params", str(params)])
-    done.set()
+    peak_anonymous = anonymous.stop()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_rss_mib": peak_rss, "peak_anonymous_mib": peak_anon[0]}))
+    print(json.dumps({"peak_rss_mib": peak_rss, "peak_anonymous_mib": peak_anonymous}))
 
 
 def run_child(params: Path, prepare_only: bool) -> dict[str, float]:
