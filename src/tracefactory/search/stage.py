@@ -80,15 +80,8 @@ class EvaluateStage(Stage):
     def __init__(self, config: EvaluateConfig, run_seed: int) -> None:
         self.config, self.run_seed = config, run_seed
         self.tokenizer_hash = policy_vocabulary(config)
-        self._engines: Engines | None = None  # built per worker, in setup
+        self._engines: Engines | None = None  # built per worker, in setup (after pickling)
         self._closing = contextlib.ExitStack()
-
-    def __getstate__(self) -> dict:  # a worker gets the config, and builds its own engines
-        return {"config": self.config, "run_seed": self.run_seed,
-                "tokenizer_hash": self.tokenizer_hash}  # fmt: skip
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _engines=None, _closing=contextlib.ExitStack())
 
     @property
     def output_dir(self) -> Path:
