@@ -60,7 +60,8 @@ def test_card_is_shipped_beside_the_weights(folder):
 
 def test_policy_pass_at_1_is_in_range_and_spread_over_problems(test_rows):
     measured = measure_policy(POLICY_DIR, test_rows, num_samples=4, seed=0)
-    assert 0.30 <= measured["pass@1"] <= 0.70
+    # Neither hopeless nor solved: majority vote and search keep room above pass@1.
+    assert 0.30 <= measured["pass@1"] <= 0.85
     # Success rates are spread: neither all-or-nothing nor one rate for every problem.
     assert measured["success_rate_std"] > 0.2
     assert measured["share_problems_all_wrong"] + measured["share_problems_all_right"] < 0.8
