@@ -1,7 +1,7 @@
 """Measure a tiny policy on held-out problems and write its model card beside the weights.
 
 The card (``README.md`` for people, ``card.json`` for tests and tools) records what the embedded
-default relies on: pass@1 in 30-70%, per-problem success rates spread out, mistakes that
+default relies on: pass@1 in 30-85%, per-problem success rates spread out, mistakes that
 propagate to a wrong answer (few lucky hits), which kinds of mistakes the policy makes, and CPU
 generation speed with one and two processes.
 """
