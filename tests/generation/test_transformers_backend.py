@@ -39,7 +39,9 @@ def test_samples_identical_alone_or_batched_with_others(backend, tokenizer):
     assert [s.finish_reason for s in alone.samples] == [s.finish_reason for s in batched.samples]
     for ours, theirs in zip(alone.samples, batched.samples, strict=True):  # float noise only
         assert ours.logprobs == pytest.approx(theirs.logprobs, abs=1e-4)
-    assert len({tuple(s.token_ids) for s in alone.samples}) == 3  # one seed per sample
+    for seed, sample in zip(target.seeds, alone.samples, strict=True):  # one seed per sample
+        single = _request(tokenizer, "3+4*2=?\n<think>\n", seeds=[seed])
+        assert [s.token_ids for s in backend.generate([single])[0].samples] == [sample.token_ids]
 
 
 def test_same_seed_same_tokens_other_seed_other_tokens(backend, tokenizer):

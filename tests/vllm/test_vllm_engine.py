@@ -92,7 +92,9 @@ def test_seeded_samples_are_the_same_alone_or_batched_with_others(vllm_backend, 
     mixed = next(r for r in batched if r.request_id == "target")
     assert _tokens([alone]) == _tokens([mixed])
     assert _tokens([alone]) == _tokens(vllm_backend.generate([target]))  # a rerun
-    assert len({tuple(s.token_ids) for s in alone.samples}) == 4  # one seed per sample
+    for seed, sample in zip(target.seeds, alone.samples, strict=True):  # one seed per sample
+        single = GenerationRequest("target", prompts[0], (seed,), spec)
+        assert _tokens(vllm_backend.generate([single])) == [[sample.token_ids]]
     other_seeds = GenerationRequest("target", prompts[0], (21, 22, 23, 24), spec)
     assert _tokens([alone]) != _tokens(vllm_backend.generate([other_seeds]))
 
