@@ -56,7 +56,7 @@ class TinyPolicyTrainConfig(Section):
     batch_size: int = Field(32, ge=1)
     """sequences per optimizer step"""
     steps: int = Field(2000, ge=1)
-    """optimizer steps (1,000 left 23% of samples reducing a pair not in the expression; 2,000: 3%)"""
+    """optimizer steps (1,000: 23% of samples reduce a pair not in the expression; 2,000: 3%)"""
     weak_step: int | None = 500
     """also save a weaker checkpoint after this step (None: don't)"""
     learning_rate: float = Field(1e-3, gt=0)
