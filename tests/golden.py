@@ -24,7 +24,7 @@ GOLDEN = {
     "problems": (1, "e097a4ace9a957d0"),
     "rollin": (1, "65ed3ed2e72a8221"),
     "rollout": (1, "07c06d5eff3c80f7"),
-    "verify": (3, "43076c583ad9010f"),  # grader 4: only grader_version changed
+    "verify": (3, "43076c583ad9010f"),  # version 3 since grader 4
     "label": (1, "87fbf0233b6c53d6"),
     "evaluate": (2, "162f031620cc4912"),
 }
